@@ -1,0 +1,1 @@
+"""gpuplan's outer layer: the command line and the REST API."""

@@ -1,0 +1,1 @@
+"""gpuplan's service core: settings, database, services (ingest, planning, plan lifecycle), jobs."""

@@ -1,0 +1,402 @@
+"""The domain vocabulary of gpuplan: providers, regions, GPU types, offers, models, demand and policies.
+
+Every type is an immutable pydantic model that refuses impossible values when constructed; the
+validation error names the field (``price_micro_usd_per_hour: Input should be greater than 0``).
+Units follow ``solver.units``: integer micro-USD per hour, integer milliseconds, integer tokens/s.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+# --------------------------------------------------------------------------------------------- basics
+
+
+class DomainModel(BaseModel):
+    """Base of every domain type: immutable, no unknown fields, surrounding whitespace stripped."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$", min_length=1, max_length=64)]
+"""Lower-case identifier: provider and team names."""
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+"""ISO 3166-1 alpha-2, upper case."""
+
+JurisdictionTag = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_-]{1,15}$")]
+"""A country code (DE) or a group of countries (EU, EEA)."""
+
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveShare = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class Continent(StrEnum):
+    AF = "AF"
+    AN = "AN"
+    AS = "AS"
+    EU = "EU"
+    NA = "NA"
+    OC = "OC"
+    SA = "SA"
+
+
+# ------------------------------------------------------------------------------------------- GPU types
+
+
+class GpuType(StrEnum):
+    """Canonical GPU types. Vendor spellings are mapped to these in ``pricing.normalize`` only."""
+
+    H100 = "H100"  # H100 SXM5 80 GB (p5, a3-highgpu/megagpu, ND H100 v5, most neocloud "H100")
+    H100_PCIE = "H100-PCIE"  # H100 PCIe 80 GB
+    H100_NVL = "H100-NVL"  # H100 NVL 94 GB (Azure NC H100 v5, neocloud "H100 NVL")
+    H200 = "H200"  # H200 SXM 141 GB
+    MI300X = "MI300X"  # AMD Instinct MI300X 192 GB
+
+
+class GpuVendor(StrEnum):
+    NVIDIA = "nvidia"
+    AMD = "amd"
+
+
+class GpuSpec(DomainModel):
+    gpu_type: GpuType
+    vendor: GpuVendor
+    memory_gib: PositiveInt
+    memory_bandwidth_gbps: PositiveInt
+    """Peak HBM bandwidth in GB/s from the vendor's data sheet; decode throughput scales with it."""
+
+
+GPU_SPECS: dict[GpuType, GpuSpec] = {
+    spec.gpu_type: spec
+    for spec in (
+        GpuSpec(gpu_type=GpuType.H100, vendor=GpuVendor.NVIDIA, memory_gib=80, memory_bandwidth_gbps=3350),
+        GpuSpec(gpu_type=GpuType.H100_PCIE, vendor=GpuVendor.NVIDIA, memory_gib=80, memory_bandwidth_gbps=2000),
+        GpuSpec(gpu_type=GpuType.H100_NVL, vendor=GpuVendor.NVIDIA, memory_gib=94, memory_bandwidth_gbps=3900),
+        GpuSpec(gpu_type=GpuType.H200, vendor=GpuVendor.NVIDIA, memory_gib=141, memory_bandwidth_gbps=4800),
+        GpuSpec(gpu_type=GpuType.MI300X, vendor=GpuVendor.AMD, memory_gib=192, memory_bandwidth_gbps=5300),
+    )
+}
+
+# -------------------------------------------------------------------------------- providers and regions
+
+
+class ProviderKind(StrEnum):
+    HYPERSCALER = "hyperscaler"
+    NEOCLOUD = "neocloud"
+    MARKETPLACE = "marketplace"  # aggregators and auctions: Vast, Shadeform, Prime Intellect, ...
+
+
+class Provider(DomainModel):
+    name: Slug
+    kind: ProviderKind
+    display_name: Name
+
+
+class Region(DomainModel):
+    """A provider's region (or datacenter, for neoclouds) with its location and legal jurisdictions."""
+
+    provider: Slug
+    code: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    display_name: str = ""
+    city: str = ""
+    country: CountryCode
+    continent: Continent
+    lat: float = Field(ge=-90.0, le=90.0)
+    lon: float = Field(ge=-180.0, le=180.0)
+    jurisdictions: frozenset[JurisdictionTag] = frozenset()
+
+    @model_validator(mode="after")
+    def _country_is_a_jurisdiction(self) -> Self:
+        if self.country not in self.jurisdictions:
+            object.__setattr__(self, "jurisdictions", self.jurisdictions | {self.country})
+        return self
+
+    @property
+    def key(self) -> str:
+        return region_key(self.provider, self.code)
+
+
+def region_key(provider: str, code: str) -> str:
+    return f"{provider}/{code}"
+
+
+# ------------------------------------------------------------------------------------ instance types
+
+
+class InstanceType(DomainModel):
+    provider: Slug
+    name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    gpu_type: GpuType
+    gpu_count: PositiveInt
+    vcpus: float | None = Field(default=None, gt=0)
+    memory_gib: float | None = Field(default=None, gt=0)
+
+
+# ------------------------------------------------------------------------------- purchase options
+
+
+class PurchaseOption(StrEnum):
+    ON_DEMAND = "on_demand"
+    SPOT = "spot"
+    RESERVED = "reserved"  # a term (1y/3y) bought in advance; effective hourly price
+    CAPACITY_BLOCK = "capacity_block"  # AWS EC2 Capacity Blocks: reserved for a fixed window
+    FLEX_START = "flex_start"  # GCP DWS flex-start: queued, time-boxed, not available on demand
+
+
+class ReservedTerm(StrEnum):
+    ONE_YEAR = "1y"
+    THREE_YEARS = "3y"
+
+
+class Upfront(StrEnum):
+    NONE = "no_upfront"
+    PARTIAL = "partial_upfront"
+    ALL = "all_upfront"
+
+
+class OfferFlag(StrEnum):
+    """Caveats carried by an offer. The planner ignores offers with an excluding flag."""
+
+    SPOT_NOT_DISCOUNTED = "spot_not_discounted"  # spot at or above on-demand in the source
+    PRICE_PLACEHOLDER = "price_placeholder"  # a reserve or auction floor, not a price one can pay
+    RELABELLED = "relabelled"  # the source called it something else; see the offer's notes
+    LOCATION_APPROXIMATE = "location_approximate"  # region location known only to country level
+    STALE = "stale"  # not seen for longer than its purchase option's time to live
+
+
+PLANNER_EXCLUDED_FLAGS: frozenset[OfferFlag] = frozenset(
+    {OfferFlag.SPOT_NOT_DISCOUNTED, OfferFlag.PRICE_PLACEHOLDER, OfferFlag.STALE}
+)
+
+
+class Offer(DomainModel):
+    """One instance type in one region (or zone) under one purchase option, at a price per instance-hour."""
+
+    provider: Slug
+    region: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    zone: str = ""
+    instance_type: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    gpu_type: GpuType
+    gpus_per_instance: PositiveInt
+    purchase_option: PurchaseOption
+    term: ReservedTerm | None = None
+    upfront: Upfront | None = None
+    price_micro_usd_per_hour: PositiveInt
+    availability: NonNegativeInt | None = None
+    """Instances one can get (quota or observed capacity); None when unknown."""
+    flags: frozenset[OfferFlag] = frozenset()
+
+    @model_validator(mode="after")
+    def _term_matches_purchase_option(self) -> Self:
+        if self.purchase_option is PurchaseOption.RESERVED:
+            if self.term is None:
+                raise ValueError("term: a reserved offer needs a term (1y or 3y)")
+        elif self.term is not None or self.upfront is not None:
+            raise ValueError(f"term: only reserved offers have a term, not {self.purchase_option.value}")
+        return self
+
+    @property
+    def key(self) -> str:
+        return offer_key(
+            self.provider, self.region, self.zone, self.instance_type, self.purchase_option, self.term, self.upfront
+        )
+
+    @property
+    def region_key(self) -> str:
+        return region_key(self.provider, self.region)
+
+    @property
+    def price_micro_usd_per_gpu_hour(self) -> int:
+        return self.price_micro_usd_per_hour // self.gpus_per_instance
+
+    @property
+    def plannable(self) -> bool:
+        return not (self.flags & PLANNER_EXCLUDED_FLAGS)
+
+
+def offer_key(
+    provider: str,
+    region: str,
+    zone: str,
+    instance_type: str,
+    purchase_option: PurchaseOption | str,
+    term: ReservedTerm | str | None = None,
+    upfront: Upfront | str | None = None,
+) -> str:
+    """The natural key of an offer: ``aws/us-east-1/use1-az4/p5.48xlarge/spot``.
+
+    An empty zone is written ``-``; a reserved offer appends term and upfront kind
+    (``.../reserved:1y:no_upfront``).
+    """
+    option = str(PurchaseOption(purchase_option))
+    if term is not None:
+        option += f":{ReservedTerm(term)}"
+        if upfront is not None:
+            option += f":{Upfront(upfront)}"
+    return "/".join((provider, region, zone or "-", instance_type, option))
+
+
+# ------------------------------------------------------------------------------- models and demand
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+class ModelProfile(DomainModel):
+    """How one model runs on one GPU type: replica size, throughput at its latency target, added latency."""
+
+    gpu_type: GpuType
+    gpus_per_replica: PositiveInt
+    tokens_per_s_per_replica: PositiveInt
+    service_latency_ms: NonNegativeInt
+    source: str = ""
+
+    @field_validator("gpus_per_replica")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        # Tensor-parallel degrees are powers of two; the packing rule relies on it (docs/solver.md).
+        if not _is_power_of_two(value):
+            raise ValueError(f"must be a power of two (tensor-parallel degree), got {value}")
+        return value
+
+
+class Redundancy(StrEnum):
+    NONE = "none"
+    REGION = "region"  # survive the loss of any one region
+    PROVIDER = "provider"  # survive the loss of any one provider
+
+
+class Model(DomainModel):
+    """A served LLM (workload), owned by a team, with its per-model policies."""
+
+    name: Name
+    team: Slug
+    params_b: float | None = Field(default=None, gt=0)
+    latency_slo_ms: PositiveInt
+    """End-to-end budget: network round trip plus the profile's service latency."""
+    profiles: tuple[ModelProfile, ...] = Field(min_length=1)
+    redundancy: Redundancy = Redundancy.NONE
+    redundancy_share: PositiveShare = 1.0
+    """Share of the demand that must still be served after the loss the redundancy level names."""
+    max_spot_share: Share = 0.0
+    """Cap on the share of this model's serving capacity that runs on spot."""
+
+    @field_validator("profiles")
+    @classmethod
+    def _one_profile_per_gpu_type(cls, profiles: tuple[ModelProfile, ...]) -> tuple[ModelProfile, ...]:
+        seen: set[GpuType] = set()
+        for profile in profiles:
+            if profile.gpu_type in seen:
+                raise ValueError(f"two profiles for GPU type {profile.gpu_type.value}")
+            seen.add(profile.gpu_type)
+        return profiles
+
+    def profile_for(self, gpu_type: GpuType) -> ModelProfile | None:
+        for profile in self.profiles:
+            if profile.gpu_type == gpu_type:
+                return profile
+        return None
+
+
+class DemandSource(DomainModel):
+    """Where users are: a location, its jurisdictions and the residency rule for its data."""
+
+    name: Name
+    lat: float = Field(ge=-90.0, le=90.0)
+    lon: float = Field(ge=-180.0, le=180.0)
+    country: CountryCode
+    jurisdictions: frozenset[JurisdictionTag] = frozenset()
+    residency: frozenset[JurisdictionTag] | None = None
+    """Jurisdiction tags or countries the traffic may be served in; None means anywhere."""
+    anchor_region: str | None = None
+    """A region key (``aws/eu-central-1``) close to the users, whose measured round trips stand for theirs."""
+
+    @field_validator("residency")
+    @classmethod
+    def _residency_not_empty(cls, value: frozenset[str] | None) -> frozenset[str] | None:
+        if value is not None and not value:
+            raise ValueError("an empty residency rule allows nowhere; omit it to allow anywhere")
+        return value
+
+    def allows(self, region: Region) -> bool:
+        return self.residency is None or bool(self.residency & region.jurisdictions)
+
+
+class Demand(DomainModel):
+    model: Name
+    source: Name
+    tokens_per_s: PositiveInt
+
+
+# ------------------------------------------------------------------------------------------ policies
+
+
+class BudgetScope(StrEnum):
+    GLOBAL = "global"
+    TEAM = "team"
+
+
+class Budget(DomainModel):
+    scope: BudgetScope
+    team: Slug | None = None
+    limit_micro_usd_per_month: PositiveInt
+
+    @model_validator(mode="after")
+    def _team_matches_scope(self) -> Self:
+        if self.scope is BudgetScope.TEAM and self.team is None:
+            raise ValueError("team: a team budget needs a team")
+        if self.scope is BudgetScope.GLOBAL and self.team is not None:
+            raise ValueError("team: a global budget has no team")
+        return self
+
+
+class ChurnPolicy(DomainModel):
+    """Limits on how much a rebalance may change the running fleet."""
+
+    penalty_micro_usd_per_replica_move: NonNegativeInt = 0
+    max_moved_share: Share = 1.0
+    """Disruption budget: at most this share of the current replicas may move in one run."""
+    min_saving_share: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    """Keep the current fleet unless the new plan is at least this much cheaper."""
+
+
+class PlanningPolicy(DomainModel):
+    """Global planning knobs."""
+
+    target_utilisation: PositiveShare = 0.8
+    """Traffic routed to a region may use at most this share of the capacity placed there."""
+    churn: ChurnPolicy = ChurnPolicy()
+    budgets: tuple[Budget, ...] = ()
+
+    @field_validator("budgets")
+    @classmethod
+    def _one_budget_per_scope(cls, budgets: tuple[Budget, ...]) -> tuple[Budget, ...]:
+        seen: set[tuple[BudgetScope, str | None]] = set()
+        for budget in budgets:
+            key = (budget.scope, budget.team)
+            if key in seen:
+                raise ValueError(f"two budgets for {budget.scope.value} {budget.team or ''}".rstrip())
+            seen.add(key)
+        return budgets
+
+
+class Commitment(DomainModel):
+    """Reserved capacity already bought: its cost is sunk for the term."""
+
+    offer_key: Annotated[str, StringConstraints(min_length=1)]
+    instances: PositiveInt
