@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from solver.jurisdictions import jurisdictions_for
+
 # --------------------------------------------------------------------------------------------- basics
 
 
@@ -84,8 +86,12 @@ GPU_SPECS: dict[GpuType, GpuSpec] = {
     spec.gpu_type: spec
     for spec in (
         GpuSpec(gpu_type=GpuType.H100, vendor=GpuVendor.NVIDIA, memory_gib=80, memory_bandwidth_gbps=3350),
-        GpuSpec(gpu_type=GpuType.H100_PCIE, vendor=GpuVendor.NVIDIA, memory_gib=80, memory_bandwidth_gbps=2000),
-        GpuSpec(gpu_type=GpuType.H100_NVL, vendor=GpuVendor.NVIDIA, memory_gib=94, memory_bandwidth_gbps=3900),
+        GpuSpec(
+            gpu_type=GpuType.H100_PCIE, vendor=GpuVendor.NVIDIA, memory_gib=80, memory_bandwidth_gbps=2000
+        ),
+        GpuSpec(
+            gpu_type=GpuType.H100_NVL, vendor=GpuVendor.NVIDIA, memory_gib=94, memory_bandwidth_gbps=3900
+        ),
         GpuSpec(gpu_type=GpuType.H200, vendor=GpuVendor.NVIDIA, memory_gib=141, memory_bandwidth_gbps=4800),
         GpuSpec(gpu_type=GpuType.MI300X, vendor=GpuVendor.AMD, memory_gib=192, memory_bandwidth_gbps=5300),
     )
@@ -118,16 +124,23 @@ class Region(DomainModel):
     lat: float = Field(ge=-90.0, le=90.0)
     lon: float = Field(ge=-180.0, le=180.0)
     jurisdictions: frozenset[JurisdictionTag] = frozenset()
+    """Groups the region belongs to; the country's own tags (DE, EU, EEA) are always added."""
 
     @model_validator(mode="after")
-    def _country_is_a_jurisdiction(self) -> Self:
-        if self.country not in self.jurisdictions:
-            object.__setattr__(self, "jurisdictions", self.jurisdictions | {self.country})
+    def _derive_jurisdictions(self) -> Self:
+        _add_country_jurisdictions(self)
         return self
 
     @property
     def key(self) -> str:
         return region_key(self.provider, self.code)
+
+
+def _add_country_jurisdictions(item: Region | DemandSource) -> None:
+    # A place is always in its own country's jurisdictions (DE -> DE, EU, EEA), whatever else is listed.
+    derived = jurisdictions_for(item.country)
+    if not derived <= item.jurisdictions:
+        object.__setattr__(item, "jurisdictions", item.jurisdictions | derived)
 
 
 def region_key(provider: str, code: str) -> str:
@@ -212,7 +225,13 @@ class Offer(DomainModel):
     @property
     def key(self) -> str:
         return offer_key(
-            self.provider, self.region, self.zone, self.instance_type, self.purchase_option, self.term, self.upfront
+            self.provider,
+            self.region,
+            self.zone,
+            self.instance_type,
+            self.purchase_option,
+            term=self.term,
+            upfront=self.upfront,
         )
 
     @property
@@ -234,6 +253,7 @@ def offer_key(
     zone: str,
     instance_type: str,
     purchase_option: PurchaseOption | str,
+    *,
     term: ReservedTerm | str | None = None,
     upfront: Upfront | str | None = None,
 ) -> str:
@@ -325,6 +345,11 @@ class DemandSource(DomainModel):
     """Jurisdiction tags or countries the traffic may be served in; None means anywhere."""
     anchor_region: str | None = None
     """A region key (``aws/eu-central-1``) close to the users, whose measured round trips stand for theirs."""
+
+    @model_validator(mode="after")
+    def _derive_jurisdictions(self) -> Self:
+        _add_country_jurisdictions(self)
+        return self
 
     @field_validator("residency")
     @classmethod

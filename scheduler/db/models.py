@@ -1,0 +1,580 @@
+"""The database schema (SQLAlchemy 2.0 typed models).
+
+Conventions: money is integer micro-USD (BIGINT), per hour unless the column says month; timestamps are
+timezone-aware UTC; shares are floats in [0, 1]. Price and availability observations and the audit log
+are append-only: a trigger created by the migrations refuses UPDATE and DELETE on them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from scheduler.db.base import Base, BigId, enum_column_type
+from solver.domain import (
+    BudgetScope,
+    Continent,
+    GpuType,
+    GpuVendor,
+    ProviderKind,
+    PurchaseOption,
+    Redundancy,
+    ReservedTerm,
+    Upfront,
+)
+
+# ------------------------------------------------------------------------------------------ statuses
+
+
+class CollectionKind(StrEnum):
+    CATALOG = "catalog"  # the shipped catalog or a price sheet, loaded as a whole
+    COLLECT = "collect"  # a collector run against a provider's API
+
+
+class CollectionStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"  # some providers or rows failed; the rest was stored
+    FAILED = "failed"
+
+
+class AvailabilityStatus(StrEnum):
+    OFFERED = "offered"
+    NOT_OFFERED = "not_offered"
+    RESTRICTED = "restricted"  # offered in the region but not to this subscription or account
+
+
+class PlanStatus(StrEnum):
+    DRAFT = "draft"
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    APPLYING = "applying"
+    APPLIED = "applied"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+
+
+class ActionKind(StrEnum):
+    LAUNCH = "launch"
+    TERMINATE = "terminate"
+
+
+class ActionStatus(StrEnum):
+    PENDING = "pending"  # stored, not yet sent
+    SENT = "sent"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# ----------------------------------------------------------------------------------------- reference
+
+
+class ProviderRow(Base):
+    __tablename__ = "providers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    kind: Mapped[ProviderKind] = mapped_column(enum_column_type(ProviderKind, "provider_kind"))
+    display_name: Mapped[str] = mapped_column(sa.String(200))
+    pricing_api: Mapped[str] = mapped_column(sa.String(200), default="")
+
+    regions: Mapped[list[RegionRow]] = relationship(back_populates="provider")
+
+
+class RegionRow(Base):
+    __tablename__ = "regions"
+    __table_args__ = (
+        sa.UniqueConstraint("provider_id", "code"),
+        sa.CheckConstraint("lat >= -90 AND lat <= 90", name="lat_range"),
+        sa.CheckConstraint("lon >= -180 AND lon <= 180", name="lon_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(sa.ForeignKey("providers.id"))
+    code: Mapped[str] = mapped_column(sa.String(100))
+    display_name: Mapped[str] = mapped_column(sa.String(200), default="")
+    city: Mapped[str] = mapped_column(sa.String(200), default="")
+    country: Mapped[str] = mapped_column(sa.String(2))
+    continent: Mapped[Continent] = mapped_column(enum_column_type(Continent, "continent"))
+    lat: Mapped[float]
+    lon: Mapped[float]
+    jurisdictions: Mapped[list[str]]
+    location_precision: Mapped[str] = mapped_column(sa.String(16))
+    location_source: Mapped[str] = mapped_column(sa.Text, default="")
+
+    provider: Mapped[ProviderRow] = relationship(back_populates="regions")
+
+
+class GpuTypeRow(Base):
+    __tablename__ = "gpu_types"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[GpuType] = mapped_column(enum_column_type(GpuType, "gpu_type"), unique=True)
+    vendor: Mapped[GpuVendor] = mapped_column(enum_column_type(GpuVendor, "gpu_vendor"))
+    memory_gib: Mapped[int] = mapped_column(sa.CheckConstraint("memory_gib > 0", name="memory_positive"))
+    memory_bandwidth_gbps: Mapped[int]
+
+
+class InstanceTypeRow(Base):
+    __tablename__ = "instance_types"
+    __table_args__ = (
+        sa.UniqueConstraint("provider_id", "name"),
+        sa.CheckConstraint("gpu_count > 0", name="gpu_count_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(sa.ForeignKey("providers.id"))
+    name: Mapped[str] = mapped_column(sa.String(120))
+    gpu_type_id: Mapped[int] = mapped_column(sa.ForeignKey("gpu_types.id"))
+    gpu_count: Mapped[int]
+    vcpus: Mapped[float | None]
+    memory_gib: Mapped[float | None]
+
+    provider: Mapped[ProviderRow] = relationship()
+    gpu_type: Mapped[GpuTypeRow] = relationship()
+
+
+# --------------------------------------------------------------------------------- offers and prices
+
+
+class CollectionRunRow(Base):
+    __tablename__ = "collection_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[CollectionKind] = mapped_column(enum_column_type(CollectionKind, "collection_kind"))
+    source: Mapped[str] = mapped_column(sa.String(200))
+    started_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    finished_at: Mapped[dt.datetime | None]
+    status: Mapped[CollectionStatus] = mapped_column(
+        enum_column_type(CollectionStatus, "collection_status"), default=CollectionStatus.RUNNING
+    )
+    offers_seen: Mapped[int] = mapped_column(default=0)
+    observations_added: Mapped[int] = mapped_column(default=0)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    errors: Mapped[list[CollectionErrorRow]] = relationship(
+        back_populates="run", order_by="CollectionErrorRow.id"
+    )
+
+
+class CollectionErrorRow(Base):
+    __tablename__ = "collection_errors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("collection_runs.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str | None] = mapped_column(sa.String(64))
+    location: Mapped[str] = mapped_column(sa.String(400), default="")
+    message: Mapped[str] = mapped_column(sa.Text)
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=_now)
+
+    run: Mapped[CollectionRunRow] = relationship(back_populates="errors")
+
+
+class OfferRow(Base):
+    """An offer's identity and its latest known state; prices themselves live in price_observations."""
+
+    __tablename__ = "offers"
+    __table_args__ = (
+        sa.Index("ix_offers_region_id_purchase_option", "region_id", "purchase_option"),
+        sa.CheckConstraint(
+            "latest_price_micro_usd IS NULL OR latest_price_micro_usd > 0", name="latest_price_positive"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(400), unique=True)
+    instance_type_id: Mapped[int] = mapped_column(sa.ForeignKey("instance_types.id"), index=True)
+    region_id: Mapped[int] = mapped_column(sa.ForeignKey("regions.id"))
+    zone: Mapped[str] = mapped_column(sa.String(100), default="")
+    purchase_option: Mapped[PurchaseOption] = mapped_column(
+        enum_column_type(PurchaseOption, "purchase_option")
+    )
+    term: Mapped[ReservedTerm | None] = mapped_column(enum_column_type(ReservedTerm, "reserved_term"))
+    upfront: Mapped[Upfront | None] = mapped_column(enum_column_type(Upfront, "upfront"))
+    flags: Mapped[list[str]] = mapped_column(default=list)
+    notes: Mapped[str] = mapped_column(sa.Text, default="")
+    first_seen_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+    stale_since: Mapped[dt.datetime | None]
+    # Denormalised from price_observations by the ingest service, for the planner's snapshot query.
+    latest_price_micro_usd: Mapped[int | None] = mapped_column(sa.BigInteger)
+    latest_observed_at: Mapped[dt.datetime | None]
+
+    instance_type: Mapped[InstanceTypeRow] = relationship()
+    region: Mapped[RegionRow] = relationship()
+
+
+class PriceObservationRow(Base):
+    """Append-only history: one price of one offer at one time from one source."""
+
+    __tablename__ = "price_observations"
+    __table_args__ = (
+        # Also the index behind "latest price per offer" (offer_id, observed_at DESC scans).
+        sa.UniqueConstraint("offer_id", "observed_at", "source"),
+        sa.CheckConstraint("price_micro_usd_per_hour > 0", name="price_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    offer_id: Mapped[int] = mapped_column(sa.ForeignKey("offers.id"))
+    observed_at: Mapped[dt.datetime]
+    price_micro_usd_per_hour: Mapped[int] = mapped_column(sa.BigInteger)
+    source: Mapped[str] = mapped_column(sa.String(200))
+    collection_run_id: Mapped[int] = mapped_column(sa.ForeignKey("collection_runs.id"), index=True)
+
+
+class AvailabilityObservationRow(Base):
+    """Append-only history of what a provider offers where, and how much of it."""
+
+    __tablename__ = "availability_observations"
+    __table_args__ = (
+        sa.UniqueConstraint("instance_type_id", "region_id", "zone", "observed_at", "source"),
+        sa.CheckConstraint(
+            "available_instances IS NULL OR available_instances >= 0", name="available_nonneg"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    instance_type_id: Mapped[int] = mapped_column(sa.ForeignKey("instance_types.id"))
+    region_id: Mapped[int] = mapped_column(sa.ForeignKey("regions.id"), index=True)
+    zone: Mapped[str] = mapped_column(sa.String(100), default="")
+    observed_at: Mapped[dt.datetime]
+    status: Mapped[AvailabilityStatus] = mapped_column(
+        enum_column_type(AvailabilityStatus, "availability_status")
+    )
+    available_instances: Mapped[int | None]
+    detail: Mapped[str] = mapped_column(sa.Text, default="")
+    source: Mapped[str] = mapped_column(sa.String(200))
+    collection_run_id: Mapped[int] = mapped_column(sa.ForeignKey("collection_runs.id"), index=True)
+
+
+class CommitmentRow(Base):
+    """Reserved capacity already bought: sunk cost, used first by the planner."""
+
+    __tablename__ = "commitments"
+    __table_args__ = (sa.CheckConstraint("instances > 0", name="instances_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    offer_id: Mapped[int] = mapped_column(sa.ForeignKey("offers.id"), index=True)
+    instances: Mapped[int]
+    starts_at: Mapped[dt.datetime]
+    ends_at: Mapped[dt.datetime]
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+
+    offer: Mapped[OfferRow] = relationship()
+
+
+# ------------------------------------------------------------------------------- workloads and demand
+
+
+class ServedModelRow(Base):
+    __tablename__ = "models"
+    __table_args__ = (
+        sa.CheckConstraint("latency_slo_ms > 0", name="slo_positive"),
+        sa.CheckConstraint("redundancy_share > 0 AND redundancy_share <= 1", name="redundancy_share_range"),
+        sa.CheckConstraint("max_spot_share >= 0 AND max_spot_share <= 1", name="spot_share_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    team: Mapped[str] = mapped_column(sa.String(64), index=True)
+    params_b: Mapped[float | None]
+    latency_slo_ms: Mapped[int]
+    redundancy: Mapped[Redundancy] = mapped_column(enum_column_type(Redundancy, "redundancy"))
+    redundancy_share: Mapped[float] = mapped_column(default=1.0)
+    max_spot_share: Mapped[float] = mapped_column(default=0.0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=_now, onupdate=_now)
+
+    profiles: Mapped[list[ModelProfileRow]] = relationship(
+        back_populates="model", cascade="all, delete-orphan", order_by="ModelProfileRow.id"
+    )
+
+
+class ModelProfileRow(Base):
+    __tablename__ = "model_profiles"
+    __table_args__ = (
+        sa.UniqueConstraint("model_id", "gpu_type_id"),
+        sa.CheckConstraint("gpus_per_replica > 0", name="gpus_positive"),
+        sa.CheckConstraint("tokens_per_s_per_replica > 0", name="throughput_positive"),
+        sa.CheckConstraint("service_latency_ms >= 0", name="latency_nonneg"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"))
+    gpu_type_id: Mapped[int] = mapped_column(sa.ForeignKey("gpu_types.id"))
+    gpus_per_replica: Mapped[int]
+    tokens_per_s_per_replica: Mapped[int]
+    service_latency_ms: Mapped[int]
+    source: Mapped[str] = mapped_column(sa.Text, default="")
+
+    model: Mapped[ServedModelRow] = relationship(back_populates="profiles")
+    gpu_type: Mapped[GpuTypeRow] = relationship()
+
+
+class DemandSourceRow(Base):
+    __tablename__ = "demand_sources"
+    __table_args__ = (
+        sa.CheckConstraint("lat >= -90 AND lat <= 90", name="lat_range"),
+        sa.CheckConstraint("lon >= -180 AND lon <= 180", name="lon_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    lat: Mapped[float]
+    lon: Mapped[float]
+    country: Mapped[str] = mapped_column(sa.String(2))
+    jurisdictions: Mapped[list[str]]
+    residency: Mapped[list[str] | None]
+    """Jurisdiction tags the traffic may be served in; NULL means anywhere."""
+    anchor_region_id: Mapped[int | None] = mapped_column(sa.ForeignKey("regions.id"))
+
+    anchor_region: Mapped[RegionRow | None] = relationship()
+
+
+class DemandRow(Base):
+    __tablename__ = "demands"
+    __table_args__ = (
+        sa.UniqueConstraint("model_id", "source_id"),
+        sa.CheckConstraint("tokens_per_s > 0", name="tokens_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id", ondelete="CASCADE"))
+    source_id: Mapped[int] = mapped_column(sa.ForeignKey("demand_sources.id", ondelete="CASCADE"), index=True)
+    tokens_per_s: Mapped[int] = mapped_column(sa.BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=_now, onupdate=_now)
+
+    model: Mapped[ServedModelRow] = relationship()
+    source: Mapped[DemandSourceRow] = relationship()
+
+
+# --------------------------------------------------------------------------------- budgets, policies
+
+
+class BudgetRow(Base):
+    __tablename__ = "budgets"
+    __table_args__ = (
+        sa.UniqueConstraint("scope", "team"),
+        # NULL team would not collide in the unique constraint above: at most one global budget.
+        sa.Index(
+            "uq_budgets_one_global",
+            "scope",
+            unique=True,
+            sqlite_where=sa.text("team IS NULL"),
+            postgresql_where=sa.text("team IS NULL"),
+        ),
+        sa.CheckConstraint("limit_micro_usd_per_month > 0", name="limit_positive"),
+        sa.CheckConstraint("(scope = 'team') = (team IS NOT NULL)", name="team_matches_scope"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[BudgetScope] = mapped_column(enum_column_type(BudgetScope, "budget_scope"))
+    team: Mapped[str | None] = mapped_column(sa.String(64))
+    limit_micro_usd_per_month: Mapped[int] = mapped_column(sa.BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+class PlanningPolicyRow(Base):
+    """Global planning knobs; exactly one row is active."""
+
+    __tablename__ = "planning_policies"
+    __table_args__ = (
+        sa.Index(
+            "uq_planning_policies_one_active",
+            "active",
+            unique=True,
+            sqlite_where=sa.text("active"),
+            postgresql_where=sa.text("active"),
+        ),
+        sa.CheckConstraint("target_utilisation > 0 AND target_utilisation <= 1", name="utilisation_range"),
+        sa.CheckConstraint("churn_max_moved_share >= 0 AND churn_max_moved_share <= 1", name="moved_range"),
+        sa.CheckConstraint("churn_min_saving_share >= 0 AND churn_min_saving_share < 1", name="saving_range"),
+        sa.CheckConstraint("churn_penalty_micro_usd_per_replica >= 0", name="penalty_nonneg"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    active: Mapped[bool] = mapped_column(default=False)
+    target_utilisation: Mapped[float]
+    churn_penalty_micro_usd_per_replica: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    churn_max_moved_share: Mapped[float] = mapped_column(default=1.0)
+    churn_min_saving_share: Mapped[float] = mapped_column(default=0.0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+# -------------------------------------------------------------------------------------------- plans
+
+
+class PlanRow(Base):
+    __tablename__ = "plans"
+    __table_args__ = (
+        sa.CheckConstraint("cost_micro_usd_per_hour >= 0", name="cost_nonneg"),
+        sa.Index("ix_plans_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[PlanStatus] = mapped_column(enum_column_type(PlanStatus, "plan_status"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=_now, onupdate=_now)
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+    solver_status: Mapped[str] = mapped_column(sa.String(32))
+    cost_micro_usd_per_hour: Mapped[int] = mapped_column(sa.BigInteger)
+    lower_bound_micro_usd_per_hour: Mapped[int | None] = mapped_column(sa.BigInteger)
+    gap: Mapped[float | None]
+    wall_time_ms: Mapped[int | None]
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """What the plan was computed from (price snapshot, workloads, policies), to reproduce it."""
+    explanations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    superseded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plans.id"))
+    decided_by: Mapped[str | None] = mapped_column(sa.String(200))
+    decided_at: Mapped[dt.datetime | None]
+
+    placements: Mapped[list[PlanPlacementRow]] = relationship(
+        back_populates="plan", cascade="all, delete-orphan", order_by="PlanPlacementRow.id"
+    )
+    routes: Mapped[list[PlanRouteRow]] = relationship(
+        back_populates="plan", cascade="all, delete-orphan", order_by="PlanRouteRow.id"
+    )
+
+
+class PlanPlacementRow(Base):
+    __tablename__ = "plan_placements"
+    __table_args__ = (
+        sa.UniqueConstraint("plan_id", "offer_id"),
+        sa.CheckConstraint("instances > 0", name="instances_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plans.id", ondelete="CASCADE"))
+    offer_id: Mapped[int] = mapped_column(sa.ForeignKey("offers.id"), index=True)
+    instances: Mapped[int]
+    price_micro_usd_per_hour: Mapped[int] = mapped_column(sa.BigInteger)
+    """The offer's price per instance-hour the plan was computed with."""
+
+    plan: Mapped[PlanRow] = relationship(back_populates="placements")
+    offer: Mapped[OfferRow] = relationship()
+    replicas: Mapped[list[PlanReplicaRow]] = relationship(
+        back_populates="placement", cascade="all, delete-orphan", order_by="PlanReplicaRow.id"
+    )
+
+
+class PlanReplicaRow(Base):
+    __tablename__ = "plan_replicas"
+    __table_args__ = (
+        sa.UniqueConstraint("placement_id", "model_id"),
+        sa.CheckConstraint("replicas > 0", name="replicas_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    placement_id: Mapped[int] = mapped_column(sa.ForeignKey("plan_placements.id", ondelete="CASCADE"))
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id"), index=True)
+    replicas: Mapped[int]
+
+    placement: Mapped[PlanPlacementRow] = relationship(back_populates="replicas")
+    model: Mapped[ServedModelRow] = relationship()
+
+
+class PlanRouteRow(Base):
+    __tablename__ = "plan_routes"
+    __table_args__ = (
+        sa.UniqueConstraint("plan_id", "model_id", "source_id", "region_id"),
+        sa.CheckConstraint("share > 0 AND share <= 1", name="share_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plans.id", ondelete="CASCADE"))
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id"), index=True)
+    source_id: Mapped[int] = mapped_column(sa.ForeignKey("demand_sources.id"), index=True)
+    region_id: Mapped[int] = mapped_column(sa.ForeignKey("regions.id"), index=True)
+    share: Mapped[float]
+
+    plan: Mapped[PlanRow] = relationship(back_populates="routes")
+
+
+# -------------------------------------------------------------------------------- fleet, provisioning
+
+
+class FleetPlacementRow(Base):
+    """What runs now on one offer, as the provisioners report it."""
+
+    __tablename__ = "fleet_placements"
+    __table_args__ = (sa.CheckConstraint("instances >= 0", name="instances_nonneg"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    offer_id: Mapped[int] = mapped_column(sa.ForeignKey("offers.id"), unique=True)
+    instances: Mapped[int]
+    plan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plans.id"), index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=_now, onupdate=_now)
+
+    offer: Mapped[OfferRow] = relationship()
+    replicas: Mapped[list[FleetReplicaRow]] = relationship(
+        back_populates="placement", cascade="all, delete-orphan", order_by="FleetReplicaRow.id"
+    )
+
+
+class FleetReplicaRow(Base):
+    __tablename__ = "fleet_replicas"
+    __table_args__ = (
+        sa.UniqueConstraint("placement_id", "model_id"),
+        sa.CheckConstraint("replicas > 0", name="replicas_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    placement_id: Mapped[int] = mapped_column(sa.ForeignKey("fleet_placements.id", ondelete="CASCADE"))
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id"), index=True)
+    replicas: Mapped[int]
+
+    placement: Mapped[FleetPlacementRow] = relationship(back_populates="replicas")
+
+
+class ProvisioningActionRow(Base):
+    """One change sent to a provider. Stored before it is sent; the idempotency key makes reruns safe."""
+
+    __tablename__ = "provisioning_actions"
+    __table_args__ = (
+        sa.CheckConstraint("instances > 0", name="instances_positive"),
+        sa.Index("ix_provisioning_actions_plan_id_status", "plan_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plans.id"))
+    idempotency_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    kind: Mapped[ActionKind] = mapped_column(enum_column_type(ActionKind, "action_kind"))
+    offer_id: Mapped[int] = mapped_column(sa.ForeignKey("offers.id"))
+    instances: Mapped[int]
+    status: Mapped[ActionStatus] = mapped_column(
+        enum_column_type(ActionStatus, "action_status"), default=ActionStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    provider_ref: Mapped[str | None] = mapped_column(sa.String(400))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+class AuditLogRow(Base):
+    """Append-only record of who did what to which entity."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (sa.Index("ix_audit_log_entity", "entity_type", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=_now, index=True)
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    action: Mapped[str] = mapped_column(sa.String(100))
+    entity_type: Mapped[str] = mapped_column(sa.String(64))
+    entity_id: Mapped[str] = mapped_column(sa.String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+APPEND_ONLY_TABLES = ("price_observations", "availability_observations", "audit_log")
