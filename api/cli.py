@@ -1,0 +1,360 @@
+"""The ``gpuplan`` command line.
+
+Every command opens the database named by the settings (``GPUPLAN_DATABASE_URL``, default the embedded
+SQLite file under ``GPUPLAN_DATA_DIR``), does its work in one transaction and prints a summary. Errors
+the user can fix (unreachable database, malformed file, unknown region) are one clear message and a
+non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pricing.catalog import CatalogError
+from pricing.catalog import load_catalog as read_catalog
+from scheduler.db import migrate
+from scheduler.db.session import Database, DatabaseUnavailableError
+from scheduler.logs import configure_logging
+from scheduler.services import catalog as catalog_service
+from scheduler.services import fleet as fleet_service
+from scheduler.settings import Settings, get_settings
+from solver.domain import GpuType, PurchaseOption
+from solver.errors import SpecError
+from solver.units import format_usd, usd_to_micro
+
+app = typer.Typer(
+    name="gpuplan",
+    help="Cost-aware global scheduler and capacity planner for LLM inference GPUs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The price catalog.", no_args_is_help=True)
+fleet_app = typer.Typer(help="Models, demand and policies.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(fleet_app, name="fleet")
+
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@contextmanager
+def _database(settings: Settings | None = None) -> Iterator[Database]:
+    settings = settings or get_settings()
+    database = Database.from_url(
+        settings.resolved_database_url, connect_timeout_s=settings.db_connect_timeout_s
+    )
+    try:
+        database.check_connection()
+        yield database
+    except DatabaseUnavailableError as exc:
+        _fail(str(exc), code=2)
+    except sa.exc.OperationalError as exc:
+        first = str(exc.orig or exc).strip().splitlines()[0]
+        if "no such table" in first or "does not exist" in first:
+            _fail(f"the database at {database.url} is not migrated ({first}): run `gpuplan db upgrade`", 2)
+        _fail(f"database error at {database.url}: {first}", 2)
+    finally:
+        database.dispose()
+
+
+def _guard(action: Callable[[], T]) -> T:
+    """Turn the errors a user can fix into one clear message."""
+    try:
+        return action()
+    except CatalogError as exc:
+        _fail(str(exc))
+    except SpecError as exc:
+        _fail(str(exc))
+
+
+@app.callback()
+def _main() -> None:
+    configure_logging(get_settings())
+
+
+# ---------------------------------------------------------------------------------------------- db
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Migrate the database up to REVISION (default: the latest)."""
+    with _database() as database:
+        migrate.upgrade(database.engine, revision)
+        console.print(f"database {database.url} at revision {migrate.current_revision(database.engine)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision; 'base' drops everything.")],
+) -> None:
+    """Migrate the database down to REVISION."""
+    with _database() as database:
+        migrate.downgrade(database.engine, revision)
+        console.print(
+            f"database {database.url} at revision {migrate.current_revision(database.engine) or 'base'}"
+        )
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's revision and the latest one."""
+    with _database() as database:
+        current = migrate.current_revision(database.engine) or "base (empty)"
+        console.print(f"database {database.url}: revision {current}; latest {migrate.head_revision()}")
+
+
+# ----------------------------------------------------------------------------------------- catalog
+
+
+@catalog_app.command("load")
+def catalog_load(
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="A catalog directory with the shipped file layout (default: the shipped one)."
+        ),
+    ] = None,
+) -> None:
+    """Load the price catalog into the database as one collection run (loading twice adds nothing)."""
+    _load_catalog(directory)
+
+
+def _load_catalog(directory: Path | None) -> catalog_service.CatalogLoadResult:
+    catalog = _guard(lambda: read_catalog(directory))
+    source = catalog_service.SHIPPED_CATALOG_SOURCE if directory is None else f"catalog:{directory.resolve()}"
+    with _database() as database, database.transaction() as session:
+        result = catalog_service.load_catalog(session, catalog, now=_now(), source=source)
+    console.print(
+        f"catalog loaded (run {result.run_id}): {result.offers_seen} offers seen, "
+        f"{result.offers_added} new, {result.observations_added} new price observations"
+    )
+    return result
+
+
+# ------------------------------------------------------------------------------------------ offers
+
+
+def _parse_usd(value: str | None, option: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        micro = usd_to_micro(Decimal(value))
+    except (InvalidOperation, ValueError):
+        _fail(f"{option}: not a USD amount: {value!r}")
+    if micro <= 0:
+        _fail(f"{option}: must be positive, got {value}")
+    return micro
+
+
+@app.command("offers")
+def offers(
+    gpu: Annotated[list[GpuType] | None, typer.Option("--gpu", help="GPU type (repeatable).")] = None,
+    provider: Annotated[list[str] | None, typer.Option("--provider", help="Provider (repeatable).")] = None,
+    region: Annotated[
+        list[str] | None, typer.Option("--region", help="Region code or provider/code (repeatable).")
+    ] = None,
+    jurisdiction: Annotated[
+        list[str] | None,
+        typer.Option("--jurisdiction", help="Jurisdiction or country: EU, US, DE (repeatable)."),
+    ] = None,
+    purchase: Annotated[
+        list[PurchaseOption] | None, typer.Option("--purchase", help="Purchase option (repeatable).")
+    ] = None,
+    max_price: Annotated[
+        str | None, typer.Option("--max-price", help="Highest price per GPU-hour, in USD.")
+    ] = None,
+    plannable: Annotated[
+        bool, typer.Option("--plannable", help="Only offers the planner would use (no excluding flag).")
+    ] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Rows to show.")] = 40,
+) -> None:
+    """List offers, cheapest per GPU-hour first."""
+    where = catalog_service.OfferFilter(
+        gpu_types=frozenset(gpu or ()),
+        providers=frozenset(p.lower() for p in provider or ()),
+        regions=frozenset(region or ()),
+        jurisdictions=frozenset(j.upper() for j in jurisdiction or ()),
+        purchase_options=frozenset(purchase or ()),
+        max_price_micro_usd_per_gpu_hour=_parse_usd(max_price, "--max-price"),
+        plannable_only=plannable,
+    )
+    with _database() as database, database.transaction() as session:
+        views = catalog_service.list_offers(session, where)
+    if not views:
+        console.print("no offers match (is the catalog loaded? `gpuplan catalog load`)")
+        raise typer.Exit(0)
+    console.print(_offers_table(views[:limit], title=f"{len(views)} offers, cheapest per GPU-hour first"))
+    if len(views) > limit:
+        console.print(f"... {len(views) - limit} more (use --limit)")
+
+
+def _offers_table(views: list[catalog_service.OfferView], *, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name, justify in (
+        ("provider", "left"),
+        ("region", "left"),
+        ("zone", "left"),
+        ("instance type", "left"),
+        ("GPUs", "right"),
+        ("option", "left"),
+        ("$/h", "right"),
+        ("$/GPU-h", "right"),
+        ("country", "left"),
+        ("flags", "left"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=name != "flags")
+    for view in views:
+        option = view.purchase_option.value + (f" {view.term.value}" if view.term else "")
+        table.add_row(
+            view.provider,
+            view.region,
+            view.zone,
+            view.instance_type,
+            f"{view.gpus_per_instance}x {view.gpu_type.value}",
+            option,
+            format_usd(view.price_micro_usd_per_hour),
+            format_usd(view.price_micro_usd_per_gpu_hour),
+            view.country,
+            ", ".join(view.flags) + (" stale" if view.stale else ""),
+        )
+    return table
+
+
+# ------------------------------------------------------------------------------------------- fleet
+
+
+@fleet_app.command("load-sample")
+def fleet_load_sample() -> None:
+    """Load the sample fleet (six models, nine demand sources, budgets) into the database."""
+    _load_fleet(_guard(fleet_service.sample_fleet), "the sample fleet")
+
+
+@fleet_app.command("load")
+def fleet_load(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
+    """Load a fleet document (YAML or JSON; docs/formats.md) into the database."""
+    text = path.read_text(encoding="utf-8")
+    _load_fleet(_guard(lambda: fleet_service.read_fleet_file(text, source=str(path))), str(path))
+
+
+def _load_fleet(fleet: fleet_service.FleetSpec, label: str) -> None:
+    with _database() as database, database.transaction() as session:
+        result = _guard(
+            lambda: fleet_service.load_fleet(session, fleet, now=_now(), actor="gpuplan fleet load")
+        )
+    console.print(
+        f"loaded {label}: {result.models} models ({result.profiles} GPU profiles), {result.sources} demand "
+        f"sources, {result.demands} demands, {result.budgets} budgets, policy {result.policy!r} active"
+    )
+
+
+@fleet_app.command("show")
+def fleet_show() -> None:
+    """Show the models, their demand and the active policy."""
+    with _database() as database, database.transaction() as session:
+        fleet = fleet_service.read_fleet(session)
+    _print_fleet(fleet)
+
+
+def _print_fleet(fleet: fleet_service.Fleet) -> None:
+    demand_by_model = Counter[str]()
+    sources_by_model: dict[str, list[str]] = {}
+    for demand in fleet.demand:
+        demand_by_model[demand.model] += demand.tokens_per_s
+        sources_by_model.setdefault(demand.model, []).append(demand.source)
+    table = Table(title=f"{len(fleet.models)} models, policy {fleet.policy_name!r}", title_justify="left")
+    for name in ("model", "team", "SLO ms", "redundancy", "max spot", "GPU types", "tokens/s", "sources"):
+        table.add_column(name)
+    for model in fleet.models:
+        table.add_row(
+            model.name,
+            model.team,
+            str(model.latency_slo_ms),
+            model.redundancy.value,
+            f"{model.max_spot_share:.0%}",
+            ", ".join(f"{p.gpu_type.value}x{p.gpus_per_replica}" for p in model.profiles),
+            f"{demand_by_model[model.name]:,}",
+            ", ".join(sources_by_model.get(model.name, [])),
+        )
+    console.print(table)
+    for budget in fleet.policy.budgets:
+        who = budget.team or "all teams"
+        console.print(
+            f"budget {budget.scope.value} ({who}): {format_usd(budget.limit_micro_usd_per_month, 0)}/month"
+        )
+
+
+# -------------------------------------------------------------------------------------- quickstart
+
+
+@app.command("quickstart")
+def quickstart() -> None:
+    """Migrate the database, load the catalog and the sample fleet, and summarise them."""
+    with _database() as database:
+        migrate.upgrade(database.engine)
+        console.print(f"database {database.url} migrated to {migrate.current_revision(database.engine)}")
+    _load_catalog(None)
+    _load_fleet(_guard(fleet_service.sample_fleet), "the sample fleet")
+    with _database() as database, database.transaction() as session:
+        views = catalog_service.list_offers(session)
+        fleet = fleet_service.read_fleet(session)
+    _print_offer_summary(views)
+    _print_fleet(fleet)
+
+
+def _print_offer_summary(views: list[catalog_service.OfferView]) -> None:
+    table = Table(title="Cheapest plannable offer per GPU type and purchase option", title_justify="left")
+    for name in ("GPU", "option", "offers", "cheapest $/GPU-h", "where", "median $/GPU-h"):
+        table.add_column(name)
+    groups: dict[tuple[GpuType, PurchaseOption], list[catalog_service.OfferView]] = {}
+    for view in views:
+        if view.plannable:
+            groups.setdefault((view.gpu_type, view.purchase_option), []).append(view)
+    for (gpu, option), group in sorted(groups.items()):
+        prices = sorted(v.price_micro_usd_per_gpu_hour for v in group)
+        best = group[0]
+        table.add_row(
+            gpu.value,
+            option.value,
+            str(len(group)),
+            format_usd(best.price_micro_usd_per_gpu_hour),
+            f"{best.provider}/{best.region} {best.instance_type}",
+            format_usd(prices[len(prices) // 2]),
+        )
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

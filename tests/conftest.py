@@ -1,0 +1,153 @@
+"""Shared fixtures: migrated databases on SQLite and on the real PostgreSQL server.
+
+Isolation: on SQLite every test gets its own copy of a migrated template file; on PostgreSQL every
+test runs inside a transaction that is rolled back (the code under test only flushes), in a schema of
+its own per xdist worker. ``GPUPLAN_TEST_POSTGRES_URL`` names the server (default: the local one, trust
+auth, database ``test``); if it cannot be reached the PostgreSQL tests fail rather than skip, unless
+``GPUPLAN_TEST_POSTGRES=skip`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session
+
+from scheduler.db import migrate
+from scheduler.db.session import create_db_engine
+from scheduler.settings import get_settings
+
+POSTGRES_URL = os.environ.get(
+    "GPUPLAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SKIP_POSTGRES = os.environ.get("GPUPLAN_TEST_POSTGRES", "").lower() == "skip"
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgres",
+        id="postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(SKIP_POSTGRES, reason="GPUPLAN_TEST_POSTGRES=skip"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test reads the developer's environment or writes to ./data."""
+    for name in list(os.environ):
+        if name.startswith("GPUPLAN_") and not name.startswith("GPUPLAN_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("GPUPLAN_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def postgres_schema_url(schema: str) -> str:
+    """The test server's URL with the search path set to one schema."""
+    url = make_url(POSTGRES_URL)
+    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+
+
+def create_postgres_schema(schema: str) -> str:
+    admin = create_db_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL at {POSTGRES_URL} is not reachable ({str(exc.orig).splitlines()[0]}); start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
+            "or set GPUPLAN_TEST_POSTGRES=skip"
+        )
+    finally:
+        admin.dispose()
+    return postgres_schema_url(schema)
+
+
+def drop_postgres_schema(schema: str) -> None:
+    admin = create_db_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.sqlite"
+    engine = create_db_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[Engine]:
+    schema = f"gpuplan_test_{_worker()}"
+    url = create_postgres_schema(schema)
+    engine = create_db_engine(url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+    drop_postgres_schema(schema)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def engine(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated engine of the parametrised backend, isolated for this test."""
+    if backend == "sqlite":
+        path = tmp_path / "test.sqlite"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        sqlite_engine = create_db_engine(f"sqlite:///{path}")
+        yield sqlite_engine
+        sqlite_engine.dispose()
+    else:
+        yield request.getfixturevalue("postgres_engine")
+
+
+@pytest.fixture
+def session(engine: Engine, backend: str) -> Iterator[Session]:
+    """A session whose work is rolled back after the test (the code under test only flushes)."""
+    connection = engine.connect()
+    outer = connection.begin()
+    db_session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield db_session
+    finally:
+        db_session.close()
+        if outer.is_active:
+            outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty, unmigrated database of the parametrised backend, for end-to-end CLI tests."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    else:
+        schema = f"gpuplan_cli_{uuid.uuid4().hex[:12]}"
+        url = create_postgres_schema(schema)
+        yield url
+        drop_postgres_schema(schema)
