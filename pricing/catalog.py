@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import importlib.resources
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -146,6 +146,8 @@ class Catalog:
     regions: tuple[RegionInfo, ...]
     offers: tuple[CatalogOffer, ...]
     rtt: tuple[RttMeasurement, ...]
+    pricing_apis: Mapping[str, str] = field(default_factory=dict)
+    """Provider name -> its ``pricing_api`` text from providers.csv (empty when none is identified)."""
     _regions_by_key: dict[str, RegionInfo] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -204,7 +206,7 @@ def load_catalog(directory: Path | None = None) -> Catalog:
     """
     root = Path(directory) if directory is not None else shipped_catalog_dir()
     errors: list[CatalogRowError] = []
-    providers = _load_providers(root, errors)
+    providers, pricing_apis = _load_providers(root, errors)
     provider_names = {provider.name for provider in providers}
     regions = _load_regions(root, provider_names, errors)
     region_keys = {info.region.key for info in regions}
@@ -212,7 +214,13 @@ def load_catalog(directory: Path | None = None) -> Catalog:
     rtt = _load_rtt(root, errors)
     if errors:
         raise CatalogError(root, errors)
-    return Catalog(providers=tuple(providers), regions=tuple(regions), offers=tuple(offers), rtt=tuple(rtt))
+    return Catalog(
+        providers=tuple(providers),
+        regions=tuple(regions),
+        offers=tuple(offers),
+        rtt=tuple(rtt),
+        pricing_apis=pricing_apis,
+    )
 
 
 # ----------------------------------------------------------------------------------------- row reading
@@ -365,8 +373,9 @@ def _validation_message(exc: ValidationError) -> tuple[str, str]:
 # ------------------------------------------------------------------------------------------- providers
 
 
-def _load_providers(root: Path, errors: list[CatalogRowError]) -> list[Provider]:
+def _load_providers(root: Path, errors: list[CatalogRowError]) -> tuple[list[Provider], dict[str, str]]:
     providers: list[Provider] = []
+    pricing_apis: dict[str, str] = {}
     first_line: dict[str, int] = {}
     for row in _read_rows(root, PROVIDERS_FILE, PROVIDER_COLUMNS, errors):
         kind = row.parse("kind", _enum(ProviderKind, "provider kind"))
@@ -385,7 +394,8 @@ def _load_providers(root: Path, errors: list[CatalogRowError]) -> list[Provider]
             continue
         first_line[provider.name] = row.line
         providers.append(provider)
-    return providers
+        pricing_apis[provider.name] = row["pricing_api"]
+    return providers, pricing_apis
 
 
 # --------------------------------------------------------------------------------------------- regions
