@@ -9,6 +9,7 @@ The formats are described in docs/catalog.md.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import importlib.resources
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -45,6 +46,7 @@ ODBL_REGIONS_FILE = "cloud_regions_gcp_azure.odbl.csv"
 PROVIDER_REGIONS_FILE = "provider_regions.csv"
 OFFERS_FILE = "offers.csv"
 RTT_FILE = "region_rtt_ms.csv"
+SOURCES_FILE = "sources.csv"
 
 PROVIDER_COLUMNS = ("name", "kind", "display_name", "pricing_api")
 CLOUD_REGION_COLUMNS = (
@@ -92,6 +94,7 @@ OFFER_COLUMNS = (
     "notes",
 )
 RTT_COLUMNS = ("src_provider", "src_region", "dst_provider", "dst_region", "rtt_ms", "source")
+SOURCE_COLUMNS = ("source", "observed_at", "basis")
 
 REGION_FILE_LICENSES = {
     AWS_REGIONS_FILE: "Apache-2.0",
@@ -118,6 +121,8 @@ class CatalogOffer:
     notes: str
     line: int
     """1-based line number in offers.csv (the header is line 1)."""
+    observed_at: dt.datetime
+    """When the price was observed (aware UTC), from sources.csv: one date per source, see its basis."""
 
 
 @dataclass(frozen=True)
@@ -207,10 +212,11 @@ def load_catalog(directory: Path | None = None) -> Catalog:
     root = Path(directory) if directory is not None else shipped_catalog_dir()
     errors: list[CatalogRowError] = []
     providers, pricing_apis = _load_providers(root, errors)
+    observed = _load_sources(root, errors)
     provider_names = {provider.name for provider in providers}
     regions = _load_regions(root, provider_names, errors)
     region_keys = {info.region.key for info in regions}
-    offers = _load_offers(root, provider_names, region_keys, errors)
+    offers = _load_offers(root, provider_names, region_keys, observed, errors)
     rtt = _load_rtt(root, errors)
     if errors:
         raise CatalogError(root, errors)
@@ -398,6 +404,42 @@ def _load_providers(root: Path, errors: list[CatalogRowError]) -> tuple[list[Pro
     return providers, pricing_apis
 
 
+# --------------------------------------------------------------------------------------------- sources
+
+
+def _timestamp(value: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 date-time: {value!r}") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"needs a time zone (e.g. 2025-09-10T00:00:00Z), got {value!r}")
+    return moment.astimezone(dt.UTC)
+
+
+def _load_sources(root: Path, errors: list[CatalogRowError]) -> dict[str, dt.datetime] | None:
+    """When each source's prices were observed: ``source`` text -> aware UTC datetime.
+
+    None when the file is missing or its header is wrong (that is reported once, not for every offer).
+    """
+    observed: dict[str, dt.datetime] = {}
+    first_line: dict[str, int] = {}
+    for row in _read_rows(root, SOURCES_FILE, SOURCE_COLUMNS, errors):
+        source = row.parse("source", _required)
+        moment = row.parse("observed_at", _timestamp)
+        row.parse("basis", _required)
+        if source is None or moment is None:
+            continue
+        if source in first_line:
+            row.error("source", f"duplicate source (first on line {first_line[source]})")
+            continue
+        first_line[source] = row.line
+        observed[source] = moment
+    if any(error.file == SOURCES_FILE and error.line <= 1 for error in errors):
+        return None
+    return observed
+
+
 # --------------------------------------------------------------------------------------------- regions
 
 
@@ -482,12 +524,16 @@ def _check_membership(row: _Row, country: str) -> None:
 
 
 def _load_offers(
-    root: Path, provider_names: set[str], region_keys: set[str], errors: list[CatalogRowError]
+    root: Path,
+    provider_names: set[str],
+    region_keys: set[str],
+    observed: dict[str, dt.datetime] | None,
+    errors: list[CatalogRowError],
 ) -> list[CatalogOffer]:
     offers: list[CatalogOffer] = []
     first_line: dict[str, int] = {}
     for row in _read_rows(root, OFFERS_FILE, OFFER_COLUMNS, errors):
-        item = _offer_from_row(row, provider_names, region_keys)
+        item = _offer_from_row(row, provider_names, region_keys, observed)
         if item is None:
             continue
         key = item.offer.key
@@ -499,7 +545,9 @@ def _load_offers(
     return offers
 
 
-def _offer_from_row(row: _Row, provider_names: set[str], region_keys: set[str]) -> CatalogOffer | None:
+def _offer_from_row(
+    row: _Row, provider_names: set[str], region_keys: set[str], observed: dict[str, dt.datetime] | None
+) -> CatalogOffer | None:
     count = len(row.errors)
     provider = row.parse("provider", _required)
     if provider is not None and provider not in provider_names:
@@ -519,7 +567,9 @@ def _offer_from_row(row: _Row, provider_names: set[str], region_keys: set[str]) 
     _parse_currency(row)
     flags = row.parse("flags", _flags)
     source = row.parse("source", _required)
-    if len(row.errors) > count:
+    if source is not None and observed is not None and source not in observed:
+        row.error("source", f"unknown source {source!r} (not in {SOURCES_FILE})")
+    if len(row.errors) > count or observed is None:
         return None
     try:
         offer = Offer(
@@ -554,6 +604,7 @@ def _offer_from_row(row: _Row, provider_names: set[str], region_keys: set[str]) 
         source_commit=row["source_commit"],
         notes=row["notes"],
         line=row.line,
+        observed_at=observed[str(source)],
     )
 
 

@@ -38,6 +38,8 @@ from pricing.catalog import (
     PROVIDER_REGIONS_FILE,
     PROVIDERS_FILE,
     RTT_FILE,
+    SOURCE_COLUMNS,
+    SOURCES_FILE,
     load_catalog,
 )
 from pricing.normalize import canonical_gpu_type, canonical_region, parse_usd_price, split_spot_suffix
@@ -54,6 +56,7 @@ GCP_RATES_LABEL = f"{GCP_RATES_SOURCE} (third-party quotes of GCP Cloud Billing 
 
 GENERATED_FILES = (
     PROVIDERS_FILE,
+    SOURCES_FILE,
     AWS_REGIONS_FILE,
     ODBL_REGIONS_FILE,
     PROVIDER_REGIONS_FILE,
@@ -139,6 +142,8 @@ class OfferRow:
     flags: set[OfferFlag] = field(default_factory=set)
     reference_price: str = ""
     """The price the source itself gives for the non-spot option of this row (spot comparison only)."""
+    supplement: bool = False
+    """From gpu_offers_supplement.csv (third-party readings of Aug-Sep 2026)."""
 
     @property
     def location(self) -> tuple[str, str, str, str]:
@@ -216,6 +221,7 @@ def rows_from_source(source_row: dict[str, str], *, supplement: bool) -> list[Of
         price="",
         source=source_row["source_file"].strip(),
         source_commit=source_row["source_commit"].strip(),
+        supplement=supplement,
     )
     source_notes = source_row["notes"].strip()
     tail = [f"source notes: {source_notes}"] if source_notes else []
@@ -373,6 +379,62 @@ def corrected_gcp_rows(source_rows: Iterable[dict[str, str]], rates: GcpRates) -
             f"expected 12 us-central1 a3-highgpu rows (4 machine types x 3 zones), found {len(rows)}"
         )
     return rows
+
+
+# ------------------------------------------------------------------------------------- observation dates
+
+SNAPSHOT_AT = "2025-09-10T00:00:00Z"
+V9_BASIS = (
+    "SkyPilot v9 snapshot: from after 2025-09-10 (its aws/images.csv lists AMIs created up to that day); "
+    "the exact time is unknown, so that lower bound is used"
+)
+V8_BASIS = (
+    "SkyPilot v8 file read in the same crawl as the v9 files; its own date is unknown, so the v9 snapshot's "
+    "date is used"
+)
+AZURE_FORK_BASIS = (
+    "old US-only Azure catalog of a fork (SkyPilot does not refresh Azure); its date is unknown and probably "
+    "earlier, the v9 snapshot's date is used so that the newer supplement readings stay later"
+)
+CORRECTION_BASIS = "undated third-party quotes of GCP SKUs; dated as the v9 GCP rows they correct"
+SUPPLEMENT_DATES: tuple[tuple[str, str, str], ...] = (
+    (
+        "verified live 2026-09-16",
+        "2026-09-16T00:00:00Z",
+        "the source says it was verified live on 2026-09-16",
+    ),
+    ("decision log 2026-08-26", "2026-08-26T00:00:00Z", "the source quotes a decision log of 2026-08-26"),
+    ("Aug 2026", "2026-08-01T00:00:00Z", "the source is dated Aug 2026; the first day of that month is used"),
+    ("(same notes)", "2026-08-01T00:00:00Z", "same notes as the Aug 2026 reading; first day of that month"),
+)
+SUPPLEMENT_BASIS = "the supplement's readings are from Aug-Sep 2026; the first day of that period is used"
+
+
+def observation_date(row: OfferRow) -> tuple[str, str]:
+    """(observed_at, basis) for the source of one offer row."""
+    if row.supplement:
+        for fragment, moment, basis in SUPPLEMENT_DATES:
+            if fragment in row.source:
+                return moment, basis
+        return "2026-08-01T00:00:00Z", SUPPLEMENT_BASIS
+    if row.source.startswith("skypilot-org/skypilot-catalog:catalogs/v9/"):
+        return SNAPSHOT_AT, V9_BASIS
+    if row.source.startswith("skypilot-org/skypilot-catalog:catalogs/v8/"):
+        return SNAPSHOT_AT, V8_BASIS
+    if row.source.startswith("coopslarhette/skypilot-catalog:"):
+        return SNAPSHOT_AT, AZURE_FORK_BASIS
+    if row.source == GCP_RATES_LABEL:
+        return SNAPSHOT_AT, CORRECTION_BASIS
+    raise BuildError(f"no observation date known for source {row.source!r}")
+
+
+def source_rows(rows: Iterable[OfferRow]) -> list[list[str]]:
+    dates: dict[str, tuple[str, str]] = {}
+    for row in rows:
+        date = observation_date(row)
+        if dates.setdefault(row.source, date) != date:
+            raise BuildError(f"source {row.source!r} gets two observation dates")
+    return [[source, moment, basis] for source, (moment, basis) in sorted(dates.items())]
 
 
 # ------------------------------------------------------------------------------------------------ flags
@@ -546,6 +608,7 @@ def write_catalog(result: BuildResult, source: Path, out: Path) -> None:
             result.region_rows[PROVIDER_REGIONS_FILE],
         )
         write_csv(scratch / OFFERS_FILE, OFFER_COLUMNS, (row.as_csv() for row in result.offers))
+        write_csv(scratch / SOURCES_FILE, SOURCE_COLUMNS, source_rows(result.offers))
         shutil.copyfile(source / RTT_SOURCE, scratch / RTT_FILE)
         load_catalog(scratch)  # raises CatalogError listing every problem
         out.mkdir(parents=True, exist_ok=True)

@@ -204,3 +204,23 @@ def test_all_problems_are_reported_together(catalog_copy: Path) -> None:
     assert "33 problems" in message
     assert message.count("offers.csv:") == 20  # the first 20 are listed ...
     assert "... and 13 more" in message  # ... then a count of the rest
+
+
+def test_offer_source_must_be_dated_in_sources_csv(catalog_copy: Path) -> None:
+    line = set_cell(catalog_copy / OFFERS_FILE, 6, "source", "somewhere else")
+    (error,) = load_errors(catalog_copy)
+    assert (error.file, error.line, error.column) == (OFFERS_FILE, line, "source")
+    assert "sources.csv" in error.message
+
+
+def test_observation_times_need_a_time_zone(catalog_copy: Path) -> None:
+    line = set_cell(catalog_copy / "sources.csv", 1, "observed_at", "2025-09-10T00:00:00")
+    errors = load_errors(catalog_copy)
+    assert (errors[0].file, errors[0].line, errors[0].column) == ("sources.csv", line, "observed_at")
+    assert "time zone" in errors[0].message
+
+
+def test_a_missing_sources_file_is_reported_once(catalog_copy: Path) -> None:
+    (catalog_copy / "sources.csv").unlink()
+    errors = load_errors(catalog_copy)
+    assert [(error.file, error.line) for error in errors] == [("sources.csv", 0)]

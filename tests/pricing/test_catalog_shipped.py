@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from collections import defaultdict
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -248,3 +249,16 @@ def test_shipped_csv_header_matches_the_reader(catalog: Catalog) -> None:
 
     with (shipped_catalog_dir() / OFFERS_FILE).open(newline="", encoding="utf-8") as handle:
         assert tuple(next(csv.reader(handle))) == OFFER_COLUMNS
+
+
+def test_every_offer_has_an_aware_utc_observation_time(catalog: Catalog) -> None:
+    for item in catalog.offers:
+        assert item.observed_at.utcoffset() == dt.timedelta(0)
+    eastus = next(
+        item
+        for item in catalog.offers
+        if item.offer.key == "azure/eastus/-/Standard_ND96isr_H100_v5/spot"  # the supplement's reading
+    )
+    assert eastus.observed_at == dt.datetime(2026, 9, 16, tzinfo=dt.UTC)
+    snapshot = dt.datetime(2025, 9, 10, tzinfo=dt.UTC)
+    assert {item.observed_at for item in offers_where(catalog, provider="aws")} == {snapshot}
