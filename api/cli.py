@@ -73,7 +73,7 @@ def _database(settings: Settings | None = None) -> Iterator[Database]:
         yield database
     except DatabaseUnavailableError as exc:
         _fail(str(exc), code=2)
-    except sa.exc.OperationalError as exc:
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
         first = str(exc.orig or exc).strip().splitlines()[0]
         if "no such table" in first or "does not exist" in first:
             _fail(f"the database at {database.url} is not migrated ({first}): run `gpuplan db upgrade`", 2)

@@ -119,7 +119,7 @@ def _add_observations(
             sa.select(PriceObservationRow.offer_id, PriceObservationRow.observed_at).where(
                 PriceObservationRow.source == source
             )
-        ).tuples()
+        ).all()
     )
     new_rows = []
     for item, offer_id in zip(catalog.offers, offer_ids, strict=True):

@@ -94,6 +94,10 @@ def load_fleet(session: Session, fleet: FleetSpec, *, now: dt.datetime, actor: s
         row.redundancy_share = model.redundancy_share
         row.max_spot_share = model.max_spot_share
         row.updated_at = now
+        if row.profiles:
+            # Delete the old profiles before inserting new ones for the same (model, GPU type).
+            row.profiles.clear()
+            session.flush()
         row.profiles = [
             ModelProfileRow(
                 gpu_type=reference.gpu_type(profile.gpu_type),
@@ -104,7 +108,7 @@ def load_fleet(session: Session, fleet: FleetSpec, *, now: dt.datetime, actor: s
             )
             for profile in model.profiles
         ]
-    session.flush()  # replaced profiles are deleted before their (model, GPU type) is inserted again
+    session.flush()
 
     sources = {row.name: row for row in session.scalars(sa.select(DemandSourceRow))}
     for source in fleet.sources:
@@ -248,7 +252,7 @@ def read_fleet(session: Session) -> Fleet:
         .join(DemandRow.model)
         .join(DemandRow.source)
         .order_by(ServedModelRow.name, DemandSourceRow.name)
-    ).tuples()
+    ).all()
     demand = tuple(Demand(model=m, source=s, tokens_per_s=t) for m, s, t in demand_rows)
     policy_row = session.scalar(sa.select(PlanningPolicyRow).where(PlanningPolicyRow.active.is_(True)))
     budgets = tuple(

@@ -1,0 +1,95 @@
+"""The gpuplan command line end to end, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from api import cli
+from api.cli import app
+from pricing.catalog import shipped_catalog_dir
+from scheduler.settings import get_settings
+
+
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch, database_url: str):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("GPUPLAN_DATABASE_URL", database_url)
+    monkeypatch.setattr(cli, "console", Console(width=200))
+    monkeypatch.setattr(cli, "err_console", Console(width=200, stderr=True))
+    get_settings.cache_clear()
+    runner = CliRunner()
+
+    def invoke(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, list(args))
+        return result.exit_code, result.output
+
+    return invoke
+
+
+def test_quickstart_then_offers(run) -> None:  # type: ignore[no-untyped-def]
+    code, out = run("quickstart")
+    assert code == 0, out
+    assert "catalog loaded" in out and "loaded the sample fleet" in out
+    assert "MI300X" in out and "llama-3.1-405b" in out
+
+    code, out = run("offers", "--gpu", "MI300X", "--purchase", "spot", "--limit", "500")
+    assert code == 0, out
+    rows = [line for line in out.splitlines() if "MI300X" in line]
+    assert rows and all("spot" in line for line in rows)
+
+    code, out = run("offers", "--jurisdiction", "EU", "--gpu", "H100", "--max-price", "2.5", "--limit", "500")
+    assert code == 0, out
+    prices = [float(cell.strip().lstrip("$")) for line in out.splitlines() if "H100" in line
+              for cell in [line.split("│")[8]]]  # fmt: skip
+    assert prices and max(prices) <= 2.5
+
+    code, out = run("catalog", "load")
+    assert code == 0 and "0 new, 0 new price observations" in out
+
+    code, out = run("fleet", "show")
+    assert code == 0 and "deepseek-v3" in out and "budget team (chat)" in out
+
+
+def test_db_up_and_down(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("db", "upgrade")[0] == 0
+    code, out = run("db", "current")
+    assert code == 0 and "revision 0001" in out
+    code, out = run("db", "downgrade", "base")
+    assert code == 0 and "at revision base" in out
+
+
+def test_commands_on_an_unmigrated_database_say_so(run) -> None:  # type: ignore[no-untyped-def]
+    code, out = run("offers")
+    assert code == 2
+    assert "not migrated" in out and "gpuplan db upgrade" in out
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_malformed_catalog_is_reported_and_writes_nothing(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("db", "upgrade")[0] == 0
+    bad = tmp_path / "catalog"
+    shutil.copytree(shipped_catalog_dir(), bad)
+    offers = bad / "offers.csv"
+    lines = offers.read_text().splitlines()
+    cells = lines[5].split(",")
+    cells[11] = "twelve"  # price_usd_per_hour
+    lines[5] = ",".join(cells)
+    offers.write_text("\n".join(lines) + "\n")
+    code, out = run("catalog", "load", "--dir", str(bad))
+    assert code == 1
+    assert "offers.csv:6" in out and "price_usd_per_hour" in out and "twelve" in out
+    assert run("offers")[1].startswith("no offers match")
+
+
+def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPUPLAN_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["offers"])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach the database at postgresql")
