@@ -13,9 +13,8 @@ EARTH_RADIUS_KM = 6371.0088
 
 # Round trip = RTT_BASE_MS + RTT_MS_PER_KM * great-circle km, rounded up to whole milliseconds.
 # Least-squares slope with the intercept held at 5 ms (a short hop between metros; the measured
-# same-region median is 3 ms), over the
-# 2,632 measured AWS and Azure pairs between distinct regions with known locations (RMSE 39.5 ms;
-# tests/pricing/test_rtt_model.py re-checks the fit against the shipped measurements).
+# same-region median is 3 ms), over the 2,632 measured AWS and Azure pairs between distinct regions
+# with known locations (RMSE 39.5 ms; tests/pricing/test_rtt_model.py re-checks the fit).
 RTT_BASE_MS = 5.0
 RTT_MS_PER_KM = 0.0166
 
