@@ -47,8 +47,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(fleet_app, name="fleet")
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (CI logs, `| less`) gets wide tables instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 180)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
 
 T = TypeVar("T")
 
