@@ -425,3 +425,71 @@ class Commitment(DomainModel):
 
     offer_key: Annotated[str, StringConstraints(min_length=1)]
     instances: PositiveInt
+
+
+# --------------------------------------------------------------------------------------------- plans
+
+
+class ReplicaCount(DomainModel):
+    model: Name
+    replicas: PositiveInt
+
+
+class Placement(DomainModel):
+    """Instances bought on one offer and the replicas of each model packed onto them."""
+
+    offer_key: Annotated[str, StringConstraints(min_length=1)]
+    instances: PositiveInt
+    replicas: tuple[ReplicaCount, ...] = Field(min_length=1)
+
+    @field_validator("replicas")
+    @classmethod
+    def _one_count_per_model(cls, replicas: tuple[ReplicaCount, ...]) -> tuple[ReplicaCount, ...]:
+        names = [count.model for count in replicas]
+        if len(set(names)) != len(names):
+            raise ValueError("a model appears twice on one offer")
+        return replicas
+
+
+class Route(DomainModel):
+    """The share of one source's traffic for one model that goes to one region."""
+
+    model: Name
+    source: Name
+    region: Annotated[str, StringConstraints(min_length=3)]
+    """Region key, provider/code."""
+    share: PositiveShare
+
+
+ROUTE_SHARE_TOLERANCE = 1e-6
+
+
+class Plan(DomainModel):
+    """Where every model runs (placements) and where every source's traffic goes (routes).
+
+    Also the shape of the current fleet, whose routes may be empty.
+    """
+
+    placements: tuple[Placement, ...] = ()
+    routes: tuple[Route, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        keys = [placement.offer_key for placement in self.placements]
+        if len(set(keys)) != len(keys):
+            raise ValueError("placements: an offer appears twice")
+        totals: dict[tuple[str, str], float] = {}
+        seen: set[tuple[str, str, str]] = set()
+        for route in self.routes:
+            triple = (route.model, route.source, route.region)
+            if triple in seen:
+                raise ValueError(f"routes: {route.model} from {route.source} to {route.region} appears twice")
+            seen.add(triple)
+            totals[(route.model, route.source)] = totals.get((route.model, route.source), 0.0) + route.share
+        for (model, source), total in totals.items():
+            if abs(total - 1.0) > ROUTE_SHARE_TOLERANCE:
+                raise ValueError(f"routes: shares of {model} from {source} sum to {total:.6f}, not 1")
+        return self
+
+    def replicas_by_offer(self) -> dict[str, dict[str, int]]:
+        return {p.offer_key: {c.model: c.replicas for c in p.replicas} for p in self.placements}

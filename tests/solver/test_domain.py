@@ -14,6 +14,7 @@ from solver.domain import (
     ModelProfile,
     Offer,
     OfferFlag,
+    Plan,
     PlanningPolicy,
     PurchaseOption,
     Region,
@@ -150,3 +151,21 @@ def test_budgets_scope_and_team() -> None:
     one = Budget(scope=BudgetScope.GLOBAL, limit_micro_usd_per_month=1)
     with pytest.raises(ValidationError, match="two budgets for global"):
         PlanningPolicy(budgets=(one, one))
+
+
+def test_plan_shape_is_checked() -> None:
+    placement = {"offer_key": "a/b/-/c/spot", "instances": 1, "replicas": [{"model": "m", "replicas": 2}]}
+    route = {"model": "m", "source": "s", "region": "a/b", "share": 0.5}
+    with pytest.raises(ValidationError, match="an offer appears twice"):
+        Plan(placements=(placement, placement))
+    with pytest.raises(ValidationError, match=r"sum to 0\.500000, not 1"):
+        Plan(routes=(route,))
+    with pytest.raises(ValidationError, match="appears twice"):
+        Plan(routes=(route, route))
+    with pytest.raises(ValidationError, match="a model appears twice on one offer"):
+        Plan(placements=({**placement, "replicas": [{"model": "m", "replicas": 1}] * 2},))
+    with pytest.raises(ValidationError) as exc:
+        Plan(placements=({**placement, "instances": 0},))
+    assert "placements.0.instances" in _error_fields(exc)
+    plan = Plan(placements=(placement,), routes=(route, {**route, "region": "a/c"}))
+    assert plan.replicas_by_offer() == {"a/b/-/c/spot": {"m": 2}}
