@@ -191,6 +191,14 @@ class OfferFlag(StrEnum):
     STALE = "stale"  # not seen for longer than its purchase option's time to live
 
 
+class AvailabilityStatus(StrEnum):
+    """What a provider says of an instance type in a region or zone."""
+
+    OFFERED = "offered"
+    NOT_OFFERED = "not_offered"
+    RESTRICTED = "restricted"  # offered in the region but not to this subscription or account
+
+
 PLANNER_EXCLUDED_FLAGS: frozenset[OfferFlag] = frozenset(
     {OfferFlag.SPOT_NOT_DISCOUNTED, OfferFlag.PRICE_PLACEHOLDER, OfferFlag.STALE}
 )

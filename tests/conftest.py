@@ -99,7 +99,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def postgres_engine() -> Iterator[Engine]:
-    schema = f"gpuplan_test_{_worker()}"
+    # Unique per process: several checkouts may run their suites against one server at once.
+    schema = f"gpuplan_test_{_worker()}_{uuid.uuid4().hex[:8]}"
     url = create_postgres_schema(schema)
     engine = create_db_engine(url)
     migrate.upgrade(engine)

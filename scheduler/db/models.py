@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from scheduler.db.base import Base, BigId, enum_column_type
 from solver.domain import (
+    AvailabilityStatus,
     BudgetScope,
     Continent,
     GpuType,
@@ -40,12 +41,6 @@ class CollectionStatus(StrEnum):
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"  # some providers or rows failed; the rest was stored
     FAILED = "failed"
-
-
-class AvailabilityStatus(StrEnum):
-    OFFERED = "offered"
-    NOT_OFFERED = "not_offered"
-    RESTRICTED = "restricted"  # offered in the region but not to this subscription or account
 
 
 class PlanStatus(StrEnum):

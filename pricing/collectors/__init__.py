@@ -1,0 +1,1 @@
+"""Price and availability collectors; see ``pricing.collectors.base`` for the interface."""
