@@ -28,6 +28,7 @@ class Capability(StrEnum):
     RESERVED = "reserved"  # reserved / committed-use terms, as an effective hourly price
     CAPACITY_BLOCKS = "capacity_blocks"
     AVAILABILITY = "availability"  # which instance types are offered where (and, if known, how many)
+    SPOT_PLACEMENT_SCORES = "spot_placement_scores"  # AWS GetSpotPlacementScores
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,26 @@ class AvailabilityObservation:
 
 
 @dataclass(frozen=True)
+class SpotPlacementScore:
+    """A provider's own likelihood score (AWS: 1-10) that a spot request of this size succeeds."""
+
+    instance: InstanceType
+    region: str
+    zone: str
+    """Empty when the score is per region."""
+    score: int
+    target_instances: int
+    observed_at: dt.datetime
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.observed_at.tzinfo is None:
+            raise ValueError("observed_at: must be timezone-aware UTC")
+        if not 1 <= self.score <= 10:
+            raise ValueError(f"score: must be in 1..10, got {self.score}")
+
+
+@dataclass(frozen=True)
 class SkippedItem:
     """An item of an answer that could not be normalised; counted, never fatal."""
 
@@ -95,6 +116,7 @@ class CollectionResult:
     provider: str
     prices: list[PriceObservation] = field(default_factory=list)
     availability: list[AvailabilityObservation] = field(default_factory=list)
+    spot_placement_scores: list[SpotPlacementScore] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     """Partial failures (one region or page failed after retries); the rest of the result stands."""
