@@ -853,3 +853,26 @@ def test_an_injected_retry_is_used(clock: FakeClock) -> None:
     with pytest.raises(CollectorError, match="TooManyRequests: 429"):
         collector(api, retry=no_429_retry).collect(request(Capability.ON_DEMAND))
     assert clock.sleeps == []
+
+
+def test_the_no_argument_constructor_builds_clients_only_on_first_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import google.auth
+
+    calls: list[Any] = []
+
+    def fake_default(**kwargs: Any) -> tuple[Any, str]:
+        calls.append(kwargs)
+        return AnonymousCredentials(), "project-from-credentials"
+
+    monkeypatch.setattr(google.auth, "default", fake_default)
+    made = GcpCollector()
+    assert calls == []  # nothing resolved or built yet
+
+    assert isinstance(made._billing_client(), billing_v1.CloudCatalogClient)
+    assert isinstance(made._machine_types_client(), compute_v1.MachineTypesClient)
+    assert made._project_id() == "project-from-credentials"
+    assert calls == [{"scopes": ["https://www.googleapis.com/auth/cloud-platform"]}]  # resolved once
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "project-from-env")
+    assert made._project_id() == "project-from-env"
