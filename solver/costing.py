@@ -43,7 +43,8 @@ def team_costs(problem: Problem, plan: Plan) -> dict[str, Fraction]:
             if profile is None:
                 continue
             costs[model.team] += Fraction(
-                offer.price_micro_usd_per_hour * profile.gpus_per_replica * count.replicas, offer.gpus_per_instance
+                offer.price_micro_usd_per_hour * profile.gpus_per_replica * count.replicas,
+                offer.gpus_per_instance,
             )
     return dict(costs)
 

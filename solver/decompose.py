@@ -22,6 +22,7 @@ from ortools.math_opt.python import mathopt
 from solver.hall import HallCut, initial_cuts, violated_cuts
 from solver.index import Pool, ProblemIndex
 from solver.mip import MipOptions, MipSolution, PlacementMip
+from solver.scale import KTOK
 
 
 @dataclass
@@ -75,7 +76,9 @@ def pool_capacities(mip: PlacementMip, model_id: int, solution: MipSolution) -> 
     """Risk-adjusted capacity (ktok/s) per pool of a solution."""
     capacity: dict[Pool, float] = {}
     for pool, slot_ids in mip.pools_of_model[model_id].items():
-        total = sum(mip.capacity_ktok(model_id, s) * solution.replicas.get((model_id, s), 0) for s in slot_ids)
+        total = sum(
+            mip.capacity_ktok(model_id, s) * solution.replicas.get((model_id, s), 0) for s in slot_ids
+        )
         if total > 0:
             capacity[pool] = total
     return capacity
@@ -95,7 +98,6 @@ def solve_model(
     """The model's relaxed subproblem, adding the Hall conditions its plans violate until one routes in
     normal operation and after every loss (or the rounds run out: the bound stays valid, the plan is
     then not routable and is not used)."""
-    from solver.mip import KTOK
 
     start = time.perf_counter()
     slots = collapsed_slots(index, model_id, price_extra)
@@ -111,7 +113,11 @@ def solve_model(
             [model_id],
             slots_for_model={model_id: slots},
             options=MipOptions(
-                per_gpu_pricing=True, price_extra=price_extra, availability=False, coupling=False, cuts={model_id: cuts}
+                per_gpu_pricing=True,
+                price_extra=price_extra,
+                availability=False,
+                coupling=False,
+                cuts={model_id: cuts},
             ),
         )
         remaining = max(0.05, time_limit_s - (time.perf_counter() - start))

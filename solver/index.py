@@ -108,7 +108,9 @@ def build_index(problem: Problem, params: SolveParams) -> ProblemIndex:
             count = committed[offer.key]
             index.sunk_cost += count * offer.price_micro_usd_per_hour
             index.slots.append(
-                OfferSlot(len(index.slots), offer, region, 0, offer.price_micro_usd_per_hour, count, risk, True)
+                OfferSlot(
+                    len(index.slots), offer, region, 0, offer.price_micro_usd_per_hour, count, risk, True
+                )
             )
             remaining = None if offer.availability is None else max(0, offer.availability - count)
             if remaining == 0 or not usable:

@@ -13,6 +13,7 @@ USD per hour, traffic in thousands of tokens per second.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -21,13 +22,11 @@ from typing import Any
 
 from ortools.math_opt.python import mathopt
 
+from solver.constraints import availability, budgets, churn, demand, packing, redundancy, spot
 from solver.domain import GpuType
 from solver.hall import HallCut, in_domain, initial_cuts, neighbourhood
 from solver.index import Pool, ProblemIndex
-
-MICRO = 1_000_000.0
-KTOK = 1000.0
-
+from solver.scale import KTOK, MICRO
 
 
 @dataclass
@@ -143,17 +142,6 @@ class PlacementMip:
     # --------------------------------------------------------------------------------------- building
 
     def _build(self) -> None:
-        # Imported here: the constraint modules import this module for typing.
-        from solver.constraints import (
-            availability,
-            budgets,
-            churn,
-            demand,
-            packing,
-            redundancy,
-            spot,
-        )
-
         integral = self.options.integral
         for m in self.model_ids:
             pools: dict[Pool, list[int]] = defaultdict(list)
@@ -195,7 +183,9 @@ class PlacementMip:
             churn.add(self)
         if self.options.coupling and not self.options.per_gpu_pricing:
             budgets.add(self)
-        self.model.minimize(self.sum(self.cost_terms) + self.sum(self.penalty_terms) + self.options.fixed_cost)
+        self.model.minimize(
+            self.sum(self.cost_terms) + self.sum(self.penalty_terms) + self.options.fixed_cost
+        )
 
     # ---------------------------------------------------------------------------------------- solving
 
@@ -255,12 +245,12 @@ class PlacementMip:
             rounded = round(value)
             if rounded > 0:
                 replicas[key] = rounded
-        instances = {slot_id: round(values[var]) for slot_id, var in self.instances.items() if values[var] > 0.5}
+        instances = {
+            slot_id: round(values[var]) for slot_id, var in self.instances.items() if values[var] > 0.5
+        }
         objective = result.objective_value()
         return MipSolution(status, objective, bound, instances, replicas, wall, replica_values)
 
 
-def _seconds(value: float) -> Any:
-    import datetime as dt
-
+def _seconds(value: float) -> dt.timedelta:
     return dt.timedelta(seconds=max(0.01, value))

@@ -18,6 +18,7 @@ The steps (docs/solver.md explains them and their figures):
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections import defaultdict
@@ -32,12 +33,12 @@ from solver.decompose import Decomposition, solve_model
 from solver.domain import Plan
 from solver.hall import HallCut, initial_cuts, violated_cuts
 from solver.index import Pool, ProblemIndex, build_index
-from solver.mip import MICRO, MipOptions, MipSolution, PlacementMip
+from solver.mip import MipOptions, MipSolution, PlacementMip
 from solver.problem import Problem, SolveParams
 from solver.result import Explanation, SolveResult, SolveStatus
+from solver.scale import MICRO
 from solver.validate import validate
 
-import os
 SOLVER = getattr(mathopt.SolverType, os.environ.get("GPUPLAN_MIP", "GSCIP"))
 MAX_CUT_ROUNDS = 10
 LNS_MAX_MODELS = 4
@@ -89,8 +90,8 @@ def _unservable(index: ProblemIndex) -> list[str]:
         for s in sorted(demand):
             if not index.eligible.get((m, s)):
                 texts.append(
-                    f"{model.name} from {index.sources[s]}: no offer within the {model.latency_slo_ms} ms SLO "
-                    "that the residency rule allows and the model fits"
+                    f"{model.name} from {index.sources[s]}: no offer within the {model.latency_slo_ms} ms "
+                    "SLO that the residency rule allows and the model fits"
                 )
     return texts
 
@@ -125,7 +126,7 @@ def _lower_bound(state: SearchState) -> None:
 def _candidate_slots(state: SearchState) -> dict[int, list[int]]:
     index = state.index
     chosen_pools: dict[int, set[Pool]] = defaultdict(set)
-    for m, model_solution in state.decomposition.models.items():
+    for model_solution in state.decomposition.models.values():
         for (mm, slot_id), count in model_solution.solution.replicas.items():
             if count > 0:
                 chosen_pools[mm].add(index.slots[slot_id].pool)
@@ -245,7 +246,7 @@ def _neighbourhoods(state: SearchState, rng: random.Random) -> list[list[int]]:
 
 
 def _lns(state: SearchState, candidate_slots: dict[int, list[int]]) -> None:
-    index, params = state.index, state.params
+    params = state.params
     rng = random.Random(params.seed)
     rounds = improved = 0
     while state.best_replicas is not None and state.remaining() > 0.2:
@@ -317,7 +318,9 @@ def _lns_step(state: SearchState, group: list[int], candidate_slots: dict[int, l
     return _consider(state, candidate, "large-neighbourhood search")
 
 
-def _team_cost(index: ProblemIndex, replicas: dict[tuple[int, int], int], *, exclude: set[int]) -> dict[str, float]:
+def _team_cost(
+    index: ProblemIndex, replicas: dict[tuple[int, int], int], *, exclude: set[int]
+) -> dict[str, float]:
     out: dict[str, float] = defaultdict(float)
     for (m, slot_id), count in replicas.items():
         if m in exclude:
@@ -357,7 +360,7 @@ def _result(state: SearchState) -> SolveResult:
     plan = build_plan(index, state.best_replicas, instances)
     violations = validate(index.problem, plan, purchase_options=params.purchase_options)
     cost = plan_cost(index.problem, plan)
-    bound = min(cost, int(math.floor(state.bound)))
+    bound = min(cost, math.floor(state.bound))
     if violations:
         state.stats["checker"] = "failed"
         return SolveResult(

@@ -9,7 +9,17 @@ through it; tests use it everywhere.
 
 from __future__ import annotations
 
-from solver.constraints import availability, budgets, churn, demand, latency, packing, redundancy, residency, spot
+from solver.constraints import (
+    availability,
+    budgets,
+    churn,
+    demand,
+    latency,
+    packing,
+    redundancy,
+    residency,
+    spot,
+)
 from solver.domain import Plan, PurchaseOption
 from solver.problem import Problem
 from solver.result import Violation

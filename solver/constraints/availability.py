@@ -56,7 +56,7 @@ def check(problem: Problem, plan: Plan, allowed_purchase_options: frozenset | No
             violations.append(
                 Violation(
                     ViolationKind.PURCHASE_OPTION,
-                    f"{offer.key}: purchase option {offer.purchase_option.value} is not allowed in this solve",
+                    f"{offer.key}: purchase option {offer.purchase_option.value} is not allowed here",
                     offer=offer.key,
                 )
             )

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from solver.costing import plan_cost, team_costs
 from solver.domain import BudgetScope
 from solver.result import Violation, ViolationKind
+from solver.scale import MICRO
 from solver.units import HOURS_PER_MONTH, format_usd
 
 if TYPE_CHECKING:
@@ -20,7 +22,6 @@ if TYPE_CHECKING:
 
 
 def add(mip: PlacementMip) -> None:
-    from solver.mip import MICRO
 
     index = mip.index
     for budget in index.problem.policy.budgets:
@@ -44,8 +45,6 @@ def add(mip: PlacementMip) -> None:
 
 
 def check(problem: Problem, plan: Plan) -> list[Violation]:
-    from solver.costing import plan_cost, team_costs
-
     violations = []
     month_cost = plan_cost(problem, plan) * HOURS_PER_MONTH
     teams = team_costs(problem, plan)

@@ -50,5 +50,7 @@ def source_pool_edges(
     edges: dict[str, list[GpuType]] = {}
     for name in sources:
         rtt = table.rtt_ms(by_name[name], region)
-        edges[name] = [p.gpu_type for p in model.profiles if rtt + p.service_latency_ms <= model.latency_slo_ms]
+        edges[name] = [
+            p.gpu_type for p in model.profiles if rtt + p.service_latency_ms <= model.latency_slo_ms
+        ]
     return edges

@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from solver.costing import replicas_moved
 from solver.result import Violation, ViolationKind
+from solver.scale import MICRO
 
 if TYPE_CHECKING:
     from solver.domain import Plan
@@ -37,7 +39,6 @@ def current_replicas(mip: PlacementMip) -> dict[tuple[int, str], int]:
 
 
 def add(mip: PlacementMip) -> None:
-    from solver.mip import MICRO
 
     current = current_replicas(mip)
     if not current:
@@ -70,8 +71,6 @@ def add(mip: PlacementMip) -> None:
 
 
 def check(problem: Problem, plan: Plan) -> list[Violation]:
-    from solver.costing import replicas_moved
-
     moved, total = replicas_moved(problem, plan)
     limit = problem.policy.churn.max_moved_share * total
     if total and moved > limit + 1e-9:

@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from solver.constraints.capacity import pool_capacities, source_pool_edges
+from solver.flow import max_flow
 from solver.result import Violation, ViolationKind
+from solver.scale import KTOK
 
 if TYPE_CHECKING:
     from solver.domain import Plan
@@ -25,7 +28,6 @@ CAPACITY_TOLERANCE = 1e-6
 
 def add(mip: PlacementMip) -> None:
     """Normal operation: for each Hall set T of the model's cuts, d(T) <= utilisation x capacity(N(T))."""
-    from solver.mip import KTOK
 
     utilisation = mip.index.problem.policy.target_utilisation
     for m in mip.model_ids:
@@ -47,9 +49,6 @@ def _cut_order(cut: object) -> str:
 def check(problem: Problem, plan: Plan) -> list[Violation]:
     """Shares sum to one per (model, source), routes go to known regions, and each region's capacity
     (utilisation included) can carry what is routed to it, GPU type by GPU type within the SLO."""
-    from solver.constraints.capacity import pool_capacities, source_pool_edges
-    from solver.flow import max_flow
-
     violations: list[Violation] = []
     models = {model.name: model for model in problem.models}
     sources = {source.name: source for source in problem.sources}
@@ -61,7 +60,7 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
             violations.append(
                 Violation(
                     ViolationKind.UNKNOWN_REFERENCE,
-                    f"route {route.model} / {route.source} / {route.region} names something not in the problem",
+                    f"route {route.model} / {route.source} / {route.region} names something unknown",
                 )
             )
             continue
@@ -92,10 +91,14 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
     routed: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for route in plan.routes:
         if (route.model, route.source) in demand and route.region in regions:
-            routed[(route.model, route.region)][route.source] = route.share * demand[(route.model, route.source)]
+            routed[(route.model, route.region)][route.source] = (
+                route.share * demand[(route.model, route.source)]
+            )
     for (model, region), supply in routed.items():
         caps = {
-            gpu: value * utilisation for (m, r, gpu), value in capacities.items() if m == model and r == region
+            gpu: value * utilisation
+            for (m, r, gpu), value in capacities.items()
+            if m == model and r == region
         }
         edges = source_pool_edges(problem, models[model], supply, region)
         needed = sum(supply.values())

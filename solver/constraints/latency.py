@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from solver.domain import Model, ModelProfile
+from solver.network import RttTable
+from solver.result import Violation, ViolationKind
 
 if TYPE_CHECKING:
     from solver.domain import Plan
     from solver.problem import Problem
-    from solver.result import Violation
 
 
 def service_ok(rtt_ms: int, profile: ModelProfile, model: Model) -> bool:
@@ -31,9 +32,6 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
 
     Whether that GPU type has the capacity is checked with the capacity flow in ``demand.check``.
     """
-    from solver.network import RttTable
-    from solver.result import Violation, ViolationKind
-
     table = RttTable(problem.rtt)
     regions = {region.key: region for region in problem.regions}
     models = {model.name: model for model in problem.models}

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 from solver.result import Violation, ViolationKind
 
 if TYPE_CHECKING:
+    from solver.domain import Plan
     from solver.mip import PlacementMip
     from solver.problem import Problem
-    from solver.domain import Plan
 
 SPAN_MIN_GPUS = 8
 
@@ -116,9 +116,7 @@ def add(mip: PlacementMip) -> None:
             )
             lhs_fixed = sum((k // level) * count for k, count in fixed if level <= k <= slot.gpus)
             spanning = mip.sum(c * v for c, v in span_terms) + span_fixed
-            mip.add_constraint(
-                lhs + lhs_fixed <= per_instance * (n - spanning), f"pack[{slot_id},{level}]"
-            )
+            mip.add_constraint(lhs + lhs_fixed <= per_instance * (n - spanning), f"pack[{slot_id},{level}]")
 
 
 def check(problem: Problem, plan: Plan) -> list[Violation]:
@@ -129,7 +127,9 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
         offer = offers.get(placement.offer_key)
         if offer is None:
             violations.append(
-                Violation(ViolationKind.UNKNOWN_REFERENCE, f"placement on unknown offer {placement.offer_key}")
+                Violation(
+                    ViolationKind.UNKNOWN_REFERENCE, f"placement on unknown offer {placement.offer_key}"
+                )
             )
             continue
         sizes = []

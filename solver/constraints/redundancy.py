@@ -9,11 +9,14 @@ the checker tests every domain the plan uses with a maximum flow.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from solver.constraints.capacity import pool_capacities
 from solver.domain import Redundancy
+from solver.flow import max_flow
+from solver.network import RttTable
 from solver.result import Violation, ViolationKind
+from solver.scale import KTOK
 
 if TYPE_CHECKING:
     from solver.domain import Plan
@@ -25,7 +28,6 @@ FAILOVER_UTILISATION = 1.0
 
 def add(mip: PlacementMip) -> None:
     """After losing domain f: share x d(T) <= capacity(N(T)) - capacity(N(T) within f), per Hall cut."""
-    from solver.mip import KTOK
 
     for m in mip.model_ids:
         model = mip.index.models[m]
@@ -55,10 +57,6 @@ def failure_domains_used(problem: Problem, plan: Plan, model_name: str, level: R
 
 
 def check(problem: Problem, plan: Plan) -> list[Violation]:
-    from solver.constraints.capacity import pool_capacities
-    from solver.flow import max_flow
-    from solver.network import RttTable
-
     table = RttTable(problem.rtt)
     regions = {region.key: region for region in problem.regions}
     sources = {source.name: source for source in problem.sources}
@@ -67,7 +65,9 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
     for model in problem.models:
         if model.redundancy is Redundancy.NONE:
             continue
-        demand = {d.source: d.tokens_per_s * model.redundancy_share for d in problem.demand if d.model == model.name}
+        demand = {
+            d.source: d.tokens_per_s * model.redundancy_share for d in problem.demand if d.model == model.name
+        }
         if not demand:
             continue
         pools = {(r, gpu): cap for (m, r, gpu), cap in capacities.items() if m == model.name and cap > 0}

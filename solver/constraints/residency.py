@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from solver.result import Violation, ViolationKind
+
 if TYPE_CHECKING:
     from solver.domain import Plan
     from solver.problem import Problem
-    from solver.result import Violation
 
 
 def check(problem: Problem, plan: Plan) -> list[Violation]:
-    from solver.result import Violation, ViolationKind
-
     regions = {region.key: region for region in problem.regions}
     sources = {source.name: source for source in problem.sources}
     violations = []
