@@ -14,6 +14,7 @@ instances are priced per GPU and availability is priced, so the rest are dropped
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from dataclasses import dataclass, field
 
@@ -22,7 +23,7 @@ from ortools.math_opt.python import mathopt
 from solver.hall import HallCut, initial_cuts, violated_cuts
 from solver.index import Pool, ProblemIndex
 from solver.mip import MipOptions, MipSolution, PlacementMip
-from solver.scale import KTOK
+from solver.scale import KTOK, MICRO
 
 
 @dataclass
@@ -135,3 +136,113 @@ def solve_model(
         cuts |= set(missing)
     assert solution is not None
     return ModelSolution(model_id, solution, bound, cuts, rounds, time.perf_counter() - start)
+
+
+@dataclass
+class LpPrices:
+    prices: dict[int, float]
+    """Lagrange multiplier (micro-USD per instance-hour) per slot with limited availability."""
+    bound: float | None
+    """The LP relaxation's optimum (USD/h): itself a valid lower bound."""
+    wall_time_s: float
+
+
+def availability_prices(
+    index: ProblemIndex, cuts: dict[int, set[HallCut]], *, time_limit_s: float
+) -> LpPrices:
+    """Duals of the availability constraints in the LP relaxation of the whole problem (replicas and
+    instances fractional, replicas priced per GPU), used as Lagrange multipliers."""
+    start = time.perf_counter()
+    limited = [slot.index for slot in index.slots if slot.availability is not None]
+    models = sorted(index.demand)
+    mip = PlacementMip(
+        index,
+        models,
+        options=MipOptions(
+            integral=False, per_gpu_pricing=True, availability=False, coupling=False, cuts=cuts, churn=False
+        ),
+    )
+    constraints = {}
+    for slot_id in limited:
+        users = mip.replicas_on_slot.get(slot_id, [])
+        if not users:
+            continue
+        slot = index.slots[slot_id]
+        usage = mip.sum(mip.gpus_per_replica(m, slot.gpu_type) / slot.gpus * var for m, var in users)
+        constraints[slot_id] = mip.model.add_linear_constraint(usage <= slot.availability)
+    result = mathopt.solve(
+        mip.model,
+        mathopt.SolverType.GLOP,
+        params=mathopt.SolveParameters(time_limit=_timedelta(time_limit_s), enable_output=False),
+    )
+    prices: dict[int, float] = {}
+    bound = None
+    if result.termination.reason == mathopt.TerminationReason.OPTIMAL and result.has_dual_feasible_solution():
+        duals = result.dual_values(list(constraints.values()))
+        for (slot_id, _), dual in zip(constraints.items(), duals, strict=True):
+            # A <= constraint in a minimisation has a non-positive dual; its price is the negation.
+            if dual < -1e-12:
+                prices[slot_id] = -dual * MICRO
+        bound = result.objective_value()
+    return LpPrices(prices, bound, time.perf_counter() - start)
+
+
+def lambda_term(index: ProblemIndex, prices: dict[int, float]) -> float:
+    """sum over slots of lambda x availability, USD/h."""
+    return sum(prices[s] * (index.slots[s].availability or 0) for s in prices) / MICRO
+
+
+def _timedelta(seconds: float):  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    return dt.timedelta(seconds=max(0.05, seconds))
+
+
+# ------------------------------------------------------------------------- parallel subproblems
+
+_WORKER: dict[str, object] = {}
+
+
+def _solve_in_worker(model_id: int) -> ModelSolution:
+    index = _WORKER["index"]
+    assert isinstance(index, ProblemIndex)
+    return solve_model(
+        index,
+        model_id,
+        price_extra=_WORKER["prices"],  # type: ignore[arg-type]
+        time_limit_s=_WORKER["time_limit_s"],  # type: ignore[arg-type]
+        relative_gap=_WORKER["relative_gap"],  # type: ignore[arg-type]
+        seed=_WORKER["seed"],  # type: ignore[arg-type]
+        solver=_WORKER["solver"],  # type: ignore[arg-type]
+    )
+
+
+def solve_models(
+    index: ProblemIndex,
+    model_ids: list[int],
+    *,
+    price_extra: dict[int, float],
+    time_limit_s: float,
+    relative_gap: float,
+    seed: int,
+    workers: int,
+    solver: mathopt.SolverType,
+) -> dict[int, ModelSolution]:
+    """Every model's subproblem, on ``workers`` processes (forked, sharing the index read-only)."""
+    _WORKER.update(
+        index=index,
+        prices=price_extra,
+        time_limit_s=time_limit_s,
+        relative_gap=relative_gap,
+        seed=seed,
+        solver=solver,
+    )
+    try:
+        if workers <= 1 or len(model_ids) <= 1:
+            return {m: _solve_in_worker(m) for m in model_ids}
+        context = multiprocessing.get_context("fork")
+        with context.Pool(processes=workers) as pool:
+            solutions = pool.map(_solve_in_worker, model_ids, chunksize=1)
+        return {solution.model_id: solution for solution in solutions}
+    finally:
+        _WORKER.clear()

@@ -29,7 +29,7 @@ from ortools.math_opt.python import mathopt
 from solver.assemble import build_plan, capacities, instances_for
 from solver.constraints.packing import instances_needed
 from solver.costing import plan_cost, replicas_moved
-from solver.decompose import Decomposition, solve_model
+from solver.decompose import Decomposition, availability_prices, lambda_term, solve_models
 from solver.domain import Plan
 from solver.hall import HallCut, initial_cuts, violated_cuts
 from solver.index import Pool, ProblemIndex, build_index
@@ -43,6 +43,7 @@ SOLVER = getattr(mathopt.SolverType, os.environ.get("GPUPLAN_MIP", "GSCIP"))
 MAX_CUT_ROUNDS = 10
 LNS_MAX_MODELS = 4
 LNS_STEP_S = 2.0
+BOUND_SHARE = 0.4
 GLOBAL_MIP_SHARE = float(os.environ.get("GPUPLAN_GLOBAL_SHARE", "0.3"))
 
 
@@ -101,23 +102,37 @@ def _unservable(index: ProblemIndex) -> list[str]:
 
 def _lower_bound(state: SearchState) -> None:
     index, params = state.index, state.params
-    budget = 0.4 * params.time_limit_s
-    for m in sorted(index.demand):
-        remaining_models = max(1, len(index.demand) - len(state.decomposition.models))
-        per_model = max(0.2, (budget - (time.perf_counter() - state.started)) / remaining_models)
-        solution = solve_model(
-            index,
-            m,
-            price_extra={},
-            time_limit_s=per_model,
-            relative_gap=params.relative_gap / 10,
-            seed=params.seed,
-            solver=SOLVER,
-        )
-        state.decomposition.models[m] = solution
+    models = sorted(index.demand)
+    cuts = {m: initial_cuts(index, m, {index.slots[s].pool for s in index.slots_of_model[m]}) for m in models}
+    prices: dict[int, float] = {}
+    lp_bound = None
+    if any(slot.availability is not None for slot in index.slots):
+        lp = availability_prices(index, cuts, time_limit_s=max(1.0, 0.1 * params.time_limit_s))
+        prices, lp_bound = lp.prices, lp.bound
+        state.stats["lp_s"] = round(lp.wall_time_s, 3)
+        state.stats["lp_bound_usd_h"] = round(lp.bound or 0.0, 4)
+        state.stats["priced_offers"] = len(prices)
+    budget = BOUND_SHARE * params.time_limit_s - (time.perf_counter() - state.started)
+    workers = max(1, params.workers)
+    per_model = max(0.5, budget * workers / max(1, len(models)))
+    solutions = solve_models(
+        index,
+        sorted(models, key=lambda m: -len(index.slots_of_model[m])),
+        price_extra=prices,
+        time_limit_s=per_model,
+        relative_gap=params.relative_gap / 10,
+        seed=params.seed,
+        workers=workers,
+        solver=SOLVER,
+    )
+    state.decomposition = Decomposition(models=solutions, lambda_term=lambda_term(index, prices))
+    for m, solution in solutions.items():
         state.cuts[m] = set(solution.cuts)
-    state.bound = state.decomposition.lower_bound * MICRO + index.sunk_cost
-    state.stats["bound_decomposition_usd_h"] = round(state.bound / MICRO, 4)
+    bound = state.decomposition.lower_bound
+    if lp_bound is not None:
+        bound = max(bound, lp_bound)
+    state.bound = bound * MICRO + index.sunk_cost
+    state.stats["bound_decomposition_usd_h"] = round(state.decomposition.lower_bound, 4)
 
 
 # ----------------------------------------------------------------------------------------- primal
