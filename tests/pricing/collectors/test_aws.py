@@ -265,6 +265,7 @@ def test_spot_history_keeps_every_point_with_zone_ids_across_pages(aws: StubbedA
                 # the same point under the other product description: one observation
                 spot_point("us-east-1a", "12.345678", t3),
                 spot_point("us-east-1d", "n/a", t2),  # malformed: skipped and counted
+                spot_point("us-east-1b", "11.50", t2),  # another price for a kept point: skipped
                 spot_point("us-east-1d", "19.0969", t1, InstanceType="p5en.48xlarge"),
             ]
         },
@@ -290,7 +291,11 @@ def test_spot_history_keeps_every_point_with_zone_ids_across_pages(aws: StubbedA
     h200 = next(o for o in result.prices if o.offer.instance_type == "p5en.48xlarge")
     assert h200.offer.gpu_type is GpuType.H200
     assert [(s.location, s.reason) for s in result.skipped] == [
-        ("aws/us-east-1 DescribeSpotPriceHistory page 2 item 1", "SpotPrice: not a number: 'n/a'")
+        ("aws/us-east-1 DescribeSpotPriceHistory page 2 item 1", "SpotPrice: not a number: 'n/a'"),
+        (
+            "aws/us-east-1 DescribeSpotPriceHistory page 2 item 2",
+            f"a second spot price at {t2.isoformat()} for aws/us-east-1/use1-az1/p5.48xlarge/spot",
+        ),
     ]
 
 
@@ -423,8 +428,8 @@ def test_capacity_blocks_cheapest_per_zone_per_instance_hour(aws: StubbedAws) ->
         "describe_capacity_block_offerings",
         {
             "CapacityBlockOfferings": [
-                capacity_block("us-east-1a", "900.00", 1),  # 37.50 USD per instance-hour
-                capacity_block("us-east-1a", "756.48", 1),  # 31.52: the cheaper one in that zone
+                capacity_block("us-east-1a", "756.48", 1),  # 31.52 USD per instance-hour: cheapest there
+                capacity_block("us-east-1a", "900.00", 1),  # 37.50, a later start in the same zone
                 capacity_block("us-east-1b", "1000.00", 2),  # 1,000 / (24 h x 2) = 20.8333... USD
                 capacity_block("us-east-1c", "100.00", 1, currency="EUR"),  # refused, not converted
             ]
