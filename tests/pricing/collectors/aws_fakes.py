@@ -249,12 +249,21 @@ def availability_zones(zones: dict[str, str], region_code: str = "us-east-1") ->
 
 # ---------------------------------------------------------------------------------------- stubbed clients
 
+_SESSIONS: list[boto3.Session] = []
+
+
+def fake_session() -> boto3.Session:
+    """One boto3 session with fake credentials for all tests of a process (its service models load once)."""
+    if not _SESSIONS:
+        _SESSIONS.append(boto3.Session(**FAKE_CREDENTIALS))
+    return _SESSIONS[0]
+
 
 class StubbedAws:
     """One Stubber-wrapped botocore client per (service, region), created on first use."""
 
     def __init__(self) -> None:
-        self._session = boto3.Session(**FAKE_CREDENTIALS)
+        self._session = fake_session()
         self.clients: dict[tuple[str, str], Any] = {}
         self.stubbers: dict[tuple[str, str], Stubber] = {}
         self.created: list[tuple[str, str]] = []
