@@ -52,6 +52,10 @@ GPU_ALIASES: dict[str, GpuType] = {
     "H200-SXM": GpuType.H200,  # RunPod
     # AMD Instinct MI300X 192 GB
     "MI300X": GpuType.MI300X,
+    # GCP Compute Engine accelerator type names (MachineType.accelerators[].guest_accelerator_type)
+    "nvidia-h100-80gb": GpuType.H100,  # a3-highgpu-*, a3-edgegpu-8g
+    "nvidia-h100-mega-80gb": GpuType.H100,  # a3-megagpu-8g
+    "nvidia-h200-141gb": GpuType.H200,  # a3-ultragpu-8g
 }
 """Vendor spellings of GPU names. Lookup ignores case and treats ``_``, ``-`` and spaces alike."""
 
@@ -371,6 +375,33 @@ def split_spot_suffix(provider: str, instance_type: str) -> tuple[str, bool]:
     if provider == "primeintellect" and instance_type.endswith(SPOT_SUFFIX):
         return instance_type.removesuffix(SPOT_SUFFIX), True
     return instance_type, False
+
+
+_GCP_ZONE = re.compile(r"^(?P<region>[a-z]+-[a-z]+\d+)-[a-z]$")
+
+
+def gcp_zone_region(zone: str) -> str:
+    """The GCP region of a zone: ``us-central1-a`` -> ``us-central1`` (the zone letter stripped)."""
+    match = _GCP_ZONE.match(zone.strip())
+    if match is None:
+        raise RegionNameError(f"GCP zone {zone!r} is not '<region>-<letter>'")
+    return match["region"]
+
+
+_AZURE_REGION = re.compile(r"^[a-z][a-z0-9]*$")
+
+
+def azure_region_code(arm_region_name: str) -> str:
+    """gpuplan's Azure region code for an ARM region name (``armRegionName``, ``location``).
+
+    gpuplan's Azure region codes are the ARM names (``eastus``, ``polandcentral``); the Retail Prices API and
+    azure-mgmt-compute spell them the same way, sometimes in another case (``EastUS``). Display names
+    (``US East``) are refused: they are not stable identifiers.
+    """
+    code = arm_region_name.strip().lower() if isinstance(arm_region_name, str) else ""
+    if not _AZURE_REGION.match(code):
+        raise RegionNameError(f"Azure region {arm_region_name!r} is not an ARM region name")
+    return code
 
 
 # ----------------------------------------------------------------------------- amounts and hourly rates

@@ -1,0 +1,131 @@
+"""Per-model subproblems: the Lagrangian lower bound and the starting point of the primal search.
+
+Relax what links models (instances shared between models' replicas, availability, budgets, the
+disruption budget): each model's cheapest plan can then be found alone, pricing a replica by its GPUs'
+share of the instance price plus a price ``lambda`` per instance on offers with limited availability.
+For any lambda >= 0,
+
+    sum over models of (model's optimum at prices p + lambda) - sum over offers of lambda x availability
+
+is a lower bound on the cost of every plan that keeps all rules (weak duality). The subproblems are
+small MIPs; within a pool (region, GPU type) only the cheapest offer per purchase class matters once
+instances are priced per GPU and availability is priced, so the rest are dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ortools.math_opt.python import mathopt
+
+from solver.hall import HallCut, initial_cuts, violated_cuts
+from solver.index import Pool, ProblemIndex
+from solver.mip import MipOptions, MipSolution, PlacementMip
+
+
+@dataclass
+class ModelSolution:
+    model_id: int
+    solution: MipSolution
+    bound: float
+    """Proven lower bound (USD/h) of this model's relaxed subproblem."""
+    cuts: set[HallCut]
+    rounds: int
+    wall_time_s: float
+
+
+@dataclass
+class Decomposition:
+    models: dict[int, ModelSolution] = field(default_factory=dict)
+    lambda_term: float = 0.0
+    """sum of lambda x availability, USD/h."""
+
+    @property
+    def lower_bound(self) -> float:
+        return sum(ms.bound for ms in self.models.values()) - self.lambda_term
+
+
+def collapsed_slots(index: ProblemIndex, model_id: int, price_extra: dict[int, float]) -> list[int]:
+    """Per pool, the cheapest slot per GPU (with its lambda) for non-spot, and the Pareto-best spot slots
+    by (adjusted price per GPU, risk)."""
+    best: dict[Pool, tuple[float, int]] = {}
+    spot: dict[Pool, list[tuple[float, float, int]]] = {}
+    for slot_id in index.slots_of_model[model_id]:
+        slot = index.slots[slot_id]
+        per_gpu = (slot.price + price_extra.get(slot_id, 0.0)) / slot.gpus
+        if slot.is_spot:
+            spot.setdefault(slot.pool, []).append((per_gpu, slot.risk, slot_id))
+        else:
+            current = best.get(slot.pool)
+            if current is None or per_gpu < current[0]:
+                best[slot.pool] = (per_gpu, slot_id)
+    chosen = [slot_id for _, slot_id in best.values()]
+    for items in spot.values():
+        items.sort()
+        lowest_risk = 2.0
+        for _, risk, slot_id in items:
+            if risk < lowest_risk:
+                chosen.append(slot_id)
+                lowest_risk = risk
+    return sorted(chosen)
+
+
+def pool_capacities(mip: PlacementMip, model_id: int, solution: MipSolution) -> dict[Pool, float]:
+    """Risk-adjusted capacity (ktok/s) per pool of a solution."""
+    capacity: dict[Pool, float] = {}
+    for pool, slot_ids in mip.pools_of_model[model_id].items():
+        total = sum(mip.capacity_ktok(model_id, s) * solution.replicas.get((model_id, s), 0) for s in slot_ids)
+        if total > 0:
+            capacity[pool] = total
+    return capacity
+
+
+def solve_model(
+    index: ProblemIndex,
+    model_id: int,
+    *,
+    price_extra: dict[int, float],
+    time_limit_s: float,
+    relative_gap: float,
+    seed: int,
+    max_rounds: int = 12,
+    solver: mathopt.SolverType = mathopt.SolverType.HIGHS,
+) -> ModelSolution:
+    """The model's relaxed subproblem, adding the Hall conditions its plans violate until one routes in
+    normal operation and after every loss (or the rounds run out: the bound stays valid, the plan is
+    then not routable and is not used)."""
+    from solver.mip import KTOK
+
+    start = time.perf_counter()
+    slots = collapsed_slots(index, model_id, price_extra)
+    pools = {index.slots[s].pool for s in slots}
+    cuts = initial_cuts(index, model_id, pools)
+    solution: MipSolution | None = None
+    bound = 0.0
+    rounds = 0
+    while rounds < max_rounds:
+        rounds += 1
+        mip = PlacementMip(
+            index,
+            [model_id],
+            slots_for_model={model_id: slots},
+            options=MipOptions(
+                per_gpu_pricing=True, price_extra=price_extra, availability=False, coupling=False, cuts={model_id: cuts}
+            ),
+        )
+        remaining = max(0.05, time_limit_s - (time.perf_counter() - start))
+        solution = mip.solve(
+            time_limit_s=remaining, relative_gap=relative_gap, seed=seed, hint=solution, solver=solver
+        )
+        if solution.bound is not None:
+            bound = max(bound, solution.bound)
+        if solution.status not in ("optimal", "feasible"):
+            break
+        capacity = {p: c * KTOK for p, c in pool_capacities(mip, model_id, solution).items()}
+        missing = [cut for cut in violated_cuts(index, model_id, capacity) if cut not in cuts]
+        if not missing:
+            break
+        cuts |= set(missing)
+    assert solution is not None
+    return ModelSolution(model_id, solution, bound, cuts, rounds, time.perf_counter() - start)

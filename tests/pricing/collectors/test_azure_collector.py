@@ -1,0 +1,743 @@
+"""Azure collector: Retail Prices API through respx, resource SKUs through a recorded azure-core transport.
+
+Price items are the recorded ones of ``azure_retail_prices_nd96isr_h100_v5_items.json`` (eastus ND96isr H100
+v5), others are made on the same item shape with the readings that file quotes (polandcentral H200,
+spaincentral NC H100 v5, eastus2 MI300X); the Reservation and Dev/Test items follow the shapes in
+``azure_retail_prices_docs_examples.json``. Resource SKUs follow the azure-mgmt-compute ``ResourceSku`` model
+(name, resourceType, locations, locationInfo, restrictions, capabilities).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+import respx
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+from azure.core.pipeline.transport import HttpTransport
+from azure.core.rest import HttpRequest, HttpResponse
+from azure.mgmt.compute import ComputeManagementClient
+
+from pricing.collectors.azure import (
+    RETAIL_PRICES_URL,
+    AzureCollector,
+    retail_filter,
+    retry_after_seconds,
+)
+from pricing.collectors.base import Capability, CollectionRequest, CollectorError
+from solver.domain import (
+    AvailabilityStatus,
+    Continent,
+    GpuType,
+    OfferFlag,
+    PurchaseOption,
+    Region,
+    ReservedTerm,
+    Upfront,
+)
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "api_samples"
+NOW = dt.datetime(2026, 9, 20, 12, 0, tzinfo=dt.UTC)
+
+ND_H100_PAGE = json.loads((FIXTURES / "azure_retail_prices_nd96isr_h100_v5_items.json").read_text())
+DOCS = json.loads((FIXTURES / "azure_retail_prices_docs_examples.json").read_text())
+LINUX, WINDOWS, SPOT, WINDOWS_LOW_PRIORITY = ND_H100_PAGE["Items"]
+DOCS_DEVTEST_SPOT, DOCS_RESERVATION, DOCS_EUR = DOCS["Items"]
+
+REGIONS = {
+    code: Region(provider="azure", code=code, country=country, continent=continent, lat=lat, lon=lon)
+    for code, country, continent, lat, lon in (
+        ("eastus", "US", Continent.NA, 37.37, -79.82),
+        ("eastus2", "US", Continent.NA, 36.67, -78.39),
+        ("polandcentral", "PL", Continent.EU, 52.23, 21.01),
+        ("spaincentral", "ES", Continent.EU, 40.42, -3.70),
+        ("uksouth", "GB", Continent.EU, 51.51, -0.13),
+    )
+}
+
+
+def request(*capabilities: Capability, regions: dict[str, Region] | None = None) -> CollectionRequest:
+    return CollectionRequest(
+        now=NOW,
+        regions=REGIONS if regions is None else regions,
+        capabilities=frozenset(capabilities or (Capability.ON_DEMAND, Capability.SPOT, Capability.RESERVED)),
+    )
+
+
+def envelope(items: list[dict[str, Any]], next_link: str | None = None) -> dict[str, Any]:
+    return {"BillingCurrency": "USD", "Items": items, "NextPageLink": next_link, "Count": len(items)}
+
+
+def item(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A copy of a recorded item with some fields changed (a value of None removes the field)."""
+    made = copy.deepcopy(base)
+    for key, value in changes.items():
+        if value is None:
+            made.pop(key, None)
+        else:
+            made[key] = value
+    return made
+
+
+def linux(region: str, sku: str, meter: str, price: float, **changes: Any) -> dict[str, Any]:
+    return item(LINUX, armRegionName=region, armSkuName=sku, meterName=meter, retailPrice=price, **changes)
+
+
+def reservation(region: str, sku: str, term: str, price: float) -> dict[str, Any]:
+    """The docs' Reservation item (E64 v4, whose retailPrice is the whole term's price) on a GPU size."""
+    return item(
+        DOCS_RESERVATION, armRegionName=region, armSkuName=sku, reservationTerm=term, retailPrice=price
+    )
+
+
+def offers(result: Any) -> dict[tuple[str, str, str], Any]:
+    return {
+        (p.offer.region, p.offer.instance_type, p.offer.key.rsplit("/", 1)[1]): p.offer for p in result.prices
+    }
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def retail() -> Iterator[respx.MockRouter]:
+    with respx.mock(assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture(autouse=True)
+def _no_subscription_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)
+
+
+def collector(sleeps: Sleeps, **kwargs: Any) -> AzureCollector:
+    return AzureCollector(http_client=httpx.Client(), sleep=sleeps, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------- prices
+
+
+def test_nd96isr_h100_v5_eastus_on_demand_and_spot_from_the_recorded_items(
+    retail: respx.MockRouter, sleeps: Sleeps
+) -> None:
+    route = retail.get(RETAIL_PRICES_URL).respond(json=ND_H100_PAGE)
+
+    result = collector(sleeps).collect(request())
+
+    found = offers(result)
+    assert sorted(found) == [
+        ("eastus", "Standard_ND96isr_H100_v5", "on_demand"),
+        ("eastus", "Standard_ND96isr_H100_v5", "spot"),
+    ]  # the Windows and Windows Low Priority meters are not collected
+    on_demand = found[("eastus", "Standard_ND96isr_H100_v5", "on_demand")]
+    spot = found[("eastus", "Standard_ND96isr_H100_v5", "spot")]
+    assert on_demand.price_micro_usd_per_hour == 98_320_000
+    assert spot.price_micro_usd_per_hour == 18_169_536
+    assert spot.flags == frozenset() and spot.plannable
+    assert (on_demand.gpu_type, on_demand.gpus_per_instance) == (GpuType.H100, 8)
+    assert result.skipped == [] and result.errors == []
+    observation = result.prices[0]
+    assert observation.observed_at == NOW and observation.source == "azure:retail-prices"
+    assert (observation.instance.vcpus, observation.instance.memory_gib) == (96, 1900)
+
+    query = parse_qs(urlparse(str(route.calls.last.request.url)).query)
+    assert query["api-version"] == ["2023-01-01-preview"]
+    assert query["$filter"] == [retail_filter()]
+    assert "armSkuName eq 'Standard_ND96isr_MI300X_v5'" in query["$filter"][0]
+    assert query["$filter"][0].startswith("serviceName eq 'Virtual Machines' and (")
+
+
+def test_pages_are_followed_through_next_page_link(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+    next_link = DOCS["NextPageLink_example_from_docs"]  # https://prices.azure.com:443/...&$skip=100
+    second_page = envelope(
+        [
+            linux("polandcentral", "Standard_ND96isr_H200_v5", "ND96isrH200v5", 130.592),
+            linux("polandcentral", "Standard_ND96isr_H200_v5", "ND96isrH200v5 Spot", 130.592),
+            linux("spaincentral", "Standard_NC40ads_H100_v5", "NC40adsH100v5", 9.074),
+            linux("spaincentral", "Standard_NC40ads_H100_v5", "NC40adsH100v5 Spot", 2.2376),
+            linux("spaincentral", "Standard_NC40ads_H100_v5", "NC40adsH100v5 Spot", 2.7975),
+            linux("spaincentral", "Standard_NC40ads_H100_v5", "NC40adsH100v5 Low Priority", 1.815),
+            linux("eastus2", "Standard_ND96isr_MI300X_v5", "ND96isrMI300Xv5", 48),
+            linux("eastus2", "Standard_ND96isr_MI300X_v5", "ND96isrMI300Xv5 Spot", 8.8704),
+        ]
+    )
+
+    def answer(sent: httpx.Request) -> httpx.Response:
+        if "$skip" in parse_qs(sent.url.query.decode()):
+            return httpx.Response(200, json=second_page)
+        return httpx.Response(200, json=envelope(ND_H100_PAGE["Items"], next_link))
+
+    route = retail.get(url__startswith="https://prices.azure.com").mock(side_effect=answer)
+
+    result = collector(sleeps).collect(request(Capability.ON_DEMAND, Capability.SPOT))
+
+    assert route.call_count == 2
+    assert "$skip=100" in str(route.calls[1].request.url)
+    prices = {key: offer.price_micro_usd_per_hour for key, offer in offers(result).items()}
+    assert prices == {
+        ("eastus", "Standard_ND96isr_H100_v5", "on_demand"): 98_320_000,
+        ("eastus", "Standard_ND96isr_H100_v5", "spot"): 18_169_536,
+        ("polandcentral", "Standard_ND96isr_H200_v5", "on_demand"): 130_592_000,
+        ("polandcentral", "Standard_ND96isr_H200_v5", "spot"): 130_592_000,
+        ("spaincentral", "Standard_NC40ads_H100_v5", "on_demand"): 9_074_000,
+        ("spaincentral", "Standard_NC40ads_H100_v5", "spot"): 2_797_500,  # the higher of two spot meters
+        ("eastus2", "Standard_ND96isr_MI300X_v5", "on_demand"): 48_000_000,
+        ("eastus2", "Standard_ND96isr_MI300X_v5", "spot"): 8_870_400,
+    }
+    found = offers(result)
+    h200_spot = found[("polandcentral", "Standard_ND96isr_H200_v5", "spot")]
+    assert h200_spot.flags == {OfferFlag.SPOT_NOT_DISCOUNTED}  # kept, but not presented as a discount
+    assert found[("spaincentral", "Standard_NC40ads_H100_v5", "on_demand")].gpu_type is GpuType.H100_NVL
+    assert found[("eastus2", "Standard_ND96isr_MI300X_v5", "spot")].gpu_type is GpuType.MI300X
+    assert found[("polandcentral", "Standard_ND96isr_H200_v5", "on_demand")].gpu_type is GpuType.H200
+
+
+def test_reservations_are_spread_over_the_term_hours(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+    items = [
+        reservation("eastus", "Standard_ND96isr_H100_v5", "1 Year", 25007.0),
+        reservation("eastus", "Standard_ND96isr_H100_v5", "3 Years", 51000),
+        reservation("eastus", "Standard_ND96isr_H100_v5", "5 Years", 80000.0),
+        item(DOCS_DEVTEST_SPOT, armSkuName="Standard_ND96isr_H100_v5", armRegionName="eastus"),
+    ]
+    retail.get(RETAIL_PRICES_URL).respond(json=envelope(items))
+
+    result = collector(sleeps).collect(request(Capability.RESERVED))
+
+    found = offers(result)
+    one_year = found[("eastus", "Standard_ND96isr_H100_v5", "reserved:1y:all_upfront")]
+    three_years = found[("eastus", "Standard_ND96isr_H100_v5", "reserved:3y:all_upfront")]
+    assert one_year.purchase_option is PurchaseOption.RESERVED
+    assert (one_year.term, one_year.upfront) == (ReservedTerm.ONE_YEAR, Upfront.ALL)
+    assert one_year.price_micro_usd_per_hour == 2_854_680  # 25007 / 8760 = 2.8546803...
+    assert three_years.price_micro_usd_per_hour == 1_940_639  # 51000 / 26280 = 1.9406392...
+    assert len(found) == 2  # the Dev/Test item is not collected
+    assert [(s.location, s.reason) for s in result.skipped] == [
+        (
+            "item eastus/Standard_ND96isr_H100_v5/E64 v4/Reservation",
+            "reservationTerm '5 Years' is not '1 Year' or '3 Years'",
+        )
+    ]
+
+
+def test_throttling_and_server_errors_are_retried_respecting_retry_after(
+    retail: respx.MockRouter, sleeps: Sleeps
+) -> None:
+    route = retail.get(RETAIL_PRICES_URL).mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "7"}, text="Too Many Requests"),
+            httpx.Response(503, text="Service Unavailable"),
+            httpx.Response(200, json=ND_H100_PAGE),
+        ]
+    )
+
+    result = collector(sleeps).collect(request())
+
+    assert route.call_count == 3
+    assert sleeps == [7.0, 2.0]  # Retry-After, then the backoff of the second attempt
+    assert len(result.prices) == 2 and result.errors == []
+
+
+def test_timeouts_exhaust_the_retries_and_fail_in_one_line(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+    route = retail.get(RETAIL_PRICES_URL).mock(side_effect=httpx.ConnectTimeout("timed out"))
+
+    with pytest.raises(CollectorError) as raised:
+        collector(sleeps).collect(request())
+
+    assert str(raised.value) == "azure: Retail Prices API: timed out after 5 attempts"
+    assert route.call_count == 5
+    assert sleeps == [1.0, 2.0, 4.0, 8.0]
+
+
+def test_a_client_error_is_not_retried(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+    route = retail.get(RETAIL_PRICES_URL).respond(
+        400, text='{"Error": {"Message": "Invalid OData parameters"}}'
+    )
+
+    with pytest.raises(CollectorError, match=r"^azure: Retail Prices API: HTTP 400: .*Invalid OData"):
+        collector(sleeps).collect(request(Capability.ON_DEMAND))
+    assert route.call_count == 1 and sleeps == []
+
+
+def test_a_page_failing_after_the_first_keeps_what_was_read(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+    next_link = "https://prices.azure.com/api/retail/prices?$skip=100"
+    retail.get(next_link).respond(502)
+    retail.get(RETAIL_PRICES_URL).respond(json=envelope(ND_H100_PAGE["Items"], next_link))
+
+    result = collector(sleeps).collect(request(Capability.ON_DEMAND))
+
+    assert [p.offer.price_micro_usd_per_hour for p in result.prices] == [98_320_000]
+    assert result.errors == [
+        "Retail Prices API: page 2 failed, the 4 items of the 1 pages read are kept: "
+        "HTTP 502 after 5 attempts"
+    ]
+
+
+def test_a_next_page_link_to_another_host_is_not_followed(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+    retail.get(RETAIL_PRICES_URL).respond(
+        json=envelope([LINUX], "https://example.org/api/retail/prices?$skip=100")
+    )
+
+    result = collector(sleeps).collect(request(Capability.ON_DEMAND))
+
+    assert len(result.prices) == 1
+    assert result.errors == ["Retail Prices API: NextPageLink to 'example.org' not followed"]
+
+
+def test_malformed_items_are_skipped_and_counted(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+    bad = [
+        item(LINUX, retailPrice=None),
+        item(LINUX, currencyCode=DOCS_EUR["currencyCode"], retailPrice=DOCS_EUR["retailPrice"]),
+        item(LINUX, retailPrice="98.32"),
+        item(LINUX, retailPrice=0),
+        item(LINUX, unitOfMeasure="1/Month"),
+        item(LINUX, type="SavingsPlanConsumption"),
+        item(LINUX, armRegionName="norwayeast"),
+        item(LINUX, armSkuName="Standard_E64_v4"),
+        "not an item",
+    ]
+    retail.get(RETAIL_PRICES_URL).respond(json=envelope([*bad, SPOT, LINUX]))
+
+    result = collector(sleeps).collect(request())
+
+    reasons = [s.reason for s in result.skipped]
+    assert len(reasons) == len(bad)
+    assert reasons[0] == "retailPrice missing"
+    assert reasons[1].startswith("unsupported currency 'EUR'")
+    assert reasons[2] == "retailPrice '98.32' is not a number"
+    assert reasons[3] == "price must be greater than zero: '0'"
+    assert reasons[6] == "region 'norwayeast' is not a known azure region"
+    assert result.skipped[0].location == "item eastus/Standard_ND96isr_H100_v5/ND96isrH100v5/Consumption"
+    assert result.skipped[8].location == "item #8"
+    prices = {key: offer.price_micro_usd_per_hour for key, offer in offers(result).items()}
+    assert prices == {
+        ("eastus", "Standard_ND96isr_H100_v5", "on_demand"): 98_320_000,
+        ("eastus", "Standard_ND96isr_H100_v5", "spot"): 18_169_536,
+    }
+
+
+def test_an_empty_answer_gives_an_empty_result(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+    retail.get(RETAIL_PRICES_URL).respond(json=envelope([]))
+
+    result = collector(sleeps).collect(request())
+
+    assert (result.prices, result.skipped, result.errors, result.availability) == ([], [], [], [])
+
+
+def test_only_the_requested_purchase_options_are_returned(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+    retail.get(RETAIL_PRICES_URL).respond(
+        json=envelope([LINUX, SPOT, reservation("eastus", "Standard_ND96isr_H100_v5", "1 Year", 25007.0)])
+    )
+
+    result = collector(sleeps).collect(request(Capability.SPOT))
+
+    assert [p.offer.purchase_option for p in result.prices] == [PurchaseOption.SPOT]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("7", 7.0),
+        ("0", 0.0),
+        ("3600", 60.0),  # capped
+        ("Sun, 20 Sep 2026 12:00:30 GMT", 30.0),
+        ("soon", None),
+        (None, None),
+    ],
+)
+def test_retry_after_header(header: str | None, expected: float | None) -> None:
+    assert retry_after_seconds(header, now=NOW) == expected
+
+
+# ---------------------------------------------------------------------------------------- resource SKUs
+
+
+class RecordedResponse(HttpResponse):
+    """A complete azure-core response holding a recorded JSON body."""
+
+    def __init__(self, request: HttpRequest, status: int, body: Any) -> None:
+        self._request = request
+        self._status = status
+        self._content = json.dumps(body).encode()
+        self._headers = {"Content-Type": "application/json"}
+
+    @property
+    def request(self) -> HttpRequest:
+        return self._request
+
+    @property
+    def status_code(self) -> int:
+        return self._status
+
+    @property
+    def headers(self) -> dict[str, str]:  # type: ignore[override]
+        return self._headers
+
+    @property
+    def reason(self) -> str:
+        return "OK" if self._status == 200 else "Error"
+
+    @property
+    def content_type(self) -> str:
+        return self._headers["Content-Type"]
+
+    @property
+    def is_closed(self) -> bool:
+        return True
+
+    @property
+    def is_stream_consumed(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+    @encoding.setter
+    def encoding(self, value: str) -> None:
+        pass
+
+    @property
+    def url(self) -> str:
+        return self._request.url
+
+    @property
+    def content(self) -> bytes:
+        return self._content
+
+    def text(self, encoding: str | None = None) -> str:
+        return self._content.decode()
+
+    def json(self) -> Any:
+        return json.loads(self._content)
+
+    def raise_for_status(self) -> None:
+        if self._status >= 400:
+            raise HttpResponseError(response=self)
+
+    def read(self) -> bytes:
+        return self._content
+
+    def iter_raw(self, **kwargs: Any) -> Iterator[bytes]:
+        yield self._content
+
+    def iter_bytes(self, **kwargs: Any) -> Iterator[bytes]:
+        yield self._content
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> RecordedResponse:
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        pass
+
+
+class RecordedTransport(HttpTransport):  # type: ignore[type-arg]
+    """Answers ARM requests from recorded (status, JSON) replies keyed by the location filter or nextLink."""
+
+    def __init__(self, replies: dict[str, list[tuple[int, Any]]]) -> None:
+        self.replies = {key: list(answers) for key, answers in replies.items()}
+        self.urls: list[str] = []
+        self.sleeps: list[float] = []
+
+    def send(self, request: HttpRequest, **kwargs: Any) -> RecordedResponse:  # type: ignore[override]
+        self.urls.append(request.url)
+        query = parse_qs(urlparse(request.url).query)
+        key = query.get("$skiptoken", query.get("$filter", [""]))[0]
+        answers = self.replies.get(key)
+        if not answers:
+            raise AssertionError(f"unexpected request {request.url}")
+        status, body = answers.pop(0)
+        return RecordedResponse(request, status, body)
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def sleep(self, duration: float) -> None:  # the retry policy's backoff: recorded, not slept
+        self.sleeps.append(duration)
+
+    def __enter__(self) -> RecordedTransport:
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        pass
+
+
+class FakeCredential:
+    """A TokenCredential that hands out a fake token (or fails like DefaultAzureCredential without one)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        if self.fail:
+            raise ClientAuthenticationError(
+                "DefaultAzureCredential failed to retrieve a token from the included credentials.\n"
+                "Attempted credentials:\n\tEnvironmentCredential: authentication unavailable."
+            )
+        return AccessToken("fake-token", int(time.time()) + 3600)
+
+
+def resource_sku(
+    name: str, location: str, zones: list[str], restrictions: list[dict[str, Any]] | None = None
+) -> Any:
+    gpus = {"Standard_NC40ads_H100_v5": "1"}.get(name, "8")
+    return {
+        "resourceType": "virtualMachines",
+        "name": name,
+        "tier": "Standard",
+        "size": name.removeprefix("Standard_"),
+        "locations": [location],
+        "locationInfo": [{"location": location, "zones": zones, "zoneDetails": []}],
+        "capabilities": [
+            {"name": "vCPUs", "value": "96"},
+            {"name": "GPUs", "value": gpus},
+            {"name": "MemoryGB", "value": "1900"},
+        ],
+        "restrictions": restrictions or [],
+    }
+
+
+def not_for_subscription(kind: str, location: str, zones: list[str] | None = None) -> dict[str, Any]:
+    info: dict[str, Any] = {"locations": [location]}
+    if zones is not None:
+        info["zones"] = zones
+    return {
+        "type": kind,
+        "values": [location],
+        "restrictionInfo": info,
+        "reasonCode": "NotAvailableForSubscription",
+    }
+
+
+def arm_error(code: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": f"{code} (test)"}}
+
+
+def compute_client(transport: RecordedTransport, credential: Any = None) -> ComputeManagementClient:
+    return ComputeManagementClient(
+        credential or FakeCredential(), "00000000-0000-0000-0000-000000000000", transport=transport
+    )
+
+
+def filter_for(region: str) -> str:
+    return f"location eq '{region}'"
+
+
+def skus_page(*skus: Any, next_link: str | None = None) -> dict[str, Any]:
+    page: dict[str, Any] = {"value": list(skus)}
+    if next_link:
+        page["nextLink"] = next_link
+    return page
+
+
+AVAILABILITY_REGIONS = {code: REGIONS[code] for code in ("eastus", "polandcentral", "uksouth")}
+
+
+def test_region_availability_and_subscription_restrictions(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+    next_link = (
+        "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/providers/"
+        "Microsoft.Compute/skus?api-version=2021-07-01&$skiptoken=eastus-2"
+    )
+    transport = RecordedTransport(
+        {
+            filter_for("eastus"): [
+                (
+                    200,
+                    skus_page(
+                        resource_sku(
+                            "Standard_ND96isr_H100_v5",
+                            "eastus",
+                            ["1", "2", "3"],
+                            [not_for_subscription("Zone", "eastus", ["3"])],
+                        ),
+                        {"resourceType": "disks", "name": "Premium_LRS", "locations": ["eastus"]},
+                        next_link=next_link,
+                    ),
+                )
+            ],
+            "eastus-2": [
+                (
+                    200,
+                    skus_page(
+                        resource_sku("Standard_D2s_v5", "eastus", ["1", "2", "3"]),
+                        resource_sku("Standard_NC40ads_H100_v5", "eastus", []),
+                    ),
+                )
+            ],
+            filter_for("polandcentral"): [
+                (
+                    200,
+                    skus_page(
+                        resource_sku(
+                            "Standard_ND96isr_H200_v5",
+                            "polandcentral",
+                            ["1", "2"],
+                            [not_for_subscription("Location", "polandcentral")],
+                        )
+                    ),
+                )
+            ],
+            filter_for("uksouth"): [(503, arm_error("ServiceUnavailable")), (200, skus_page())],
+        }
+    )
+    collector = AzureCollector(
+        http_client=httpx.Client(), sleep=sleeps, compute_client=compute_client(transport)
+    )
+
+    result = collector.collect(request(Capability.AVAILABILITY, regions=AVAILABILITY_REGIONS))
+
+    observed = {
+        (o.region, o.instance.name, o.zone): (o.status.value, o.detail)
+        for o in result.availability
+        if o.status is not AvailabilityStatus.NOT_OFFERED
+    }
+    assert observed == {
+        ("eastus", "Standard_ND96isr_H100_v5", ""): ("offered", ""),
+        ("eastus", "Standard_ND96isr_H100_v5", "1"): ("offered", ""),
+        ("eastus", "Standard_ND96isr_H100_v5", "2"): ("offered", ""),
+        ("eastus", "Standard_ND96isr_H100_v5", "3"): ("restricted", "NotAvailableForSubscription"),
+        ("eastus", "Standard_NC40ads_H100_v5", ""): ("offered", ""),
+        ("polandcentral", "Standard_ND96isr_H200_v5", ""): ("restricted", "NotAvailableForSubscription"),
+        ("polandcentral", "Standard_ND96isr_H200_v5", "1"): ("restricted", "NotAvailableForSubscription"),
+        ("polandcentral", "Standard_ND96isr_H200_v5", "2"): ("restricted", "NotAvailableForSubscription"),
+    }
+    not_offered = {
+        (o.region, o.instance.name) for o in result.availability if o.status is AvailabilityStatus.NOT_OFFERED
+    }
+    assert len(not_offered) == 4 + 5 + 6  # the six sizes, less those each region lists
+    assert ("uksouth", "Standard_ND96isr_H100_v5") in not_offered
+    assert ("eastus", "Standard_ND96isr_H100_v5") not in not_offered
+    nc = next(
+        o
+        for o in result.availability
+        if o.instance.name == "Standard_NC40ads_H100_v5" and o.region == "eastus"
+    )
+    assert (nc.instance.gpu_type, nc.instance.gpu_count) == (GpuType.H100_NVL, 1)
+    assert all(
+        o.observed_at == NOW and o.source == "azure:compute:resourceSkus.list" for o in result.availability
+    )
+    assert result.errors == [] and result.skipped == [] and result.prices == []
+    assert len(transport.urls) == 5  # eastus (2 pages), polandcentral, uksouth (503, then 200)
+    assert "$filter=location%20eq%20%27eastus%27" in transport.urls[0]
+    assert transport.urls[1] == next_link
+
+
+def test_a_region_failing_after_retries_is_one_error_line(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+    transport = RecordedTransport(
+        {
+            filter_for("eastus"): [
+                (200, skus_page(resource_sku("Standard_ND96isr_H100_v5", "eastus", ["1"])))
+            ],
+            filter_for("uksouth"): [(500, arm_error("InternalServerError"))] * 5,
+        }
+    )
+    client = ComputeManagementClient(
+        FakeCredential(), "00000000-0000-0000-0000-000000000000", transport=transport, retry_total=2
+    )
+    regions = {code: REGIONS[code] for code in ("eastus", "uksouth")}
+
+    result = AzureCollector(http_client=httpx.Client(), sleep=sleeps, compute_client=client).collect(
+        request(Capability.AVAILABILITY, regions=regions)
+    )
+
+    assert len(transport.urls) == 1 + 3  # uksouth: the first attempt and two retries
+    assert transport.sleeps  # the retry policy backed off through the transport, not time.sleep
+    assert len(result.errors) == 1 and result.errors[0].startswith(
+        "resource SKUs in uksouth: HttpResponseError"
+    )
+    assert "\n" not in result.errors[0]
+    assert {o.region for o in result.availability} == {"eastus"}
+
+
+def test_failed_authentication_keeps_prices_and_records_one_line(
+    retail: respx.MockRouter, sleeps: Sleeps
+) -> None:
+    retail.get(RETAIL_PRICES_URL).respond(json=ND_H100_PAGE)
+    transport = RecordedTransport({})
+    client = compute_client(transport, credential=FakeCredential(fail=True))
+
+    result = AzureCollector(http_client=httpx.Client(), sleep=sleeps, compute_client=client).collect(
+        request(Capability.ON_DEMAND, Capability.AVAILABILITY)
+    )
+
+    assert len(result.prices) == 1
+    assert result.errors == [
+        "availability not collected: Azure authentication failed (ClientAuthenticationError: "
+        "DefaultAzureCredential failed to retrieve a token from the included credentials.)"
+    ]
+    assert transport.urls == []
+
+
+def test_availability_alone_failing_is_a_collector_error(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+    client = compute_client(RecordedTransport({}), credential=FakeCredential(fail=True))
+
+    with pytest.raises(
+        CollectorError, match=r"^azure: availability not collected: Azure authentication failed"
+    ):
+        AzureCollector(http_client=httpx.Client(), sleep=sleeps, compute_client=client).collect(
+            request(Capability.AVAILABILITY)
+        )
+
+
+def test_without_a_subscription_prices_still_come_and_availability_is_one_line(
+    retail: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    retail.get(RETAIL_PRICES_URL).respond(json=ND_H100_PAGE)
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the collector tried to open a connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+
+    result = AzureCollector().collect(request(Capability.ON_DEMAND, Capability.SPOT, Capability.AVAILABILITY))
+
+    assert {p.offer.price_micro_usd_per_hour for p in result.prices} == {98_320_000, 18_169_536}
+    assert result.errors == ["availability not collected: AZURE_SUBSCRIPTION_ID is not set"]
+    assert result.availability == []
+
+
+def test_retail_prices_json_numbers_are_read_exactly(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+    # As a float this price is 1.0000025 (a tie, rounded half-even to 1_000_002); read as the decimal text it
+    # is just above the tie, so 1_000_003.
+    body = json.dumps(envelope([item(LINUX, retailPrice="PRICE")])).replace(
+        '"PRICE"', "1.0000025000000000001"
+    )
+    retail.get(RETAIL_PRICES_URL).respond(content=body.encode(), headers={"Content-Type": "application/json"})
+
+    result = collector(sleeps).collect(request(Capability.ON_DEMAND))
+
+    assert result.prices[0].offer.price_micro_usd_per_hour == 1_000_003
+
+
+def test_the_compute_client_is_built_on_first_use_from_the_credential() -> None:
+    made = AzureCollector(credential=FakeCredential())
+    assert made._compute_client is None
+
+    client = made._compute("00000000-0000-0000-0000-000000000000")
+
+    assert isinstance(client, ComputeManagementClient)
+    assert client._config.subscription_id == "00000000-0000-0000-0000-000000000000"
+    assert client._config.retry_policy.total_retries == 4
+    assert made._compute("another") is client
