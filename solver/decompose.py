@@ -14,6 +14,7 @@ instances are priced per GPU and availability is priced, so the rest are dropped
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import time
 from dataclasses import dataclass, field
@@ -192,9 +193,7 @@ def lambda_term(index: ProblemIndex, prices: dict[int, float]) -> float:
     return sum(prices[s] * (index.slots[s].availability or 0) for s in prices) / MICRO
 
 
-def _timedelta(seconds: float):  # type: ignore[no-untyped-def]
-    import datetime as dt
-
+def _timedelta(seconds: float) -> dt.timedelta:
     return dt.timedelta(seconds=max(0.05, seconds))
 
 
