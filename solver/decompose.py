@@ -105,23 +105,23 @@ def solve_model(
     slots = collapsed_slots(index, model_id, price_extra)
     pools = {index.slots[s].pool for s in slots}
     cuts = initial_cuts(index, model_id, pools)
+    mip = PlacementMip(
+        index,
+        [model_id],
+        slots_for_model={model_id: slots},
+        options=MipOptions(
+            per_gpu_pricing=True,
+            price_extra=price_extra,
+            availability=False,
+            coupling=False,
+            cuts={model_id: cuts},
+        ),
+    )
     solution: MipSolution | None = None
     bound = 0.0
     rounds = 0
     while rounds < max_rounds:
         rounds += 1
-        mip = PlacementMip(
-            index,
-            [model_id],
-            slots_for_model={model_id: slots},
-            options=MipOptions(
-                per_gpu_pricing=True,
-                price_extra=price_extra,
-                availability=False,
-                coupling=False,
-                cuts={model_id: cuts},
-            ),
-        )
         remaining = max(0.05, time_limit_s - (time.perf_counter() - start))
         solution = mip.solve(
             time_limit_s=remaining, relative_gap=relative_gap, seed=seed, hint=solution, solver=solver
@@ -131,10 +131,11 @@ def solve_model(
         if solution.status not in ("optimal", "feasible"):
             break
         capacity = {p: c * KTOK for p, c in pool_capacities(mip, model_id, solution).items()}
-        missing = [cut for cut in violated_cuts(index, model_id, capacity) if cut not in cuts]
+        missing = [cut for cut in violated_cuts(index, model_id, capacity) if cut not in mip.cuts[model_id]]
         if not missing:
             break
-        cuts |= set(missing)
+        mip.add_cuts(missing)
+    cuts = mip.cuts[model_id]
     assert solution is not None
     return ModelSolution(model_id, solution, bound, cuts, rounds, time.perf_counter() - start)
 
@@ -146,6 +147,8 @@ class LpPrices:
     bound: float | None
     """The LP relaxation's optimum (USD/h): itself a valid lower bound."""
     wall_time_s: float
+    replicas: dict[tuple[int, int], float] = field(default_factory=dict)
+    """The LP's fractional replicas per (model, slot): a guide for the primal search."""
 
 
 def availability_prices(
@@ -185,7 +188,11 @@ def availability_prices(
             if dual < -1e-12:
                 prices[slot_id] = -dual * MICRO
         bound = result.objective_value()
-    return LpPrices(prices, bound, time.perf_counter() - start)
+    replicas: dict[tuple[int, int], float] = {}
+    if result.has_primal_feasible_solution():
+        values = result.variable_values(list(mip.replicas.values()))
+        replicas = {key: value for key, value in zip(mip.replicas, values, strict=True) if value > 1e-6}
+    return LpPrices(prices, bound, time.perf_counter() - start, replicas)
 
 
 def lambda_term(index: ProblemIndex, prices: dict[int, float]) -> float:

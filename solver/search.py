@@ -21,7 +21,7 @@ from ortools.math_opt.python import mathopt
 from solver.assemble import capacities, instances_for
 from solver.constraints.packing import instances_needed
 from solver.decompose import Decomposition
-from solver.hall import HallCut, initial_cuts, violated_cuts
+from solver.hall import HallCut, in_domain, initial_cuts, neighbourhood, violated_cuts
 from solver.index import Pool, ProblemIndex
 from solver.mip import MipOptions, MipSolution, PlacementMip
 from solver.scale import MICRO
@@ -30,6 +30,8 @@ Replicas = dict[tuple[int, int], int]
 
 ALTERNATIVE_POOLS_PER_SOURCE = 4
 SUBPROBLEM_CUT_ROUNDS = 4
+GREEDY_MAX_STEPS = 500
+CONSTRUCT_MIN_S = 0.5
 
 
 @dataclass
@@ -58,17 +60,20 @@ def candidate_slots(index: ProblemIndex, decomposition: Decomposition) -> dict[i
     everyone = set().union(*chosen.values()) if chosen else set()
     out: dict[int, list[int]] = {}
     for m in sorted(index.demand):
-        wanted = chosen[m] | everyone | _cheapest_pools(index, m)
+        wanted = chosen[m] | everyone | _cheapest_pools(index, m) | _cheapest_pools(index, m, unlimited=True)
         out[m] = [s for s in index.slots_of_model[m] if index.slots[s].pool in wanted]
     return out
 
 
-def _cheapest_pools(index: ProblemIndex, model_id: int) -> set[Pool]:
-    """Per source, the few eligible pools with the lowest price per unit of capacity."""
+def _cheapest_pools(index: ProblemIndex, model_id: int, *, unlimited: bool = False) -> set[Pool]:
+    """Per source, the few eligible pools with the lowest price per unit of capacity (with ``unlimited``,
+    among offers whose availability is unlimited: the fallback when scarce capacity runs out)."""
     model = index.models[model_id]
     cost: dict[Pool, float] = {}
     for slot_id in index.slots_of_model[model_id]:
         slot = index.slots[slot_id]
+        if unlimited and slot.availability is not None:
+            continue
         profile = model.profile_for(slot.gpu_type)
         assert profile is not None
         capacity = profile.tokens_per_s_per_replica * (1 - slot.risk)
@@ -168,13 +173,154 @@ def construct(search: Search, order: list[int], *, time_limit_s: float) -> Repli
     started = time.perf_counter()
     for position, m in enumerate(order):
         left = len(order) - position
-        budget = max(0.05, (time_limit_s - (time.perf_counter() - started)) / left)
+        budget = max(CONSTRUCT_MIN_S, (time_limit_s - (time.perf_counter() - started)) / left)
         result = reoptimise(search, [m], placed, time_limit_s=budget, relative_gap=1e-3)
+        if result is None:  # no solution in the time given: once more with more time
+            result = reoptimise(search, [m], placed, time_limit_s=4 * budget, relative_gap=1e-2)
         if result is None:
             search.stats["construct_failed_model"] = search.index.models[m].name
             return None
         placed = result
     return placed
+
+
+def repair(search: Search, replicas: Replicas, *, time_limit_s: float) -> Replicas | None:
+    """Make a placement keep availability: trim replicas from over-subscribed offers, then re-place the
+    models that lost some, one at a time, on what is left (the others stay where they are)."""
+    index = search.index
+    current = dict(replicas)
+    affected: set[int] = set()
+    by_slot: dict[int, list[int]] = defaultdict(list)
+    for (m, slot_id), count in current.items():
+        if count > 0:
+            by_slot[slot_id].append(m)
+    for slot_id, models in by_slot.items():
+        limit = index.slots[slot_id].availability
+        if limit is None:
+            continue
+        sizes = [(_gpus(index, m, slot_id), current[(m, slot_id)]) for m in models]
+        if (instances_needed(sizes, index.slots[slot_id].gpus) or 0) <= limit:
+            continue
+        # Keep whole replicas, largest replicas first, while they fit in the available instances.
+        free_gpus = limit * index.slots[slot_id].gpus
+        for m in sorted(models, key=lambda mm: -_gpus(index, mm, slot_id)):
+            size = _gpus(index, m, slot_id)
+            keep = min(current[(m, slot_id)], free_gpus // size)
+            if keep < current[(m, slot_id)]:
+                affected.add(m)
+            free_gpus -= keep * size
+            if keep:
+                current[(m, slot_id)] = keep
+            else:
+                del current[(m, slot_id)]
+    search.stats["repair_models"] = len(affected)
+    return greedy_fill(search, current, sorted(index.demand))
+
+
+def greedy_fill(search: Search, replicas: Replicas, models: list[int]) -> Replicas | None:
+    """Add replicas until every listed model routes in normal operation and after every loss.
+
+    Repeatedly takes a violated Hall condition (a set of sources short of capacity) and adds the
+    replicas it lacks where they cost least per unit of capacity, counting GPUs left free in instances
+    already bought as costing nothing. Fast and never blocked while unlimited offers remain; the
+    large-neighbourhood search improves on it.
+    """
+    index = search.index
+    current = dict(replicas)
+    used_gpus: dict[int, int] = defaultdict(int)
+    for (m, slot_id), count in current.items():
+        used_gpus[slot_id] += count * _gpus(index, m, slot_id)
+    instances = instances_for(index, current)
+    for m in models:
+        for _ in range(GREEDY_MAX_STEPS):
+            caps = capacities(index, {k: v for k, v in current.items() if k[0] == m})
+            cuts = violated_cuts(index, m, dict(caps.get(m, {})))
+            if not cuts:
+                break
+            cut = cuts[0]
+            step = _cheapest_step(search, m, cut, current, instances, used_gpus)
+            if step is None:
+                search.stats["greedy_failed_model"] = index.models[m].name
+                return None
+            slot_id, count = step
+            current[(m, slot_id)] = current.get((m, slot_id), 0) + count
+            used_gpus[slot_id] += count * _gpus(index, m, slot_id)
+            sizes = [(_gpus(index, mm, s), c) for (mm, s), c in current.items() if s == slot_id]
+            instances[slot_id] = instances_needed(sizes, index.slots[slot_id].gpus) or 0
+        else:
+            search.stats["greedy_failed_model"] = index.models[m].name
+            return None
+    return current
+
+
+def _cheapest_step(
+    search: Search,
+    model_id: int,
+    cut: HallCut,
+    current: Replicas,
+    instances: dict[int, int],
+    used_gpus: dict[int, int],
+) -> tuple[int, int] | None:
+    """(slot, replicas) covering the cut's shortfall at the lowest cost per unit of capacity."""
+    index = search.index
+    model = index.models[model_id]
+    pools = neighbourhood(
+        index, model_id, cut.sources, {index.slots[s].pool for s in search.candidates[model_id]}
+    )
+    if cut.domain is not None:
+        pools = {p for p in pools if not in_domain(index, p, cut.domain)}
+    demand = index.demand.get(model_id, {})
+    share = 1.0 if cut.domain is None else model.redundancy_share
+    factor = index.problem.policy.target_utilisation if cut.domain is None else 1.0
+    have = sum(c for p, c in capacities(index, {k: v for k, v in current.items() if k[0] == model_id})
+               .get(model_id, {}).items() if p in pools) * factor  # fmt: skip
+    shortfall = share * sum(demand[s] for s in cut.sources) - have
+    total_raw = spot_raw = 0.0
+    for (m, slot_id), count in current.items():
+        if m == model_id and count > 0:
+            raw = model.profile_for(index.slots[slot_id].gpu_type).tokens_per_s_per_replica * count  # type: ignore[union-attr]
+            total_raw += raw
+            if index.slots[slot_id].is_spot:
+                spot_raw += raw
+    best: tuple[float, int, int] | None = None
+    for slot_id in search.candidates[model_id]:
+        slot = index.slots[slot_id]
+        if slot.pool not in pools:
+            continue
+        profile = model.profile_for(slot.gpu_type)
+        assert profile is not None
+        per_replica = profile.tokens_per_s_per_replica * (1 - slot.risk) * factor
+        count = max(1, math.ceil(shortfall / per_replica - 1e-9))
+        sizes = [(_gpus(index, m, s), c) for (m, s), c in current.items() if s == slot_id]
+        sizes.append((profile.gpus_per_replica, count))
+        needed = instances_needed(sizes, slot.gpus)
+        if needed is None or (slot.availability is not None and needed > slot.availability):
+            # Fewer replicas may still fit; take what fits and let the next step continue.
+            count = _fitting(index, slot_id, sizes[:-1], profile.gpus_per_replica, count)
+            if count == 0:
+                continue
+            sizes[-1] = (profile.gpus_per_replica, count)
+            needed = instances_needed(sizes, slot.gpus) or 0
+        extra = (needed - instances.get(slot_id, 0)) * slot.price
+        if slot.is_spot:
+            # Keep greedy plans inside the spot cap (raw capacities, as the rule states).
+            added = profile.tokens_per_s_per_replica * count
+            if spot_raw + added > model.max_spot_share * (total_raw + added) + 1e-9:
+                continue
+        score = extra / (per_replica * count)
+        if best is None or score < best[0]:
+            best = (score, slot_id, count)
+    return None if best is None else (best[1], best[2])
+
+
+def _fitting(index: ProblemIndex, slot_id: int, sizes: list[tuple[int, int]], size: int, most: int) -> int:
+    slot = index.slots[slot_id]
+    limit = slot.availability
+    for count in range(most - 1, 0, -1):
+        needed = instances_needed([*sizes, (size, count)], slot.gpus)
+        if needed is not None and (limit is None or needed <= limit):
+            return count
+    return 0
 
 
 # ------------------------------------------------------------------------------------------- LNS

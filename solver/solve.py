@@ -37,10 +37,11 @@ from solver.search import (
     Replicas,
     Search,
     candidate_slots,
-    construct,
     ensure_initial_cuts,
+    greedy_fill,
     improve,
     reoptimise,
+    repair,
 )
 from solver.validate import validate
 
@@ -62,6 +63,7 @@ class SearchState:
     decomposition: Decomposition = field(default_factory=Decomposition)
     best_replicas: dict[tuple[int, int], int] | None = None
     best_cost: float = math.inf
+    lp_replicas: dict[tuple[int, int], float] = field(default_factory=dict)
     bound: float = 0.0
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
@@ -115,6 +117,7 @@ def _lower_bound(state: SearchState) -> None:
     if any(slot.availability is not None for slot in index.slots):
         lp = availability_prices(index, cuts, time_limit_s=max(1.0, 0.1 * params.time_limit_s))
         prices, lp_bound = lp.prices, lp.bound
+        state.lp_replicas = lp.replicas
         state.stats["lp_s"] = round(lp.wall_time_s, 3)
         state.stats["lp_bound_usd_h"] = round(lp.bound or 0.0, 4)
         state.stats["priced_offers"] = len(prices)
@@ -203,11 +206,18 @@ def _primal(state: SearchState) -> None:
     search.candidates = candidate_slots(index, state.decomposition)
     ensure_initial_cuts(search)
     state.stats["candidate_slots"] = sum(len(v) for v in search.candidates.values())
-    _consider(state, _combined_decomposition(state), "decomposition")
+    combined = _combined_decomposition(state)
+    _consider(state, combined, "decomposition")
+    if state.best_replicas is None and state.lp_replicas:
+        floored = {key: math.floor(value + 1e-6) for key, value in state.lp_replicas.items()}
+        floored = {key: value for key, value in floored.items() if value > 0}
+        _consider(state, repair(search, floored, time_limit_s=0.0), "LP rounding")
+    if state.best_replicas is None:
+        repaired = repair(search, combined, time_limit_s=max(0.5, 0.4 * search.remaining()))
+        _consider(state, repaired, "decomposition, repaired")
     if state.best_replicas is None:
         order = sorted(index.demand, key=lambda m: -state.decomposition.models[m].bound)
-        built = construct(search, order, time_limit_s=max(0.5, 0.5 * search.remaining()))
-        _consider(state, built, "construction")
+        _consider(state, greedy_fill(search, {}, order), "greedy")
     if state.best_replicas is None:
         state.stats.update(search.stats)
         return
