@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from ortools.math_opt.python import mathopt
 
 from solver.hall import HallCut, initial_cuts, violated_cuts
-from solver.index import Pool, ProblemIndex
+from solver.index import Pool, ProblemIndex, build_index
 from solver.mip import MipOptions, MipSolution, PlacementMip
+from solver.problem import Problem, SolveParams
 from solver.scale import KTOK, MICRO
 
 
@@ -252,3 +253,23 @@ def solve_models(
         return {solution.model_id: solution for solution in solutions}
     finally:
         _WORKER.clear()
+
+
+def relaxed_bound(
+    problem: Problem, params: SolveParams, *, time_limit_s: float, solver: mathopt.SolverType
+) -> tuple[float, dict[int, ModelSolution], ProblemIndex]:
+    """A quick lower bound (micro-USD per hour) of a problem: per-model relaxed optima, availability
+    ignored (lambda = 0), plus commitments. Used to price policies and relaxations."""
+    index = build_index(problem, params)
+    models = sorted(index.demand)
+    solutions = solve_models(
+        index,
+        models,
+        price_extra={},
+        time_limit_s=max(0.2, time_limit_s * max(1, params.workers) / max(1, len(models))),
+        relative_gap=params.relative_gap,
+        seed=params.seed,
+        workers=params.workers,
+        solver=solver,
+    )
+    return sum(ms.bound for ms in solutions.values()) * MICRO + index.sunk_cost, solutions, index

@@ -20,14 +20,17 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ortools.math_opt.python import mathopt
 
 from solver.assemble import build_plan, capacities, instances_for
 from solver.costing import plan_cost, replicas_moved
-from solver.decompose import Decomposition, availability_prices, lambda_term, solve_models
+from solver.decompose import Decomposition, availability_prices, lambda_term, relaxed_bound, solve_models
+from solver.diagnose import BudgetFinding, budget_findings, describe_budget, relaxed_bounds, unservable
 from solver.domain import Plan
+from solver.explain import explain_plan, policy_costs
 from solver.hall import HallCut, initial_cuts, violated_cuts
 from solver.index import ProblemIndex, build_index
 from solver.problem import Problem, SolveParams
@@ -43,6 +46,7 @@ from solver.search import (
     reoptimise,
     repair,
 )
+from solver.units import format_usd
 from solver.validate import validate
 
 SOLVER = getattr(mathopt.SolverType, os.environ.get("GPUPLAN_MIP", "GSCIP"))
@@ -50,6 +54,9 @@ MAX_CUT_ROUNDS = 10
 LNS_MAX_MODELS = 4
 LNS_STEP_S = 1.0
 GLOBAL_MIP_MAX_SLOTS = 1500
+RELAXATION_EXTRA_S = 30.0
+RELAXATION_STEP_S = 3.0
+EXPLAIN_SHARE = 0.15
 BOUND_SHARE = 0.4
 GLOBAL_MIP_SHARE = float(os.environ.get("GPUPLAN_GLOBAL_SHARE", "0.3"))
 
@@ -64,6 +71,7 @@ class SearchState:
     best_replicas: dict[tuple[int, int], int] | None = None
     best_cost: float = math.inf
     lp_replicas: dict[tuple[int, int], float] = field(default_factory=dict)
+    team_bounds: dict[str, float] = field(default_factory=dict)
     bound: float = 0.0
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
@@ -75,34 +83,46 @@ def solve(problem: Problem, params: SolveParams | None = None) -> SolveResult:
     params = params or SolveParams()
     started = time.perf_counter()
     index = build_index(problem, params)
-    unserved = _unservable(index)
+    unserved = unservable(index)
     if unserved:
         return SolveResult(
             status=SolveStatus.INFEASIBLE,
             wall_time_s=time.perf_counter() - started,
             params=params,
-            explanations=tuple(Explanation(topic="infeasible", text=text) for text in unserved),
+            explanations=tuple(unserved),
         )
     state = SearchState(index=index, params=params, started=started)
     state.stats["index_s"] = round(time.perf_counter() - started, 3)
     _lower_bound(state)
     state.stats["bound_s"] = round(time.perf_counter() - started, 3)
+    over_budget = budget_findings(problem, state.bound, state.team_bounds)
+    if over_budget:
+        return _budget_infeasible(state, over_budget)
     _primal(state)
     state.stats["primal_s"] = round(time.perf_counter() - started, 3)
     return _result(state)
 
 
-def _unservable(index: ProblemIndex) -> list[str]:
-    texts = []
-    for m, demand in sorted(index.demand.items()):
-        model = index.models[m]
-        for s in sorted(demand):
-            if not index.eligible.get((m, s)):
-                texts.append(
-                    f"{model.name} from {index.sources[s]}: no offer within the {model.latency_slo_ms} ms "
-                    "SLO that the residency rule allows and the model fits"
-                )
-    return texts
+def _budget_infeasible(state: SearchState, findings: list[BudgetFinding]) -> SolveResult:
+    problem, params = state.index.problem, state.params
+    explanations = [Explanation(topic="infeasible:budget", text=describe_budget(f)) for f in findings]
+    deadline = state.started + params.time_limit_s + RELAXATION_EXTRA_S
+
+    def bound_of(relaxed: Problem) -> float:
+        if time.perf_counter() > deadline:
+            return math.inf
+        value, _, _ = relaxed_bound(relaxed, params, time_limit_s=RELAXATION_STEP_S, solver=SOLVER)
+        return value
+
+    explanations += [e for e in relaxed_bounds(problem, bound_of, state.bound) if e.monthly_usd != math.inf]
+    return SolveResult(
+        status=SolveStatus.INFEASIBLE,
+        lower_bound_micro_usd_per_hour=math.floor(state.bound),
+        wall_time_s=time.perf_counter() - state.started,
+        params=params,
+        explanations=tuple(explanations),
+        stats=state.stats,
+    )
 
 
 # ------------------------------------------------------------------------------------ lower bound
@@ -135,6 +155,12 @@ def _lower_bound(state: SearchState) -> None:
         solver=SOLVER,
     )
     state.decomposition = Decomposition(models=solutions, lambda_term=lambda_term(index, prices))
+    if not prices:
+        # Without priced availability each model's relaxed optimum is its GPUs' cheapest cost, which is
+        # what a team is charged: a lower bound per team.
+        for m, solution in solutions.items():
+            team = index.models[m].team
+            state.team_bounds[team] = state.team_bounds.get(team, 0.0) + solution.bound * MICRO
     for m, solution in solutions.items():
         state.cuts[m] = set(solution.cuts)
     bound = state.decomposition.lower_bound
@@ -255,14 +281,26 @@ def _primal(state: SearchState) -> None:
 
 def _result(state: SearchState) -> SolveResult:
     index, params = state.index, state.params
-    wall = time.perf_counter() - state.started
     if state.best_replicas is None:
-        return SolveResult(status=SolveStatus.NO_PLAN, wall_time_s=wall, params=params, stats=state.stats)
+        return SolveResult(
+            status=SolveStatus.NO_PLAN,
+            lower_bound_micro_usd_per_hour=math.floor(state.bound),
+            wall_time_s=time.perf_counter() - state.started,
+            params=params,
+            explanations=(
+                Explanation(
+                    topic="no_plan",
+                    text=(
+                        f"no plan keeping every rule was found in {params.time_limit_s:g} s; the cheapest "
+                        f"possible plan costs at least {format_usd(math.floor(state.bound))}/h"
+                    ),
+                ),
+            ),
+            stats=state.stats,
+        )
     instances = instances_for(index, state.best_replicas)
     plan = build_plan(index, state.best_replicas, instances)
     violations = validate(index.problem, plan, purchase_options=params.purchase_options)
-    cost = plan_cost(index.problem, plan)
-    bound = min(cost, math.floor(state.bound))
     if violations:
         state.stats["checker"] = "failed"
         return SolveResult(
@@ -270,12 +308,27 @@ def _result(state: SearchState) -> SolveResult:
             wall_time_s=time.perf_counter() - state.started,
             params=params,
             violations=tuple(violations),
+            explanations=(
+                Explanation(
+                    topic="no_plan", text="the plan found failed the independent checker (a solver bug)"
+                ),
+            ),
             stats=state.stats,
         )
+    cost = plan_cost(index.problem, plan)
+    penalty = _penalty(index, plan)
     moved, total = replicas_moved(index.problem, plan)
-    state.stats.update({"replicas_moved": moved, "replicas_current": total})
-    gap = (cost - bound) / cost if cost else 0.0
+    state.stats.update({"replicas_moved": moved, "replicas_current": total, "churn_penalty": penalty})
+    bound = min(cost + penalty, math.floor(state.bound))
+    kept = _keep_current(state, cost + penalty)
+    if kept is not None:
+        return kept
+    gap = (cost + penalty - bound) / (cost + penalty) if cost + penalty else 0.0
     status = SolveStatus.OPTIMAL if gap <= params.relative_gap + 1e-12 else SolveStatus.FEASIBLE
+    explanations: list[Explanation] = []
+    if params.explain:
+        explanations = explain_plan(index, state.best_replicas, instances)
+        explanations += _policy_costs(state)
     return SolveResult(
         status=status,
         plan=plan,
@@ -283,8 +336,94 @@ def _result(state: SearchState) -> SolveResult:
         lower_bound_micro_usd_per_hour=bound,
         wall_time_s=time.perf_counter() - state.started,
         params=params,
+        explanations=tuple(explanations),
         stats=state.stats,
     )
+
+
+def _policy_costs(state: SearchState) -> list[Explanation]:
+    params = state.params
+    deadline = time.perf_counter() + max(1.0, EXPLAIN_SHARE * params.time_limit_s)
+
+    def per_model_bound(problem: Problem, names: list[str]) -> dict[str, float]:
+        if time.perf_counter() > deadline:
+            return {}
+        index = build_index(problem, params)
+        wanted = [m for m in sorted(index.demand) if index.models[m].name in names]
+        if any(not index.eligible.get((m, s)) for m in wanted for s in index.demand[m]):
+            return {}
+        solutions = solve_models(
+            index,
+            wanted,
+            price_extra={},
+            time_limit_s=max(0.2, (deadline - time.perf_counter()) / max(1, 2 * len(wanted))),
+            relative_gap=params.relative_gap,
+            seed=params.seed,
+            workers=params.workers,
+            solver=SOLVER,
+        )
+        return {index.models[m].name: ms.bound * MICRO for m, ms in solutions.items()}
+
+    return policy_costs(state.index.problem, per_model_bound, deadline=deadline)
+
+
+def _keep_current(state: SearchState, new_cost: float) -> SolveResult | None:
+    """The current fleet stays when it keeps every rule and the new plan saves less than the policy asks."""
+    index, params = state.index, state.params
+    fleet = index.problem.current_fleet
+    if fleet is None or not fleet.placements:
+        return None
+    current = _fleet_replicas(index)
+    if current is None:
+        return None
+    current_cost = _evaluate(state, current)
+    if current_cost is None:
+        state.stats["current_fleet"] = "breaks a rule"
+        return None
+    saving = (current_cost - new_cost) / current_cost if current_cost else 0.0
+    state.stats["saving_vs_current"] = round(saving, 5)
+    if saving >= index.problem.policy.churn.min_saving_share:
+        return None
+    plan = build_plan(index, current, instances_for(index, current))
+    minimum = index.problem.policy.churn.min_saving_share
+    return SolveResult(
+        status=SolveStatus.KEPT,
+        plan=plan,
+        cost_micro_usd_per_hour=plan_cost(index.problem, plan),
+        lower_bound_micro_usd_per_hour=min(int(current_cost), math.floor(state.bound)),
+        wall_time_s=time.perf_counter() - state.started,
+        params=params,
+        explanations=(
+            Explanation(
+                topic="kept",
+                text=(
+                    f"the current fleet keeps every rule and the best new plan would save only {saving:.2%}, "
+                    f"less than the {minimum:.0%} the policy asks before anything moves"
+                ),
+            ),
+        ),
+        stats=state.stats,
+    )
+
+
+def _fleet_replicas(index: ProblemIndex) -> Replicas | None:
+    """The current fleet in solver terms, or None when it uses offers the solver cannot place on."""
+    fleet = index.problem.current_fleet
+    assert fleet is not None
+    model_of = {model.name: i for i, model in enumerate(index.models)}
+    slots_by_key: dict[str, list[int]] = defaultdict(list)
+    for slot in index.slots:
+        slots_by_key[slot.offer.key].append(slot.index)
+    replicas: Replicas = {}
+    for placement in fleet.placements:
+        slots = slots_by_key.get(placement.offer_key)
+        if not slots:
+            return None
+        # Replicas go on the offer's committed slot when it has one (its price is sunk).
+        slot_id = min(slots, key=lambda s: not index.slots[s].committed)
+        for count in placement.replicas:
+            replicas[(model_of[count.model], slot_id)] = count.replicas
+    return replicas
 
 
 __all__ = ["Plan", "solve"]
