@@ -212,12 +212,15 @@ class PlacementMip:
         seed: int = 0,
         hint: MipSolution | None = None,
         solver: mathopt.SolverType = mathopt.SolverType.HIGHS,
+        node_limit: int | None = None,
     ) -> MipSolution:
+        """Solve; ``node_limit`` bounds the work instead of the clock (deterministic mode)."""
         params = mathopt.SolveParameters(
             time_limit=_seconds(time_limit_s),
             relative_gap_tolerance=relative_gap,
             random_seed=seed,
             enable_output=False,
+            node_limit=node_limit,
         )
         if solver is not mathopt.SolverType.HIGHS:  # HiGHS takes threads only as a global setting
             params.threads = threads

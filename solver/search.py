@@ -31,6 +31,9 @@ Replicas = dict[tuple[int, int], int]
 ALTERNATIVE_POOLS_PER_SOURCE = 4
 SUBPROBLEM_CUT_ROUNDS = 4
 GREEDY_MAX_STEPS = 500
+DETERMINISTIC_NODES = 200
+DETERMINISTIC_TIME_S = 30.0
+DETERMINISTIC_ROUNDS_PER_MODEL = 1
 CONSTRUCT_MIN_S = 0.5
 
 
@@ -41,6 +44,8 @@ class Search:
     seed: int
     deadline: float
     cuts: dict[int, set[HallCut]]
+    deterministic: bool = False
+    """Bound each MIP by nodes and the search by rounds, not by the clock, so reruns give the same plan."""
     candidates: dict[int, list[int]] = field(default_factory=dict)
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
@@ -139,14 +144,15 @@ def reoptimise(
             merged.update({k: v for k, v in previous.items() if k[0] in free_set})
             warm = MipSolution("hint", None, None, instances_for(index, merged), previous, 0.0)
         remaining = time_limit_s - (time.perf_counter() - started)
-        if remaining <= 0.02:
+        if remaining <= 0.02 and not search.deterministic:
             return None
         solution = mip.solve(
-            time_limit_s=remaining,
+            time_limit_s=remaining if not search.deterministic else max(remaining, DETERMINISTIC_TIME_S),
             relative_gap=relative_gap,
             seed=search.seed,
             hint=warm,
             solver=search.solver,
+            node_limit=DETERMINISTIC_NODES if search.deterministic else None,
         )
         if solution.objective is None:
             return None
@@ -342,10 +348,15 @@ def improve(
     rounds = improved = 0
     stale = 0
     models = sorted(search.index.demand)
-    while search.remaining() > 0.1 and best_cost > stop_below and stale < 3 * max(1, len(models)):
+    limit_rounds = DETERMINISTIC_ROUNDS_PER_MODEL * len(models) if search.deterministic else None
+    while best_cost > stop_below and stale < 3 * max(1, len(models)):
+        if limit_rounds is not None and rounds >= limit_rounds:
+            break
+        if limit_rounds is None and search.remaining() <= 0.1:
+            break
         group = _neighbourhood(search, best, rng, group_size)
         rounds += 1
-        limit = min(step_s, search.remaining() - 0.05)
+        limit = step_s if search.deterministic else min(step_s, search.remaining() - 0.05)
         candidate = reoptimise(search, group, best, time_limit_s=limit, hint=best)
         cost = cost_of(candidate) if candidate is not None else None
         if cost is not None and cost < best_cost - 1e-6:

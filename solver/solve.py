@@ -37,6 +37,7 @@ from solver.problem import Problem, SolveParams
 from solver.result import Explanation, SolveResult, SolveStatus
 from solver.scale import MICRO
 from solver.search import (
+    DETERMINISTIC_TIME_S,
     Replicas,
     Search,
     candidate_slots,
@@ -144,6 +145,8 @@ def _lower_bound(state: SearchState) -> None:
     budget = BOUND_SHARE * params.time_limit_s - (time.perf_counter() - state.started)
     workers = max(1, params.workers)
     per_model = max(0.5, budget * workers / max(1, len(models)))
+    if params.deterministic:
+        per_model = max(per_model, DETERMINISTIC_TIME_S)
     solutions = solve_models(
         index,
         sorted(models, key=lambda m: -len(index.slots_of_model[m])),
@@ -228,6 +231,7 @@ def _primal(state: SearchState) -> None:
         seed=params.seed,
         deadline=state.started + params.time_limit_s,
         cuts=state.cuts,
+        deterministic=params.deterministic,
     )
     search.candidates = candidate_slots(index, state.decomposition)
     ensure_initial_cuts(search)
@@ -247,7 +251,9 @@ def _primal(state: SearchState) -> None:
     if state.best_replicas is None:
         state.stats.update(search.stats)
         return
-    if state.stats["candidate_slots"] <= GLOBAL_MIP_MAX_SLOTS and search.remaining() > 1.0:
+    if state.stats["candidate_slots"] <= GLOBAL_MIP_MAX_SLOTS and (
+        params.deterministic or search.remaining() > 1.0
+    ):
         whole = reoptimise(
             search,
             sorted(index.demand),
