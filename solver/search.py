@@ -31,9 +31,10 @@ Replicas = dict[tuple[int, int], int]
 ALTERNATIVE_POOLS_PER_SOURCE = 4
 SUBPROBLEM_CUT_ROUNDS = 4
 GREEDY_MAX_STEPS = 500
+LP_SUPPORT = 1e-3
 DETERMINISTIC_NODES = 200
 DETERMINISTIC_TIME_S = 30.0
-DETERMINISTIC_ROUNDS_PER_MODEL = 1
+DETERMINISTIC_ROUNDS_PER_MODEL = 2
 CONSTRUCT_MIN_S = 0.5
 
 
@@ -56,12 +57,20 @@ class Search:
 # ----------------------------------------------------------------------------------- candidates
 
 
-def candidate_slots(index: ProblemIndex, decomposition: Decomposition) -> dict[int, list[int]]:
+def candidate_slots(
+    index: ProblemIndex, decomposition: Decomposition, lp_replicas: dict[tuple[int, int], float]
+) -> dict[int, list[int]]:
+    """Per model, the slots of the pools worth considering: those its LP relaxation uses (the LP shares
+    scarce capacity out between models), those its own subproblem chose, those other models chose (to
+    fill their instances), and per source the cheapest pools with and without availability limits."""
     chosen: dict[int, set[Pool]] = defaultdict(set)
     for model_solution in decomposition.models.values():
         for (m, slot_id), count in model_solution.solution.replicas.items():
             if count > 0:
                 chosen[m].add(index.slots[slot_id].pool)
+    for (m, slot_id), value in lp_replicas.items():
+        if value > LP_SUPPORT:
+            chosen[m].add(index.slots[slot_id].pool)
     everyone = set().union(*chosen.values()) if chosen else set()
     out: dict[int, list[int]] = {}
     for m in sorted(index.demand):
@@ -109,6 +118,7 @@ def reoptimise(
     time_limit_s: float,
     hint: Replicas | None = None,
     relative_gap: float = 1e-4,
+    solver: mathopt.SolverType | None = None,
 ) -> Replicas | None:
     """Best replicas for the free models with everyone else's fixed at ``base``; None if none found.
 
@@ -151,7 +161,7 @@ def reoptimise(
             relative_gap=relative_gap,
             seed=search.seed,
             hint=warm,
-            solver=search.solver,
+            solver=solver or search.solver,
             node_limit=DETERMINISTIC_NODES if search.deterministic else None,
         )
         if solution.objective is None:
@@ -348,13 +358,16 @@ def improve(
     rounds = improved = 0
     stale = 0
     models = sorted(search.index.demand)
+    sweep = sorted(models, key=lambda m: -_model_cost(search.index, best, m))
     limit_rounds = DETERMINISTIC_ROUNDS_PER_MODEL * len(models) if search.deterministic else None
     while best_cost > stop_below and stale < 3 * max(1, len(models)):
         if limit_rounds is not None and rounds >= limit_rounds:
             break
         if limit_rounds is None and search.remaining() <= 0.1:
             break
-        group = _neighbourhood(search, best, rng, group_size)
+        # First a sweep re-placing each model alone (cheap, fixes what the construction did badly),
+        # then groups that share instances.
+        group = [sweep[rounds]] if rounds < len(sweep) else _neighbourhood(search, best, rng, group_size)
         rounds += 1
         limit = step_s if search.deterministic else min(step_s, search.remaining() - 0.05)
         candidate = reoptimise(search, group, best, time_limit_s=limit, hint=best)
@@ -368,6 +381,15 @@ def improve(
     search.stats["lns_rounds"] = int(search.stats.get("lns_rounds", 0)) + rounds
     search.stats["lns_improvements"] = int(search.stats.get("lns_improvements", 0)) + improved
     return best
+
+
+def _model_cost(index: ProblemIndex, replicas: Replicas, model_id: int) -> float:
+    total = 0.0
+    for (m, slot_id), count in replicas.items():
+        if m == model_id:
+            slot = index.slots[slot_id]
+            total += slot.price * _gpus(index, m, slot_id) / slot.gpus * count
+    return total
 
 
 def _neighbourhood(search: Search, replicas: Replicas, rng: random.Random, size: int) -> list[int]:

@@ -54,7 +54,8 @@ SOLVER = getattr(mathopt.SolverType, os.environ.get("GPUPLAN_MIP", "GSCIP"))
 MAX_CUT_ROUNDS = 10
 LNS_MAX_MODELS = 4
 LNS_STEP_S = 1.0
-GLOBAL_MIP_MAX_SLOTS = 1500
+GLOBAL_MIP_MAX_SLOTS = 6000
+GLOBAL_SOLVER = getattr(mathopt.SolverType, os.environ.get("GPUPLAN_GLOBAL_MIP", "HIGHS"))
 RELAXATION_EXTRA_S = 30.0
 RELAXATION_STEP_S = 3.0
 EXPLAIN_SHARE = 0.15
@@ -133,12 +134,10 @@ def _lower_bound(state: SearchState) -> None:
     index, params = state.index, state.params
     models = sorted(index.demand)
     cuts = {m: initial_cuts(index, m, {index.slots[s].pool for s in index.slots_of_model[m]}) for m in models}
-    prices: dict[int, float] = {}
-    lp_bound = None
-    if any(slot.availability is not None for slot in index.slots):
-        lp = availability_prices(index, cuts, time_limit_s=max(1.0, 0.1 * params.time_limit_s))
-        prices, lp_bound = lp.prices, lp.bound
-        state.lp_replicas = lp.replicas
+    lp = availability_prices(index, cuts, time_limit_s=max(1.0, 0.1 * params.time_limit_s))
+    prices, lp_bound = lp.prices, lp.bound
+    state.lp_replicas = lp.replicas
+    if lp.bound is not None:
         state.stats["lp_s"] = round(lp.wall_time_s, 3)
         state.stats["lp_bound_usd_h"] = round(lp.bound or 0.0, 4)
         state.stats["priced_offers"] = len(prices)
@@ -233,7 +232,7 @@ def _primal(state: SearchState) -> None:
         cuts=state.cuts,
         deterministic=params.deterministic,
     )
-    search.candidates = candidate_slots(index, state.decomposition)
+    search.candidates = candidate_slots(index, state.decomposition, state.lp_replicas)
     ensure_initial_cuts(search)
     state.stats["candidate_slots"] = sum(len(v) for v in search.candidates.values())
     combined = _combined_decomposition(state)
@@ -254,6 +253,7 @@ def _primal(state: SearchState) -> None:
     if state.stats["candidate_slots"] <= GLOBAL_MIP_MAX_SLOTS and (
         params.deterministic or search.remaining() > 1.0
     ):
+        before = state.best_cost
         whole = reoptimise(
             search,
             sorted(index.demand),
@@ -261,8 +261,12 @@ def _primal(state: SearchState) -> None:
             time_limit_s=GLOBAL_MIP_SHARE * search.remaining(),
             hint=state.best_replicas,
             relative_gap=params.relative_gap,
+            solver=GLOBAL_SOLVER,
         )
         _consider(state, whole, "global MIP")
+        state.stats["global_mip"] = (
+            "no solution" if whole is None else f"{before / MICRO:.2f} -> {state.best_cost / MICRO:.2f}"
+        )
 
     def cost_of(replicas: Replicas) -> float | None:
         quick = _cost(index, replicas)
