@@ -161,7 +161,12 @@ class PlacementMip:
             pools: dict[Pool, list[int]] = defaultdict(list)
             for slot_id in self.slots_for_model[m]:
                 slot = self.index.slots[slot_id]
-                var = self.model.add_variable(lb=0, is_integer=integral)
+                # No model alone can hold more replicas than the offer's instances can (valid in every
+                # relaxation; it keeps free committed capacity from being claimed without end).
+                ub = math.inf
+                if slot.availability is not None:
+                    ub = slot.availability * slot.gpus // self.gpus_per_replica(m, slot.gpu_type)
+                var = self.model.add_variable(lb=0, ub=ub, is_integer=integral)
                 self.replicas[(m, slot_id)] = var
                 self.replicas_on_slot[slot_id].append((m, var))
                 pools[slot.pool].append(slot_id)

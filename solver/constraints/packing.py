@@ -53,7 +53,7 @@ def instances_needed(replica_sizes: Iterable[tuple[int, int]], gpus_per_instance
     First-fit decreasing, which is exact for sizes that divide each other.
     """
     spanning = 0
-    inside: list[int] = []
+    sizes: dict[int, int] = {}
     for size, count in replica_sizes:
         if count <= 0:
             continue
@@ -62,16 +62,38 @@ def instances_needed(replica_sizes: Iterable[tuple[int, int]], gpus_per_instance
         if spans(size, gpus_per_instance):
             spanning += count * (size // gpus_per_instance)
         else:
-            inside.extend([size] * count)
-    bins: list[int] = []  # free GPUs per open instance
-    for size in sorted(inside, reverse=True):
-        for i, free in enumerate(bins):
-            if free >= size:
-                bins[i] = free - size
-                break
-        else:
-            bins.append(gpus_per_instance - size)
-    return spanning + len(bins)
+            sizes[size] = sizes.get(size, 0) + count
+    # First fit over instances in the order they were opened, with runs of identical instances kept
+    # as [free GPUs, how many] so that large counts cost no more than small ones.
+    bins: list[list[int]] = []
+    counts = sizes
+    for size in sorted(counts, reverse=True):
+        left = counts[size]
+        position = 0
+        while left and position < len(bins):
+            free, many = bins[position]
+            per_bin = free // size
+            if per_bin == 0:
+                position += 1
+                continue
+            full, partial = divmod(min(left, per_bin * many), per_bin)
+            run = [[free - per_bin * size, full]] if full else []
+            if partial:
+                run.append([free - partial * size, 1])
+            rest = many - full - (1 if partial else 0)
+            if rest:
+                run.append([free, rest])
+            bins[position : position + 1] = run
+            left -= full * per_bin + partial
+            position += len(run)
+        if left:
+            per_bin = gpus_per_instance // size
+            full, partial = divmod(left, per_bin)
+            if full:
+                bins.append([gpus_per_instance - per_bin * size, full])
+            if partial:
+                bins.append([gpus_per_instance - partial * size, 1])
+    return spanning + sum(many for _, many in bins)
 
 
 @dataclass(frozen=True)
