@@ -159,28 +159,6 @@ class OffersSpec(DomainModel):
     provider_kinds: dict[Slug, ProviderKind] = Field(default_factory=dict)
     """Kinds of providers the catalog does not know (sets their default spot risk); default neocloud."""
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        problems = []
-        if self.filter is not None and self.catalog_source is None:
-            problems.append("filter: applies to catalog offers; add `catalog: shipped` to use it")
-        if self.regions and self.file is None and self.inline is None:
-            problems.append("regions: only file or inline offers need regions (catalog regions are known)")
-        seen: set[str] = set()
-        for index, region in enumerate(self.regions):
-            if region.key in seen:
-                problems.append(f"regions[{index}]: region {region.key} appears twice")
-            seen.add(region.key)
-        keys: dict[str, int] = {}
-        for index, offer in enumerate(self.inline or ()):
-            key = offer.to_domain().key
-            if key in keys:
-                problems.append(f"inline[{index}]: offer {key} appears twice (first at inline[{keys[key]}])")
-            keys.setdefault(key, index)
-        if problems:
-            raise ValueError("; ".join(f"offers.{problem}" for problem in problems))
-        return self
-
     @property
     def catalog_source(self) -> str | None:
         """The catalog to read: the one named, else the shipped one unless the offers are all explicit."""
@@ -294,7 +272,7 @@ class ScenarioSpec(FleetSpec):
 
     @model_validator(mode="after")
     def _scenario_references_resolve(self) -> Self:
-        problems: list[str] = []
+        problems = _offers_problems(self.offers)
         model_names = {model.name for model in self.models}
         if self.current_fleet is not None:
             seen: dict[str, int] = {}
@@ -314,7 +292,8 @@ class ScenarioSpec(FleetSpec):
             if commitment.offer_key in committed:
                 problems.append(
                     f"commitments[{index}].offer_key: offer {commitment.offer_key!r} appears twice "
-                    f"(first at commitments[{committed[commitment.offer_key]}]); add the instances up"
+                    f"(first at commitments[{committed[commitment.offer_key]}]): "
+                    "write one with the instances added up"
                 )
             committed.setdefault(commitment.offer_key, index)
         if problems:
@@ -330,6 +309,28 @@ class ScenarioSpec(FleetSpec):
         pool = dict(catalog_regions)
         pool.update({region.key: region for region in self.offers.regions})
         return pool
+
+
+def _offers_problems(offers: OffersSpec) -> list[str]:
+    problems = []
+    if offers.filter is not None and offers.catalog_source is None:
+        problems.append("offers.filter: applies to catalog offers; add `catalog: shipped` to use it")
+    if offers.regions and offers.file is None and offers.inline is None:
+        problems.append("offers.regions: only file or inline offers need regions (catalog regions are known)")
+    seen: set[str] = set()
+    for index, region in enumerate(offers.regions):
+        if region.key in seen:
+            problems.append(f"offers.regions[{index}]: region {region.key} appears twice")
+        seen.add(region.key)
+    keys: dict[str, int] = {}
+    for index, offer in enumerate(offers.inline or ()):
+        key = offer.to_domain().key
+        if key in keys:
+            problems.append(
+                f"offers.inline[{index}]: offer {key} appears twice (first at offers.inline[{keys[key]}])"
+            )
+        keys.setdefault(key, index)
+    return problems
 
 
 def parse_scenario(
