@@ -16,6 +16,8 @@ from scheduler.services.planfile import (
     read_plan_file,
     write_plan_file,
 )
+from scheduler.services.scenarios import load_scenario
+from solver.costing import plan_cost
 from solver.domain import Placement, Plan, ReplicaCount, Route
 from solver.errors import SpecError
 from solver.problem import SolveParams
@@ -226,3 +228,15 @@ def test_committed_json_schema_is_up_to_date_and_validates_files(tmp_path: Path)
     jsonschema.validate(document.model_dump(mode="json"), committed)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**document.model_dump(mode="json"), "status": "great"}, committed)
+
+
+def test_the_documented_example_plan_file_is_valid() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    path = ROOT / "docs" / "examples" / "tiny_plan.json"
+    jsonschema.validate(json.loads(path.read_text(encoding="utf-8")), plan_json_schema())
+    document = read_plan_file(path)
+    problem, _, _ = load_scenario(ROOT / "docs" / "examples" / "tiny_scenario.yaml")
+    plan = document.to_plan()
+    assert plan is not None and validate(problem, plan) == []
+    assert document.cost is not None
+    assert document.cost.micro_usd_per_hour == plan_cost(problem, plan)

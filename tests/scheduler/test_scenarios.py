@@ -233,3 +233,19 @@ def test_rebalance_example_loads_with_its_commitment_and_current_fleet() -> None
     assert all(o.availability == 4 for o in offers.values() if o.provider in {"vast", "shadeform"})
     assert problem.commitments[0].offer_key == reserved
     assert problem.current_fleet is not None and len(problem.current_fleet.placements) == 3
+
+
+def test_tiny_example_combines_file_and_inline_offers() -> None:
+    problem, params, _ = load_scenario(ROOT / "docs" / "examples" / "tiny_scenario.yaml")
+    offers = {offer.key: offer for offer in problem.offers}
+    assert set(offers) == {
+        "acme/fra/-/1xH100/on_demand",
+        "acme/fra/-/1xH100/spot",
+        "acme/fra/-/8xH100/on_demand",
+    }
+    assert offers["acme/fra/-/1xH100/spot"].availability == 4
+    assert offers["acme/fra/-/8xH100/on_demand"].availability == 2
+    assert problem.spot_risk == {"acme/fra/-/1xH100/spot": 0.15}
+    assert problem.provider_kinds == {"acme": "neocloud"}
+    assert problem.rtt == ()  # no anchor: the distance model
+    assert params.deterministic and params.time_limit_s == 5
