@@ -74,8 +74,8 @@ EXIT_INFEASIBLE = 3
 EXIT_NO_PLAN = 4
 
 QUICKSTART_TIME_LIMIT_S = 20.0
-"""Solve time of the plan that ends ``gpuplan quickstart``: enough for a plan of the sample fleet within
-about 1% of its proven bound on two cores (docs: README, 'The two commands')."""
+"""Solve time of the plan that ends ``gpuplan quickstart``: on two cores, a plan of the sample fleet
+within about 1% of its proven bound (README, 'The two commands')."""
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
