@@ -1,21 +1,28 @@
 """The ``gpuplan`` command line.
 
 Every command opens the database named by the settings (``GPUPLAN_DATABASE_URL``, default the embedded
-SQLite file under ``GPUPLAN_DATA_DIR``), does its work in one transaction and prints a summary. Errors
-the user can fix (unreachable database, malformed file, unknown region) are one clear message and a
-non-zero exit status, never a traceback.
+SQLite file under ``GPUPLAN_DATA_DIR``), does its work in one transaction and prints a summary
+(``gpuplan solve`` needs no database). Errors the user can fix (unreachable database, malformed file,
+unknown region) are one clear message and a non-zero exit status, never a traceback.
+
+Exit status: 0 success (for solve and plan: a plan was found); 1 bad input (a malformed scenario,
+catalog or fleet file); 2 database unreachable or not migrated; 3 infeasible (the diagnosis is
+printed); 4 no plan within the time limit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import json
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import sqlalchemy as sa
 import typer
@@ -29,9 +36,17 @@ from scheduler.db.session import Database, DatabaseUnavailableError
 from scheduler.logs import configure_logging
 from scheduler.services import catalog as catalog_service
 from scheduler.services import fleet as fleet_service
+from scheduler.services import planfile
+from scheduler.services import planning as planning_service
+from scheduler.services import scenarios as scenario_service
 from scheduler.settings import Settings, get_settings
 from solver.domain import GpuType, PurchaseOption
 from solver.errors import SpecError
+from solver.fleetspec import fleet_json_schema
+from solver.problem import Problem, SolveParams
+from solver.result import SolveResult, SolveStatus
+from solver.scenario import scenario_json_schema
+from solver.solve import solve
 from solver.units import format_usd, usd_to_micro
 
 app = typer.Typer(
@@ -53,8 +68,17 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 180)
 
 T = TypeVar("T")
 
+EXIT_BAD_INPUT = 1
+EXIT_DATABASE = 2
+EXIT_INFEASIBLE = 3
+EXIT_NO_PLAN = 4
 
-def _fail(message: str, code: int = 1) -> NoReturn:
+QUICKSTART_TIME_LIMIT_S = 20.0
+"""Solve time of the plan that ends ``gpuplan quickstart``: on two cores, a plan of the sample fleet
+within about 1% of its proven bound (README, 'The two commands')."""
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -90,6 +114,8 @@ def _guard(action: Callable[[], T]) -> T:
     except CatalogError as exc:
         _fail(str(exc))
     except SpecError as exc:
+        _fail(str(exc))
+    except planning_service.PlanningError as exc:
         _fail(str(exc))
 
 
@@ -313,8 +339,12 @@ def _print_fleet(fleet: fleet_service.Fleet) -> None:
 
 
 @app.command("quickstart")
-def quickstart() -> None:
-    """Migrate the database, load the catalog and the sample fleet, and summarise them."""
+def quickstart(
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", min=0.1, help="Seconds for the plan of the sample fleet.")
+    ] = QUICKSTART_TIME_LIMIT_S,
+) -> None:
+    """Migrate the database, load the catalog and the sample fleet, summarise them and plan the fleet."""
     with _database() as database:
         migrate.upgrade(database.engine)
         console.print(f"database {database.url} migrated to {migrate.current_revision(database.engine)}")
@@ -325,6 +355,7 @@ def quickstart() -> None:
         fleet = fleet_service.read_fleet(session)
     _print_offer_summary(views)
     _print_fleet(fleet)
+    _plan_from_database(SolveParams(time_limit_s=time_limit), out=None, baselines=Baselines.FAST)
 
 
 def _print_offer_summary(views: list[catalog_service.OfferView]) -> None:
@@ -347,6 +378,300 @@ def _print_offer_summary(views: list[catalog_service.OfferView]) -> None:
             format_usd(prices[len(prices) // 2]),
         )
     console.print(table)
+
+
+# ------------------------------------------------------------------------------------- solve, plan
+
+
+class Baselines(StrEnum):
+    NONE = "none"
+    FAST = "fast"  # every baseline but the direct MIP, which takes the whole time limit
+    ALL = "all"
+
+
+@app.command("solve")
+def solve_scenario(
+    scenario: Annotated[
+        str, typer.Argument(help="Scenario file (YAML or JSON; docs/formats.md), or 'sample'.")
+    ],
+    time_limit: Annotated[
+        float | None,
+        typer.Option("--time-limit", min=0.1, help="Seconds (default: the scenario's solve.time_limit_s)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Random seed of the search.")] = None,
+    deterministic: Annotated[
+        bool, typer.Option("--deterministic", help="Repeated solves return the same plan.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the plan file (JSON) here.")] = None,
+    no_baselines: Annotated[
+        bool, typer.Option("--no-baselines", help="Skip the comparison with the baselines.")
+    ] = False,
+) -> None:
+    """Plan a scenario file (no database needed) and print the plan; --out writes it as JSON."""
+    if scenario == "sample" and not Path(scenario).exists():
+        problem, _, spec = _guard(scenario_service.sample_scenario)
+        label = f"scheduler/data/{scenario_service.SAMPLE_SCENARIO}"
+    else:
+        problem, _, spec = _guard(lambda: scenario_service.load_scenario(Path(scenario)))
+        label = scenario
+    params = spec.solve_params(time_limit_s=time_limit, seed=seed, deterministic=deterministic or None)
+    result = _solve(problem, params, label)
+    baselines = Baselines.NONE if no_baselines else Baselines.ALL
+    _finish(problem, result, label=label, out=out, baselines=baselines)
+
+
+@app.command("plan")
+def plan(
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", min=0.1, help="Seconds.")
+    ] = SolveParams.model_fields["time_limit_s"].default,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed of the search.")] = 0,
+    deterministic: Annotated[
+        bool, typer.Option("--deterministic", help="Repeated solves return the same plan.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the plan file (JSON) here.")] = None,
+    no_baselines: Annotated[
+        bool, typer.Option("--no-baselines", help="Skip the comparison with the baselines.")
+    ] = False,
+) -> None:
+    """Plan the fleet in the database on its latest prices and store the plan as a draft."""
+    params = SolveParams(time_limit_s=time_limit, seed=seed, deterministic=deterministic)
+    _plan_from_database(params, out=out, baselines=Baselines.NONE if no_baselines else Baselines.ALL)
+
+
+def _plan_from_database(params: SolveParams, *, out: Path | None, baselines: Baselines) -> None:
+    now = _now()
+    with _database() as database:
+        with database.transaction() as session:
+            snapshot = _guard(lambda: planning_service.planning_snapshot(session, now=now))
+        left_out = ", ".join(f"{n} {why}" for why, n in sorted(snapshot.left_out.items()))
+        console.print(f"planning from the database{f' (left out: {left_out})' if left_out else ''}")
+        result = _solve(snapshot.problem, params, "the fleet in the database")
+        with database.transaction() as session:
+            plan_id = planning_service.store_plan(session, snapshot, result, now=now, actor="gpuplan plan")
+    if plan_id is not None:
+        console.print(f"stored as draft plan {plan_id}")
+    _finish(snapshot.problem, result, label="database", out=out, baselines=baselines)
+
+
+def _solve(problem: Problem, params: SolveParams, label: str) -> SolveResult:
+    console.print(
+        f"solving {label}: {len(problem.models)} models, {len(problem.sources)} sources, "
+        f"{len(problem.demand)} demands, {len(problem.offers):,} offers in {len(problem.regions)} regions "
+        f"(time limit {params.time_limit_s:g} s, seed {params.seed}, {params.workers} workers"
+        f"{', deterministic' if params.deterministic else ''})"
+    )
+    return solve(problem, params)
+
+
+def _finish(
+    problem: Problem, result: SolveResult, *, label: str, out: Path | None, baselines: Baselines
+) -> None:
+    """Print the summary, write the plan file, exit with the status's code."""
+    results: list[Any] = []
+    notes: list[str] = []
+    if baselines is not Baselines.NONE and result.plan is not None:
+        results, notes = _run_baselines(
+            problem, time_limit_s=result.params.time_limit_s, include_mip=baselines is Baselines.ALL
+        )
+    document = planfile.build_plan_file(problem, result, scenario=label, created_at=_now(), baselines=results)
+    _print_plan(document)
+    if baselines is not Baselines.NONE and result.plan is not None:
+        _print_baselines(document, notes)
+    if out is not None:
+        try:
+            planfile.write_plan_file(out, document)
+        except OSError as exc:
+            _fail(f"cannot write the plan file {out}: {exc.strerror or exc}")
+        console.print(f"plan file written to {out}")
+    if result.status is SolveStatus.INFEASIBLE:
+        raise typer.Exit(EXIT_INFEASIBLE)
+    if result.plan is None:
+        raise typer.Exit(EXIT_NO_PLAN)
+
+
+def _run_baselines(
+    problem: Problem, *, time_limit_s: float, include_mip: bool
+) -> tuple[list[Any], list[str]]:
+    """Run the baselines of ``solver.baselines`` if this build has them; notes say what was skipped."""
+    try:
+        baselines = importlib.import_module("solver.baselines")
+    except ModuleNotFoundError as exc:
+        if exc.name != "solver.baselines":
+            raise
+        return [], ["baselines skipped: solver.baselines is not part of this build"]
+    runs: list[tuple[str, tuple[Any, ...]]] = [
+        ("single_cloud_on_demand", (problem,)),
+        ("greedy_per_model", (problem,)),
+    ]
+    if include_mip:
+        runs.append(("direct_mip", (problem, time_limit_s)))
+    runs.append(("lp_bound", (problem,)))
+    results: list[Any] = []
+    notes: list[str] = []
+    if not include_mip:
+        notes.append("direct_mip skipped here (it takes the whole time limit); `gpuplan plan` runs it")
+    for name, args in runs:
+        function = getattr(baselines, name, None)
+        if function is None:
+            notes.append(f"baseline {name} skipped: not in solver.baselines")
+            continue
+        try:
+            results.append(function(*args))
+        except Exception as exc:  # a failing baseline must not hide the plan
+            notes.append(f"baseline {name} failed: {type(exc).__name__}: {exc}")
+    return results, notes
+
+
+def _print_plan(document: planfile.PlanFile) -> None:
+    status = document.status.value
+    colour = {"optimal": "green", "feasible": "green", "kept": "green", "infeasible": "red"}.get(
+        status, "yellow"
+    )
+    console.print(f"\n[bold]Plan[/] ({document.scenario}): [bold {colour}]{status}[/]", highlight=False)
+    if document.cost is not None:
+        console.print(
+            f"  cost         {format_usd(document.cost.micro_usd_per_hour)}/h, "
+            f"{format_usd(document.cost.micro_usd_per_month, 0)}/month"
+            + (
+                f" (commitments {format_usd(document.sunk_cost.micro_usd_per_hour)}/h, already paid)"
+                if document.sunk_cost.micro_usd_per_hour
+                else ""
+            ),
+            highlight=False,
+        )
+    if document.lower_bound is not None:
+        gap = f", gap {document.gap:.2%}" if document.gap is not None else ""
+        console.print(
+            f"  lower bound  {format_usd(document.lower_bound.micro_usd_per_hour)}/h{gap}", highlight=False
+        )
+    params = document.parameters
+    console.print(
+        f"  wall time    {document.wall_time_s:.1f} s (time limit {params.time_limit_s:g} s)", highlight=False
+    )
+    if document.placements:
+        console.print(_allocation_table(document))
+        console.print(_instances_table(document))
+        totals = document.totals
+        console.print(
+            f"totals: {totals.instances} instances on {totals.placements} offers, {totals.gpus} GPUs "
+            f"({totals.gpus_used} used by {totals.replicas} replicas)",
+            highlight=False,
+        )
+    if document.explanations:
+        console.print("[bold]Explanations[/]")
+        for line in planfile.explanation_lines(document.explanations):
+            console.print(f"  {line}", highlight=False, soft_wrap=True)
+    for violation in document.violations:
+        console.print(f"  [red]checker:[/] {violation.message}", highlight=False, soft_wrap=True)
+
+
+def _allocation_table(document: planfile.PlanFile) -> Table:
+    table = Table(title="Replicas by model and region", title_justify="left")
+    for name, justify in (
+        ("model", "left"),
+        ("region", "left"),
+        ("GPU", "left"),
+        ("option", "left"),
+        ("replicas", "right"),
+        ("GPUs", "right"),
+        ("$/h", "right"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=True)
+    groups: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for entry in document.allocation:
+        key = (entry.model, entry.region, entry.gpu_type.value, entry.purchase_option.value)
+        groups[key][0] += entry.replicas
+        groups[key][1] += entry.gpus
+        groups[key][2] += entry.cost_micro_usd_per_hour
+    previous = None
+    for (model, region, gpu, option), (replicas, gpus, cost) in sorted(groups.items()):
+        table.add_row(
+            model if model != previous else "",
+            region,
+            gpu,
+            option,
+            str(replicas),
+            str(gpus),
+            format_usd(cost),
+        )
+        previous = model
+    return table
+
+
+def _instances_table(document: planfile.PlanFile) -> Table:
+    table = Table(title="Instances", title_justify="left", show_footer=True)
+    columns = (
+        ("provider", "left", "total"),
+        ("region", "left", ""),
+        ("zone", "left", ""),
+        ("instance type", "left", ""),
+        ("GPUs", "right", ""),
+        ("option", "left", ""),
+        ("instances", "right", str(document.totals.instances)),
+        ("$/h each", "right", ""),
+        ("$/h", "right", format_usd(sum(p.cost_micro_usd_per_hour for p in document.placements))),
+        ("replicas", "left", ""),
+    )
+    for name, justify, footer in columns:
+        table.add_column(name, justify=justify, footer=footer, no_wrap=name != "replicas")
+    for entry in document.placements:
+        option = entry.purchase_option.value + (f" {entry.term.value}" if entry.term else "")
+        instances = str(entry.instances)
+        if entry.committed_instances:
+            instances += f" ({entry.committed_instances} committed)"
+        table.add_row(
+            entry.provider,
+            entry.region,
+            entry.zone,
+            entry.instance_type,
+            f"{entry.gpus_per_instance}x {entry.gpu_type.value}",
+            option,
+            instances,
+            format_usd(entry.price_micro_usd_per_hour),
+            format_usd(entry.cost_micro_usd_per_hour),
+            ", ".join(f"{model} x{n}" for model, n in sorted(entry.replicas.items())),
+        )
+    return table
+
+
+def _print_baselines(document: planfile.PlanFile, notes: list[str]) -> None:
+    if document.baselines:
+        table = Table(title="Against the baselines", title_justify="left")
+        for name, justify in (("baseline", "left"), ("status", "left"), ("$/h", "right"),
+                              ("$/month", "right"), ("plan saves", "right")):  # fmt: skip
+            table.add_column(name, justify=justify)
+        for entry in document.baselines:
+            table.add_row(
+                entry.name,
+                entry.status,
+                format_usd(entry.cost.micro_usd_per_hour) if entry.cost else "-",
+                format_usd(entry.cost.micro_usd_per_month, 0) if entry.cost else "-",
+                f"{entry.saving_share:.1%}" if entry.saving_share is not None else "-",
+            )
+        console.print(table)
+    for note in notes:
+        console.print(f"  {note}", highlight=False)
+
+
+# ------------------------------------------------------------------------------------------ schema
+
+
+class SchemaName(StrEnum):
+    SCENARIO = "scenario"
+    PLAN = "plan"
+    FLEET = "fleet"
+
+
+@app.command("schema")
+def schema(name: Annotated[SchemaName, typer.Argument(help="Which document.")]) -> None:
+    """Print the JSON Schema of a document (docs/scenario.schema.json and docs/plan.schema.json are these)."""
+    schemas: dict[SchemaName, Callable[[], dict[str, Any]]] = {
+        SchemaName.SCENARIO: scenario_json_schema,
+        SchemaName.PLAN: planfile.plan_json_schema,
+        SchemaName.FLEET: fleet_json_schema,
+    }
+    sys.stdout.write(json.dumps(schemas[name](), indent=2, ensure_ascii=False) + "\n")
 
 
 def main() -> None:

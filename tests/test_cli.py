@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -31,10 +32,13 @@ def run(monkeypatch: pytest.MonkeyPatch, database_url: str):  # type: ignore[no-
 
 
 def test_quickstart_then_offers(run) -> None:  # type: ignore[no-untyped-def]
-    code, out = run("quickstart")
+    code, out = run("quickstart")  # the documented 20 s: shorter limits miss a first plan under load
     assert code == 0, out
     assert "catalog loaded" in out and "loaded the sample fleet" in out
     assert "MI300X" in out and "llama-3.1-405b" in out
+    # quickstart ends with a plan of the sample fleet, stored as a draft
+    assert "stored as draft plan 1" in out and "Replicas by model and region" in out
+    assert out.rstrip().splitlines()[-1].startswith(("  baseline", "  direct_mip", "totals:", "  ["))
 
     code, out = run("offers", "--gpu", "MI300X", "--purchase", "spot", "--limit", "500")
     assert code == 0, out
@@ -93,3 +97,40 @@ def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch) -> No
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: cannot reach the database at postgresql")
+
+
+TINY_FLEET = """
+models:
+  - name: chat-8b
+    team: chat
+    latency_slo_ms: 400
+    profiles:
+      - {gpu_type: H100, gpus_per_replica: 1, tokens_per_s_per_replica: 14180, service_latency_ms: 50}
+sources:
+  - {name: eu-central, lat: 50.11, lon: 8.68, country: DE, residency: [EU], anchor_region: aws/eu-central-1}
+demand:
+  - {model: chat-8b, source: eu-central, tokens_per_s: 30000}
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_plan_from_the_database(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out = run("plan", "--time-limit", "2")
+    assert code == 2 and "not migrated" in out
+    assert run("db", "upgrade")[0] == 0
+    code, out = run("plan", "--time-limit", "2")
+    assert code == 1 and "gpuplan fleet load-sample" in out and "Traceback" not in out
+    assert run("catalog", "load")[0] == 0
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(TINY_FLEET, encoding="utf-8")
+    assert run("fleet", "load", str(fleet))[0] == 0
+    out_file = tmp_path / "plan.json"
+    code, out = run("plan", "--time-limit", "2", "--deterministic", "--no-baselines", "--out", str(out_file))
+    assert code == 0, out
+    assert "stored as draft plan 1" in out and "chat-8b" in out and "lower bound" in out
+    assert json.loads(out_file.read_text(encoding="utf-8"))["scenario"] == "database"
+
+    fleet.write_text(TINY_FLEET.replace("residency: [EU]", "residency: [AQ]"), encoding="utf-8")
+    assert run("fleet", "load", str(fleet))[0] == 0
+    code, out = run("plan", "--time-limit", "2", "--no-baselines")
+    assert code == 3 and "infeasible" in out and "stored as draft" not in out
