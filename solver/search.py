@@ -339,6 +339,33 @@ def _fitting(index: ProblemIndex, slot_id: int, sizes: list[tuple[int, int]], si
     return 0
 
 
+def trim(index: ProblemIndex, replicas: Replicas) -> Replicas:
+    """Drop replicas that serve nothing: per model, the most expensive first, as many as can go while
+    the model still routes in normal operation and after every loss. Never raises the cost."""
+    current = {k: v for k, v in replicas.items() if v > 0}
+    for m in sorted(index.demand):
+        mine = sorted(
+            (key for key in current if key[0] == m),
+            key=lambda key: -index.slots[key[1]].list_price / index.slots[key[1]].gpus,
+        )
+        for key in mine:
+            low, high = 0, current[key]  # find the fewest replicas on this slot that still route
+            while low < high:
+                middle = (low + high) // 2
+                trial = dict(current)
+                trial[key] = middle
+                caps = capacities(index, {k: v for k, v in trial.items() if k[0] == m})
+                if violated_cuts(index, m, dict(caps.get(m, {}))):
+                    low = middle + 1
+                else:
+                    high = middle
+            if low == 0:
+                del current[key]
+            else:
+                current[key] = low
+    return current
+
+
 # ------------------------------------------------------------------------------------------- LNS
 
 

@@ -33,6 +33,7 @@ from solver.domain import Plan
 from solver.explain import explain_plan, policy_costs
 from solver.hall import HallCut, initial_cuts, violated_cuts
 from solver.index import ProblemIndex, build_index
+from solver.mip import MipOptions, PlacementMip
 from solver.problem import Problem, SolveParams
 from solver.result import Explanation, SolveResult, SolveStatus
 from solver.scale import MICRO
@@ -46,6 +47,7 @@ from solver.search import (
     improve,
     reoptimise,
     repair,
+    trim,
 )
 from solver.units import format_usd
 from solver.validate import validate
@@ -55,6 +57,8 @@ MAX_CUT_ROUNDS = 10
 LNS_MAX_MODELS = 4
 LNS_STEP_S = 1.0
 GLOBAL_MIP_MAX_SLOTS = 6000
+EXACT_MAX_REPLICA_VARS = 1500
+EXACT_SHARE = 0.8
 GLOBAL_SOLVER = getattr(mathopt.SolverType, os.environ.get("GPUPLAN_GLOBAL_MIP", "HIGHS"))
 RELAXATION_EXTRA_S = 30.0
 RELAXATION_STEP_S = 3.0
@@ -100,9 +104,50 @@ def solve(problem: Problem, params: SolveParams | None = None) -> SolveResult:
     over_budget = budget_findings(problem, state.bound, state.team_bounds)
     if over_budget:
         return _budget_infeasible(state, over_budget)
-    _primal(state)
+    if sum(len(index.slots_of_model[m]) for m in index.demand) <= EXACT_MAX_REPLICA_VARS:
+        _exact(state)
+    if state.best_cost > state.bound * (1 + params.relative_gap):
+        _primal(state)
     state.stats["primal_s"] = round(time.perf_counter() - started, 3)
     return _result(state)
+
+
+def _exact(state: SearchState) -> None:
+    """Small problems: the whole MIP over every offer, whose dual bound is valid for the problem (it
+    lacks only Hall cuts, so it is a relaxation) and whose plan is kept if it routes in every scenario."""
+    index, params = state.index, state.params
+    models = sorted(index.demand)
+    for m in models:
+        pools = {index.slots[s].pool for s in index.slots_of_model[m]}
+        state.cuts[m] = state.cuts.get(m, set()) | initial_cuts(index, m, pools)
+    mip = PlacementMip(index, models, options=MipOptions(cuts=state.cuts))
+    deadline = state.started + params.time_limit_s * EXACT_SHARE
+    hint = None
+    for _ in range(MAX_CUT_ROUNDS):
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0.05 and not params.deterministic:
+            break
+        solution = mip.solve(
+            time_limit_s=max(remaining, 0.05) if not params.deterministic else params.time_limit_s,
+            relative_gap=params.relative_gap,
+            seed=params.seed,
+            hint=hint,
+            solver=GLOBAL_SOLVER,
+        )
+        if solution.bound is not None:
+            state.bound = max(state.bound, solution.bound * MICRO + index.sunk_cost)
+        if solution.objective is None:
+            break
+        hint = solution
+        caps = capacities(index, solution.replicas)
+        missing = [
+            c for m in models for c in violated_cuts(index, m, dict(caps.get(m, {}))) if c not in mip.cuts[m]
+        ]
+        if not missing:
+            _consider(state, solution.replicas, "exact MIP")
+            break
+        mip.add_cuts(missing)
+    state.stats["exact_bound_usd_h"] = round(state.bound / MICRO, 4)
 
 
 def _budget_infeasible(state: SearchState, findings: list[BudgetFinding]) -> SolveResult:
@@ -308,6 +353,10 @@ def _result(state: SearchState) -> SolveResult:
             ),
             stats=state.stats,
         )
+    trimmed = trim(index, state.best_replicas)
+    trimmed_cost = _evaluate(state, trimmed)
+    if trimmed_cost is not None and trimmed_cost <= state.best_cost:
+        state.best_replicas, state.best_cost = trimmed, trimmed_cost
     instances = instances_for(index, state.best_replicas)
     plan = build_plan(index, state.best_replicas, instances)
     violations = validate(index.problem, plan, purchase_options=params.purchase_options)
