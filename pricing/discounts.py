@@ -202,7 +202,6 @@ def read_discounts(path: Path | str) -> DiscountOverlay:
 
 
 def _rule(record: SheetRecord) -> DiscountRule | None:
-    count = len(record.errors)
     provider = record["provider"]
     if not provider:
         record.error("provider", "empty")
@@ -223,7 +222,7 @@ def _rule(record: SheetRecord) -> DiscountRule | None:
                 f"unknown purchase option {record['purchase_option']!r} (expected one of {allowed})",
             )
     percent = record.parse("percent_off", parse_percent_off)
-    if len(record.errors) > count or percent is None:
+    if record.reported or percent is None:
         return None
     return DiscountRule(
         provider=provider,

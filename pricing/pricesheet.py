@@ -167,7 +167,6 @@ def read_price_sheet(path: Path | str, *, regions: Iterable[Region] | None = Non
 
 
 def _row(record: SheetRecord, known_regions: set[str] | None) -> PriceSheetRow | None:
-    count = len(record.errors)
     provider = record.parse("provider", _slug)
     code = record.parse("region", _required)
     if provider is not None and code is not None and known_regions is not None:
@@ -189,7 +188,7 @@ def _row(record: SheetRecord, known_regions: set[str] | None) -> PriceSheetRow |
         record.error("valid_to", f"must be after valid_from ({valid_from.isoformat()})")
     vcpus = record.parse("vcpus", _optional_positive_number)
     memory = record.parse("memory_gib", _optional_positive_number)
-    if len(record.errors) > count:
+    if record.reported:
         return None
     assert valid_from is not None  # parsed without error above
     try:
@@ -219,7 +218,14 @@ def _row(record: SheetRecord, known_regions: set[str] | None) -> PriceSheetRow |
         column = {"price_micro_usd_per_hour": "price_usd_per_hour", "gpu_count": "gpus_per_instance"}.get(
             column, column
         )
-        record.error(column, first["msg"].removeprefix("Value error, "))
+        message = first["msg"].removeprefix("Value error, ")
+        if message.startswith(f"{column}: "):
+            message = message.removeprefix(f"{column}: ")
+        else:  # a model-level check names its field at the start of its message
+            named, separator, rest = message.partition(": ")
+            if separator and named in COLUMNS:
+                column, message = named, rest
+        record.error(column, message)
         return None
     return PriceSheetRow(
         line=record.line,

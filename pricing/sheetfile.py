@@ -38,6 +38,8 @@ class SheetRecord:
     values: dict[str, str]
     value_lines: dict[str, int]
     errors: list[CatalogRowError]
+    reported: set[str] = field(default_factory=set)
+    """Columns with a problem already reported (a second one on the same column would only repeat it)."""
 
     def __getitem__(self, column: str) -> str:
         return self.values.get(column, "").strip()
@@ -45,9 +47,15 @@ class SheetRecord:
     def error(self, column: str, message: str) -> None:
         line = self.value_lines.get(column, self.line)
         self.errors.append(CatalogRowError(self.file, line, column, message))
+        self.reported.add(column)
 
     def parse(self, column: str, parser: Callable[[str], T]) -> T | None:
-        """``parser(value)``; a ValueError becomes an error on this column and None is returned."""
+        """``parser(value)``; a ValueError becomes an error on this column and None is returned.
+
+        A column whose problem was already reported (missing, malformed in the file) gives None quietly.
+        """
+        if column in self.reported:
+            return None
         try:
             return parser(self[column])
         except ValueError as exc:
@@ -174,7 +182,7 @@ def _read_yaml(
             if key == list_key:
                 items = value_node
             elif key == DEFAULTS_KEY:
-                defaults = _yaml_mapping(name, value_node, allowed, errors)
+                defaults, _ = _yaml_mapping(name, value_node, allowed, errors)
             elif key in meta_keys and isinstance(value_node, yaml.ScalarNode):
                 document.meta[key] = _scalar_text(value_node)
             else:
@@ -195,26 +203,28 @@ def _read_yaml(
         if not isinstance(item, yaml.MappingNode):
             row.error("", "expected a mapping of column: value")
             continue
-        values = dict(defaults)
-        values.update(_yaml_mapping(name, item, allowed, errors))
+        own, malformed = _yaml_mapping(name, item, allowed, errors)
+        values = {**defaults, **own}
         row.values = {key: text for key, (text, _) in values.items()}
         row.value_lines = {key: value_line for key, (_, value_line) in values.items()}
+        row.reported |= malformed
         for column in needed:
-            if column not in row.values:
-                row.errors.append(CatalogRowError(name, line, column, "missing column"))
+            if column not in row.values and column not in malformed:
+                row.error(column, "missing column")
         document.records.append(row)
     return document
 
 
 def _yaml_mapping(
     name: str, node: yaml.Node, allowed: tuple[str, ...], errors: list[CatalogRowError]
-) -> dict[str, tuple[str, int]]:
-    """A mapping of scalar values as {column: (text, line)}; other shapes are problems."""
+) -> tuple[dict[str, tuple[str, int]], set[str]]:
+    """A mapping of scalar values as {column: (text, line)}, and the columns given in a wrong shape."""
     line = node.start_mark.line + 1
     if not isinstance(node, yaml.MappingNode):
         errors.append(CatalogRowError(name, line, "", "expected a mapping of column: value"))
-        return {}
+        return {}, set()
     values: dict[str, tuple[str, int]] = {}
+    malformed: set[str] = set()
     for key_node, value_node in node.value:
         key = _scalar_text(key_node)
         value_line = value_node.start_mark.line + 1
@@ -230,9 +240,10 @@ def _yaml_mapping(
             errors.append(
                 CatalogRowError(name, value_line, key, "expected a single value, not a list or mapping")
             )
+            malformed.add(key)
             continue
         values[key] = (_scalar_text(value_node), value_line)
-    return values
+    return values, malformed
 
 
 def _scalar_text(node: yaml.Node) -> str:
