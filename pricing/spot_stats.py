@@ -3,10 +3,11 @@
 Pure functions; ``scheduler.services.spot_stats`` reads the series from the price history. The method and
 its limits are described in docs/collectors.md ("Spot statistics").
 
-* **Hourly resampling.** A spot price holds until the next observation (AWS reports changes, not ticks). The
-  series is sampled at ``now``, ``now - 1 h``, ... back to the start of the window (default 7 days, 168
-  samples); a sample takes the last price observed at or before it. Samples before the first observation
-  are left out, so a young series has fewer samples.
+* **Hourly resampling.** A spot price holds until the next observation (AWS reports changes, not ticks), for
+  at most ``MAX_HOLD`` (30 days: an old snapshot price says nothing about this week). The series is sampled
+  at ``now``, ``now - 1 h``, ... back to the start of the window (default 7 days, 168 samples); a sample
+  takes the last price observed at or before it, if that is not older than ``MAX_HOLD``. Samples without
+  such a price are left out, so a young series has fewer samples.
 * **Median**: the median of the hourly samples (a time-weighted median), in micro-USD per instance-hour; the
   mean of the two middle samples when their count is even, rounded half-even.
 * **Volatility**: the coefficient of variation of the hourly samples (population standard deviation divided
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 
 HOUR = dt.timedelta(hours=1)
 DEFAULT_WINDOW = dt.timedelta(days=7)
+MAX_HOLD = dt.timedelta(days=30)
+"""The longest a price is taken to hold without a newer observation."""
 MIN_SAMPLES = 24
 """Hourly samples (one day) needed before a series' own price pressure and volatility count."""
 
@@ -73,7 +76,11 @@ class SpotStatistics:
 
 
 def hourly_samples(
-    points: Iterable[PricePoint], *, now: dt.datetime, window: dt.timedelta = DEFAULT_WINDOW
+    points: Iterable[PricePoint],
+    *,
+    now: dt.datetime,
+    window: dt.timedelta = DEFAULT_WINDOW,
+    max_hold: dt.timedelta = MAX_HOLD,
 ) -> list[int]:
     """The price in effect at ``now - k h`` for k = window/1h - 1 .. 0, oldest first (see module doc)."""
     ordered = sorted(points, key=lambda point: point.observed_at)
@@ -84,7 +91,7 @@ def hourly_samples(
     for instant in instants:
         while index + 1 < len(ordered) and ordered[index + 1].observed_at <= instant:
             index += 1
-        if index >= 0:
+        if index >= 0 and instant - ordered[index].observed_at <= max_hold:
             samples.append(ordered[index].price_micro_usd_per_hour)
     return samples
 

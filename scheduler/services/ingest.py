@@ -17,8 +17,10 @@ What storing a result means (docs/collectors.md, "Ingest"):
   with ``INSERT ... ON CONFLICT DO NOTHING`` (``scheduler.db.bulk``), so a rerun adds nothing;
 * ``offers.latest_price_micro_usd`` / ``latest_observed_at`` moved only to a newer observation, never back;
 * availability observations and spot placement scores appended the same way;
-* staleness: every offer of the providers the run covers that has not been seen for longer than its
-  purchase option's time to live (``StaleTtls``) gets ``stale_since``; one seen within it has it cleared.
+* staleness: after a provider's collector ran (even when it failed), every offer of that provider not
+  seen for longer than its purchase option's time to live (``StaleTtls``) gets ``stale_since``, and one
+  seen within it has it cleared. A price sheet (kind ``catalog``) judges nothing: it usually lists a few
+  negotiated prices, and its silence about the provider's other offers says nothing about them.
 
 A dry run collects and stores exactly as a real run, inside a transaction that is then rolled back: the
 counts it reports are the ones a real run would produce, and nothing is written.
@@ -65,9 +67,11 @@ from scheduler.logs import get_logger
 from scheduler.services.audit import record
 from scheduler.services.reference import ReferenceData
 from scheduler.settings import Settings
-from solver.domain import InstanceType, Offer, OfferFlag, PurchaseOption, Region
+from solver.domain import InstanceType, Offer, OfferFlag, PurchaseOption, Region, offer_key
 
 log = get_logger(__name__)
+
+SHEET_PREFIX = "sheet:"
 
 Transaction = Callable[[], AbstractContextManager[Session]]
 """A unit of work: commits when the block ends normally, rolls back otherwise (``Database.transaction``)."""
@@ -186,8 +190,8 @@ def ingest_result(
         result.spot_placement_scores, counts.skipped
     )
     counts.errors = list(result.errors)
-    covered = {name} if name in reference.providers else writer.providers_seen
-    counts.stale_marked, counts.stale_cleared = mark_stale(session, covered, now=now, ttls=ttls)
+    if kind is CollectionKind.COLLECT and name in reference.providers:
+        counts.stale_marked, counts.stale_cleared = mark_stale(session, {name}, now=now, ttls=ttls)
     counts.status = CollectionStatus.PARTIAL if counts.errors else CollectionStatus.SUCCEEDED
     _finish_run(session, run, name, counts, now=now)
     record(
@@ -223,7 +227,8 @@ def record_failed_run(
     session.add(run)
     session.flush()
     counts = IngestCounts(run_id=run.id, status=CollectionStatus.FAILED, errors=[message])
-    if session.scalar(sa.select(ProviderRow.id).where(ProviderRow.name == name)) is not None:
+    is_provider = session.scalar(sa.select(ProviderRow.id).where(ProviderRow.name == name)) is not None
+    if kind is CollectionKind.COLLECT and is_provider:
         counts.stale_marked, counts.stale_cleared = mark_stale(session, {name}, now=now, ttls=ttls)
     _finish_run(session, run, name, counts, now=now, location_of_errors="collector")
     record(
@@ -298,7 +303,6 @@ class _ResultWriter:
         self.reference = reference
         self.run = run
         self.now = now
-        self.providers_seen: set[str] = set()
 
     # ---------------------------------------------------------------------------- instance types
 
@@ -378,8 +382,12 @@ class _ResultWriter:
                 row.latest_price_micro_usd = offer.price_micro_usd_per_hour
                 kept = {flag for flag in row.flags if flag in KEPT_FLAGS}
                 row.flags = sorted(kept | {flag.value for flag in offer.flags if flag is not OfferFlag.STALE})
+        for key, (_, offer) in newest.items():
+            if offer.purchase_option is PurchaseOption.SPOT:
+                _flag_undiscounted_spot(resolved[key], offer, offers)
 
     def _existing_offers(self, providers: set[str]) -> dict[str, OfferRow]:
+        """The providers' offers by key (including the on-demand ones spot prices are compared with)."""
         region_ids = [
             row.id for (provider, _), row in self.reference.regions.items() if provider in providers
         ]
@@ -410,7 +418,6 @@ class _ResultWriter:
         if isinstance(instance_row, str):
             counts.skipped.append(SkippedItem(key, instance_row))
             return None
-        self.providers_seen.add(offer.provider)
         row = offers.get(key)
         if row is None:
             flags = {flag.value for flag in offer.flags if flag is not OfferFlag.STALE}
@@ -490,7 +497,6 @@ class _ResultWriter:
         if isinstance(row, str):
             skipped.append(SkippedItem(location, row))
             return None
-        self.providers_seen.add(instance.provider)
         return row, region
 
     def _insert(self, table: sa.Table, rows: list[dict[str, Any]]) -> int:
@@ -503,6 +509,34 @@ class _ResultWriter:
         return insert_ignoring_duplicates(
             self.session, table, rows, [column.name for column in unique.columns]
         )
+
+
+def _flag_undiscounted_spot(row: OfferRow | None, offer: Offer, offers: Mapping[str, OfferRow]) -> None:
+    """``spot_not_discounted`` when the spot offer's latest price is at or above its on-demand price.
+
+    The on-demand offer is the one in the same zone, else the zone-less one; without one the flag is left
+    as it is.
+    """
+    if row is None or row.latest_price_micro_usd is None:
+        return
+    on_demand = None
+    for zone in dict.fromkeys((offer.zone, "")):
+        candidate = offers.get(
+            offer_key(offer.provider, offer.region, zone, offer.instance_type, PurchaseOption.ON_DEMAND)
+        )
+        if candidate is not None and candidate.latest_price_micro_usd is not None:
+            on_demand = candidate
+            break
+    if on_demand is None:
+        return
+    flags = set(row.flags)
+    flag = OfferFlag.SPOT_NOT_DISCOUNTED.value
+    if row.latest_price_micro_usd >= on_demand.latest_price_micro_usd:  # type: ignore[operator]
+        flags.add(flag)
+    else:
+        flags.discard(flag)
+    if flags != set(row.flags):
+        row.flags = sorted(flags)
 
 
 # ------------------------------------------------------------------------------------------ orchestration
@@ -520,13 +554,17 @@ class CollectorJob:
 
 
 def jobs_from_registry(registry: CollectorRegistry, names: Iterable[str]) -> list[CollectorJob]:
-    """Jobs for the named collectors; KeyError names an unknown one and lists the known."""
+    """Jobs for the named collectors; KeyError names an unknown one and lists the known.
+
+    A price sheet (``sheet:<file>``) is loaded as a whole, so its run's kind is ``catalog``.
+    """
     jobs = []
     for name in names:
         if name not in registry:
             known = ", ".join(registry.names()) or "none"
             raise KeyError(f"no collector for provider {name!r} (known: {known})")
-        jobs.append(CollectorJob(name=name, create=lambda name=name: registry.create(name)))
+        kind = CollectionKind.CATALOG if name.startswith(SHEET_PREFIX) else CollectionKind.COLLECT
+        jobs.append(CollectorJob(name=name, create=lambda name=name: registry.create(name), kind=kind))
     return jobs
 
 
@@ -718,11 +756,11 @@ def _collect_in_thread(
         message = one_line(str(exc))
         if not message.startswith(f"{job.name}:"):
             message = f"{job.name}: {message}"
-        log.warning("collector failed", collector=job.name, error=message)
+        log.debug("collector failed", collector=job.name, error=message)
         results.put((job.name, None, message, time.monotonic() - started))
     except Exception as exc:
         message = f"{job.name}: unexpected {type(exc).__name__}: {one_line(str(exc))}"
-        log.error("collector failed", collector=job.name, error=message)
+        log.debug("collector failed", collector=job.name, error=message)
         log.debug("collector traceback", collector=job.name, exc_info=True)
         results.put((job.name, None, message, time.monotonic() - started))
     else:

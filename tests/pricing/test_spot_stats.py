@@ -32,6 +32,13 @@ def test_the_price_in_effect_at_the_window_start_counts() -> None:
     assert hourly_samples(points, now=NOW, window=3 * H) == [100, 200, 200]
 
 
+def test_a_price_holds_for_at_most_max_hold() -> None:
+    points = [PricePoint(NOW - 400 * 24 * H, 999), PricePoint(NOW - 2 * H, 100)]
+    assert hourly_samples(points, now=NOW, window=5 * H) == [100, 100, 100]
+    old = [PricePoint(NOW - 4 * H, 100)]
+    assert hourly_samples(old, now=NOW, window=6 * H, max_hold=2 * H) == [100, 100, 100]
+
+
 def test_a_change_between_two_hours_shows_from_the_next_hour() -> None:
     points = [PricePoint(NOW - 2 * H, 100), PricePoint(NOW - 90 * dt.timedelta(minutes=1), 300)]
     assert hourly_samples(points, now=NOW, window=3 * H) == [100, 300, 300]
