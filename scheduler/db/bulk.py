@@ -82,6 +82,10 @@ _INSERT_FROM_STAGING = (
 )
 
 
+def _index_order(row: PriceRow) -> tuple[int, dt.datetime, str]:
+    return row.offer_id, row.observed_at, row.source
+
+
 def _copy_price_observations(session: Session, rows: Sequence[PriceRow]) -> int:
     session.flush()
     driver = session.connection().connection.driver_connection
@@ -97,7 +101,8 @@ def _copy_price_observations(session: Session, rows: Sequence[PriceRow]) -> int:
         cursor.execute(f"TRUNCATE {_STAGING}")
         with cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int4", "timestamptz", "int8", "varchar", "int4"])
-            for row in rows:
+            # In index order: the unique (offer_id, observed_at, source) index is then filled page by page.
+            for row in sorted(rows, key=_index_order):
                 copy.write_row(row)
         cursor.execute(_INSERT_FROM_STAGING)
         added = cursor.rowcount

@@ -346,45 +346,64 @@ class _ResultWriter:
         if not result.prices:
             return
         offers = self._existing_offers({obs.offer.provider for obs in result.prices})
-        resolved: dict[str, OfferRow | None] = {}  # None: skipped
-        newest: dict[str, tuple[dt.datetime, Offer]] = {}
-        pending: list[tuple[OfferRow, dt.datetime, int, str]] = []
+        # Observations are resolved to offers once per offer identity (computing the key string for each of
+        # a million observations would cost more than writing them).
+        slots: dict[tuple[object, ...], int] = {}  # offer identity -> index in slot_rows, -1 when skipped
+        slot_rows: list[OfferRow] = []
+        newest: dict[int, tuple[dt.datetime, Offer]] = {}
+        pending: list[tuple[int, dt.datetime, int, str]] = []
+        default_source = self.run.source
         for obs in result.prices:
             offer = obs.offer
-            key = offer.key
-            if key in resolved:
-                row = resolved[key]
-            else:
-                row = resolved[key] = self._offer_row(offer, obs.instance, offers, counts)
-            if row is None:
-                continue
-            pending.append(
-                (row, obs.observed_at, offer.price_micro_usd_per_hour, obs.source or self.run.source)
+            identity = (
+                offer.provider,
+                offer.region,
+                offer.zone,
+                offer.instance_type,
+                offer.purchase_option,
+                offer.term,
+                offer.upfront,
             )
-            best = newest.get(key)
-            if best is None or obs.observed_at > best[0]:
-                newest[key] = (obs.observed_at, offer)
+            slot = slots.get(identity)
+            if slot is None:
+                row = self._offer_row(offer, obs.instance, offers, counts)
+                slot = slots[identity] = -1 if row is None else len(slot_rows)
+                if row is not None:
+                    slot_rows.append(row)
+            if slot < 0:
+                continue
+            observed_at, price = obs.observed_at, offer.price_micro_usd_per_hour
+            pending.append((slot, observed_at, price, obs.source or default_source))
+            best = newest.get(slot)
+            if best is None or _newer(observed_at, price, best[0], best[1].price_micro_usd_per_hour):
+                newest[slot] = (observed_at, offer)
         self.session.flush()  # ids of new offers
         run_id = self.run.id
+        ids = [row.id for row in slot_rows]
         rows = [
-            PriceRow(row.id, observed_at, price, source[:200], run_id)
-            for row, observed_at, price, source in pending
+            PriceRow(ids[slot], observed_at, price, source[:200], run_id)
+            for slot, observed_at, price, source in pending
         ]
         counts.observations_added = insert_price_observations(self.session, rows)
-        counts.offers_seen = sum(1 for row in resolved.values() if row is not None)
-        for key, (observed_at, offer) in newest.items():
-            row = resolved[key]
-            assert row is not None
+        counts.offers_seen = len(slot_rows)
+        resolved = dict(enumerate(slot_rows))
+        for slot, (observed_at, offer) in newest.items():
+            row = resolved[slot]
             row.last_seen_at = max(row.last_seen_at, self.now)
             row.stale_since = None
-            if row.latest_observed_at is None or observed_at > row.latest_observed_at:
+            if row.latest_observed_at is None or _newer(
+                observed_at,
+                offer.price_micro_usd_per_hour,
+                row.latest_observed_at,
+                row.latest_price_micro_usd,
+            ):
                 row.latest_observed_at = observed_at
                 row.latest_price_micro_usd = offer.price_micro_usd_per_hour
                 kept = {flag for flag in row.flags if flag in KEPT_FLAGS}
                 row.flags = sorted(kept | {flag.value for flag in offer.flags if flag is not OfferFlag.STALE})
-        for key, (_, offer) in newest.items():
+        for slot, (_, offer) in newest.items():
             if offer.purchase_option is PurchaseOption.SPOT:
-                _flag_undiscounted_spot(resolved[key], offer, offers)
+                _flag_undiscounted_spot(resolved[slot], offer, offers)
 
     def _existing_offers(self, providers: set[str]) -> dict[str, OfferRow]:
         """The providers' offers by key (including the on-demand ones spot prices are compared with)."""
@@ -509,6 +528,12 @@ class _ResultWriter:
         return insert_ignoring_duplicates(
             self.session, table, rows, [column.name for column in unique.columns]
         )
+
+
+def _newer(at: dt.datetime, price: int, than_at: dt.datetime, than_price: int | None) -> bool:
+    """Whether (at, price) replaces (than_at, than_price) as an offer's latest: newer, or as new and cheaper
+    (the same rule as ``scheduler.services.prices.latest_prices_from_history``)."""
+    return at > than_at or (at == than_at and than_price is not None and price < than_price)
 
 
 def _flag_undiscounted_spot(row: OfferRow | None, offer: Offer, offers: Mapping[str, OfferRow]) -> None:

@@ -79,3 +79,43 @@ def similar_offer_keys(session: Session, offer_key: str, *, limit: int = 5) -> l
         if keys:
             return list(keys)
     return []
+
+
+def latest_prices_from_history(session: Session) -> dict[int, tuple[dt.datetime, int]]:
+    """The newest observation of every offer, read from the history itself: offer id -> (time, price).
+
+    ``offers.latest_*`` holds the same numbers denormalised; this is the check of record and what a
+    snapshot "as of" a time would build on. On PostgreSQL one index probe per offer (a LATERAL join on the
+    unique (offer_id, observed_at, source) index); elsewhere a window function. Among observations at the
+    same time the cheapest wins.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(
+            sa.text(
+                "SELECT o.id, p.observed_at, p.price_micro_usd_per_hour FROM offers o "
+                "CROSS JOIN LATERAL (SELECT observed_at, price_micro_usd_per_hour FROM price_observations "
+                "WHERE offer_id = o.id ORDER BY observed_at DESC, price_micro_usd_per_hour LIMIT 1) p"
+            ).columns(
+                sa.column("id", sa.Integer),
+                sa.column("observed_at", PriceObservationRow.observed_at.type),
+                sa.column("price_micro_usd_per_hour", sa.BigInteger),
+            )
+        ).all()
+        return {offer_id: (observed_at, price) for offer_id, observed_at, price in rows}
+    ranked = sa.select(
+        PriceObservationRow.offer_id,
+        PriceObservationRow.observed_at,
+        PriceObservationRow.price_micro_usd_per_hour,
+        sa.func.row_number()
+        .over(
+            partition_by=PriceObservationRow.offer_id,
+            order_by=(PriceObservationRow.observed_at.desc(), PriceObservationRow.price_micro_usd_per_hour),
+        )
+        .label("rank"),
+    ).subquery()
+    rows = session.execute(
+        sa.select(ranked.c.offer_id, ranked.c.observed_at, ranked.c.price_micro_usd_per_hour).where(
+            ranked.c.rank == 1
+        )
+    ).all()
+    return {offer_id: (observed_at, price) for offer_id, observed_at, price in rows}
