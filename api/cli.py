@@ -465,6 +465,14 @@ def _print_collection(report: ingest_service.CollectionReport) -> None:
                 err_console.print(
                     f"[yellow]warning:[/] {outcome.name}: {message}", highlight=False, soft_wrap=True
                 )
+        if outcome.price_conflicts:
+            err_console.print(
+                f"[yellow]warning:[/] {outcome.name}: {outcome.price_conflicts} price(s) differ from the "
+                "ones already stored for the same offer, time and source; the stored prices were kept "
+                "(history is append-only: give a corrected price a new valid_from)",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 # ------------------------------------------------------------------------------------------- prices

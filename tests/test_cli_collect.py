@@ -223,6 +223,13 @@ def test_price_sheet_load_good_and_bad(loaded: Invoke, tmp_path: Path) -> None:
     code, out = loaded("offers", "--provider", "lambda", "--region", "us-east-1", "--limit", "200")
     assert "$18.40" in out
 
+    # An edited price for a time already stored is not taken silently: the stored one stays, with a warning.
+    good.write_text(SHEET.replace("18.40", "18.45"))
+    code, out = loaded("prices", "sheet", "load", str(good))
+    assert code == 0
+    assert "warning: sheet:negotiated.csv: 1 price(s) differ from the ones already stored" in out
+    assert "$18.4500" not in loaded("prices", "history", "--offer", key)[1]
+
 
 DISCOUNTS = """\
 discounts:

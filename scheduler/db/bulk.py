@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -60,19 +61,54 @@ def insert_ignoring_duplicates(
 PRICE_CONFLICT_COLUMNS = ("offer_id", "observed_at", "source")
 
 
-def insert_price_observations(session: Session, rows: Sequence[PriceRow]) -> int:
+@dataclass(frozen=True)
+class PriceInsert:
+    added: int
+    differing: tuple[tuple[PriceRow, int], ...] = ()
+    """Rows not added because an observation of the same offer, time and source is stored with another
+    price, with that stored price. History is append-only: the stored price is kept."""
+
+
+def insert_price_observations(session: Session, rows: Sequence[PriceRow]) -> PriceInsert:
     """Append price observations, skipping those already stored (same offer, time and source)."""
     if not rows:
-        return 0
+        return PriceInsert(0)
     if session.get_bind().dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
         return _copy_price_observations(session, rows)
     table = PriceObservationRow.__table__
-    return insert_ignoring_duplicates(
+    added = insert_ignoring_duplicates(
         session,
-        table,
+        table,  # type: ignore[arg-type]
         [row._asdict() for row in rows],
-        PRICE_CONFLICT_COLUMNS,  # type: ignore[arg-type]
+        PRICE_CONFLICT_COLUMNS,
     )
+    if added == len(rows):
+        return PriceInsert(added)
+    return PriceInsert(added, _differing(session, rows))
+
+
+def _differing(session: Session, rows: Sequence[PriceRow]) -> tuple[tuple[PriceRow, int], ...]:
+    earliest = min(row.observed_at for row in rows)
+    offer_ids = sorted({row.offer_id for row in rows})
+    stored: dict[tuple[int, dt.datetime, str], int] = {}
+    for start in range(0, len(offer_ids), 500):
+        query = sa.select(
+            PriceObservationRow.offer_id,
+            PriceObservationRow.observed_at,
+            PriceObservationRow.source,
+            PriceObservationRow.price_micro_usd_per_hour,
+        ).where(
+            PriceObservationRow.offer_id.in_(offer_ids[start : start + 500]),
+            PriceObservationRow.observed_at >= earliest,
+        )
+        for offer_id, observed_at, source, price in session.execute(query):
+            stored[(offer_id, observed_at, source)] = price
+    out = []
+    for row in rows:
+        price = stored.get((row.offer_id, row.observed_at, row.source))
+        if price is not None and price != row.price_micro_usd_per_hour:
+            out.append((row, price))
+    return tuple(out)
 
 
 _INSERT_FROM_STAGING = (
@@ -86,7 +122,14 @@ def _index_order(row: PriceRow) -> tuple[int, dt.datetime, str]:
     return row.offer_id, row.observed_at, row.source
 
 
-def _copy_price_observations(session: Session, rows: Sequence[PriceRow]) -> int:
+_DIFFERING_IN_STAGING = (
+    f"SELECT {', '.join(f's.{name}' for name in PriceRow._fields)}, p.price_micro_usd_per_hour "  # noqa: S608
+    f"FROM {_STAGING} s JOIN price_observations p USING ({', '.join(PRICE_CONFLICT_COLUMNS)}) "
+    "WHERE p.price_micro_usd_per_hour <> s.price_micro_usd_per_hour"
+)
+
+
+def _copy_price_observations(session: Session, rows: Sequence[PriceRow]) -> PriceInsert:
     session.flush()
     driver = session.connection().connection.driver_connection
     assert driver is not None
@@ -106,5 +149,9 @@ def _copy_price_observations(session: Session, rows: Sequence[PriceRow]) -> int:
                 copy.write_row(row)
         cursor.execute(_INSERT_FROM_STAGING)
         added = cursor.rowcount
+        differing: tuple[tuple[PriceRow, int], ...] = ()
+        if added < len(rows):
+            cursor.execute(_DIFFERING_IN_STAGING)
+            differing = tuple((PriceRow(*record[:5]), record[5]) for record in cursor.fetchall())
         cursor.execute(f"TRUNCATE {_STAGING}")
-    return added
+    return PriceInsert(added, differing)

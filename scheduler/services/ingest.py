@@ -163,6 +163,8 @@ class IngestCounts:
     errors: list[str] = field(default_factory=list)
     stale_marked: int = 0
     stale_cleared: int = 0
+    price_conflicts: int = 0
+    """Observations not added because one of the same offer, time and source is stored with another price."""
 
 
 def ingest_result(
@@ -267,6 +269,7 @@ def _finish_run(
         "errors": len(counts.errors),
         "stale_marked": counts.stale_marked,
         "stale_cleared": counts.stale_cleared,
+        "price_conflicts": counts.price_conflicts,
     }
     for message in counts.errors:
         location, text = (
@@ -384,7 +387,19 @@ class _ResultWriter:
             PriceRow(ids[slot], observed_at, price, source[:200], run_id)
             for slot, observed_at, price, source in pending
         ]
-        counts.observations_added = insert_price_observations(self.session, rows)
+        written = insert_price_observations(self.session, rows)
+        counts.observations_added = written.added
+        counts.price_conflicts = len(written.differing)
+        keys = {row.id: row.key for row in slot_rows}
+        for row, stored in written.differing:
+            counts.skipped.append(
+                SkippedItem(
+                    f"{keys.get(row.offer_id, row.offer_id)}@{row.observed_at.isoformat()}",
+                    f"price {row.price_micro_usd_per_hour} micro-USD differs from the {stored} stored for "
+                    f"the same time and source {row.source!r}; the stored price was kept "
+                    "(history is append-only)",
+                )
+            )
         counts.offers_seen = len(slot_rows)
         resolved = dict(enumerate(slot_rows))
         for slot, (observed_at, offer) in newest.items():
@@ -613,6 +628,7 @@ class ProviderOutcome:
     errors: list[str] = field(default_factory=list)
     stale_marked: int = 0
     stale_cleared: int = 0
+    price_conflicts: int = 0
     seconds: float = 0.0
 
     @property
@@ -636,6 +652,7 @@ class ProviderOutcome:
             errors=list(counts.errors),
             stale_marked=counts.stale_marked,
             stale_cleared=counts.stale_cleared,
+            price_conflicts=counts.price_conflicts,
             seconds=seconds,
         )
 
