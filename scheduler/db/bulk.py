@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from operator import itemgetter
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,12 +28,12 @@ COPY_THRESHOLD = 2_000
 _STAGING = "gpuplan_staging_price_observations"
 
 
-class PriceRow(NamedTuple):
-    offer_id: int
-    observed_at: dt.datetime
-    price_micro_usd_per_hour: int
-    source: str
-    collection_run_id: int
+PriceRow = tuple[int, dt.datetime, int, str, int]
+"""(offer_id, observed_at, price_micro_usd_per_hour, source, collection_run_id): plain tuples, because a
+million named tuples cost seconds to build."""
+PRICE_FIELDS = ("offer_id", "observed_at", "price_micro_usd_per_hour", "source", "collection_run_id")
+_index_order = itemgetter(0, 1, 3)
+"""(offer_id, observed_at, source): the unique index's order."""
 
 
 def insert_ignoring_duplicates(
@@ -79,7 +80,7 @@ def insert_price_observations(session: Session, rows: Sequence[PriceRow]) -> Pri
     added = insert_ignoring_duplicates(
         session,
         table,  # type: ignore[arg-type]
-        [row._asdict() for row in rows],
+        [dict(zip(PRICE_FIELDS, row, strict=True)) for row in rows],
         PRICE_CONFLICT_COLUMNS,
     )
     if added == len(rows):
@@ -88,8 +89,8 @@ def insert_price_observations(session: Session, rows: Sequence[PriceRow]) -> Pri
 
 
 def _differing(session: Session, rows: Sequence[PriceRow]) -> tuple[tuple[PriceRow, int], ...]:
-    earliest = min(row.observed_at for row in rows)
-    offer_ids = sorted({row.offer_id for row in rows})
+    earliest = min(row[1] for row in rows)
+    offer_ids = sorted({row[0] for row in rows})
     stored: dict[tuple[int, dt.datetime, str], int] = {}
     for start in range(0, len(offer_ids), 500):
         query = sa.select(
@@ -105,25 +106,21 @@ def _differing(session: Session, rows: Sequence[PriceRow]) -> tuple[tuple[PriceR
             stored[(offer_id, observed_at, source)] = price
     out = []
     for row in rows:
-        price = stored.get((row.offer_id, row.observed_at, row.source))
-        if price is not None and price != row.price_micro_usd_per_hour:
+        price = stored.get(_index_order(row))
+        if price is not None and price != row[2]:
             out.append((row, price))
     return tuple(out)
 
 
 _INSERT_FROM_STAGING = (
-    f"INSERT INTO price_observations ({', '.join(PriceRow._fields)}) "  # noqa: S608 - constant names only
-    f"SELECT {', '.join(PriceRow._fields)} FROM {_STAGING} "
+    f"INSERT INTO price_observations ({', '.join(PRICE_FIELDS)}) "  # noqa: S608 - constant names only
+    f"SELECT {', '.join(PRICE_FIELDS)} FROM {_STAGING} "
     f"ON CONFLICT ({', '.join(PRICE_CONFLICT_COLUMNS)}) DO NOTHING"
 )
 
 
-def _index_order(row: PriceRow) -> tuple[int, dt.datetime, str]:
-    return row.offer_id, row.observed_at, row.source
-
-
 _DIFFERING_IN_STAGING = (
-    f"SELECT {', '.join(f's.{name}' for name in PriceRow._fields)}, p.price_micro_usd_per_hour "  # noqa: S608
+    f"SELECT {', '.join(f's.{name}' for name in PRICE_FIELDS)}, p.price_micro_usd_per_hour "  # noqa: S608
     f"FROM {_STAGING} s JOIN price_observations p USING ({', '.join(PRICE_CONFLICT_COLUMNS)}) "
     "WHERE p.price_micro_usd_per_hour <> s.price_micro_usd_per_hour"
 )
@@ -133,7 +130,7 @@ def _copy_price_observations(session: Session, rows: Sequence[PriceRow]) -> Pric
     session.flush()
     driver = session.connection().connection.driver_connection
     assert driver is not None
-    columns = ", ".join(PriceRow._fields)
+    columns = ", ".join(PRICE_FIELDS)
     with driver.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} ("
@@ -152,6 +149,6 @@ def _copy_price_observations(session: Session, rows: Sequence[PriceRow]) -> Pric
         differing: tuple[tuple[PriceRow, int], ...] = ()
         if added < len(rows):
             cursor.execute(_DIFFERING_IN_STAGING)
-            differing = tuple((PriceRow(*record[:5]), record[5]) for record in cursor.fetchall())
+            differing = tuple((tuple(record[:5]), record[5]) for record in cursor.fetchall())
         cursor.execute(f"TRUNCATE {_STAGING}")
     return PriceInsert(added, differing)

@@ -39,6 +39,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from pricing.collectors.base import (
     AvailabilityObservation,
@@ -383,42 +384,52 @@ class _ResultWriter:
         self.session.flush()  # ids of new offers
         run_id = self.run.id
         ids = [row.id for row in slot_rows]
-        rows = [
-            PriceRow(ids[slot], observed_at, price, source[:200], run_id)
+        rows: list[PriceRow] = [
+            (ids[slot], observed_at, price, source[:200], run_id)
             for slot, observed_at, price, source in pending
         ]
         written = insert_price_observations(self.session, rows)
         counts.observations_added = written.added
         counts.price_conflicts = len(written.differing)
         keys = {row.id: row.key for row in slot_rows}
-        for row, stored in written.differing:
+        for (offer_id, observed_at, observed_price, source, _), stored in written.differing:
             counts.skipped.append(
                 SkippedItem(
-                    f"{keys.get(row.offer_id, row.offer_id)}@{row.observed_at.isoformat()}",
-                    f"price {row.price_micro_usd_per_hour} micro-USD differs from the {stored} stored for "
-                    f"the same time and source {row.source!r}; the stored price was kept "
+                    f"{keys.get(offer_id, offer_id)}@{observed_at.isoformat()}",
+                    f"price {observed_price} micro-USD differs from the {stored} stored for "
+                    f"the same time and source {source!r}; the stored price was kept "
                     "(history is append-only)",
                 )
             )
         counts.offers_seen = len(slot_rows)
-        resolved = dict(enumerate(slot_rows))
+        updates = []
         for slot, (observed_at, offer) in newest.items():
-            row = resolved[slot]
-            row.last_seen_at = max(row.last_seen_at, self.now)
-            row.stale_since = None
-            if row.latest_observed_at is None or _newer(
-                observed_at,
-                offer.price_micro_usd_per_hour,
-                row.latest_observed_at,
-                row.latest_price_micro_usd,
+            row = slot_rows[slot]
+            latest_at, latest_price, flags = row.latest_observed_at, row.latest_price_micro_usd, row.flags
+            if latest_at is None or _newer(
+                observed_at, offer.price_micro_usd_per_hour, latest_at, latest_price
             ):
-                row.latest_observed_at = observed_at
-                row.latest_price_micro_usd = offer.price_micro_usd_per_hour
+                latest_at, latest_price = observed_at, offer.price_micro_usd_per_hour
                 kept = {flag for flag in row.flags if flag in KEPT_FLAGS}
-                row.flags = sorted(kept | {flag.value for flag in offer.flags if flag is not OfferFlag.STALE})
-        for slot, (_, offer) in newest.items():
+                flags = sorted(kept | {flag.value for flag in offer.flags if flag is not OfferFlag.STALE})
+            updates.append(
+                {
+                    "b_id": row.id,
+                    "b_seen": max(row.last_seen_at, self.now),
+                    "b_at": latest_at,
+                    "b_price": latest_price,
+                    "b_flags": flags,
+                }
+            )
+        # Spot against on-demand, with the on-demand prices of this same result.
+        latest = {key: row.latest_price_micro_usd for key, row in offers.items()}
+        latest.update(
+            {slot_rows[slot].key: update["b_price"] for slot, update in zip(newest, updates, strict=True)}
+        )
+        for (_, offer), update in zip(newest.values(), updates, strict=True):
             if offer.purchase_option is PurchaseOption.SPOT:
-                _flag_undiscounted_spot(resolved[slot], offer, offers)
+                update["b_flags"] = _spot_flags(update["b_flags"], update["b_price"], offer, latest)
+        _update_seen_offers(self.session, updates, {row.id: row for row in slot_rows})
 
     def _existing_offers(self, providers: set[str]) -> dict[str, OfferRow]:
         """The providers' offers by key (including the on-demand ones spot prices are compared with)."""
@@ -551,32 +562,56 @@ def _newer(at: dt.datetime, price: int, than_at: dt.datetime, than_price: int | 
     return at > than_at or (at == than_at and than_price is not None and price < than_price)
 
 
-def _flag_undiscounted_spot(row: OfferRow | None, offer: Offer, offers: Mapping[str, OfferRow]) -> None:
-    """``spot_not_discounted`` when the spot offer's latest price is at or above its on-demand price.
-
-    The on-demand offer is the one in the same zone, else the zone-less one; without one the flag is left
-    as it is.
-    """
-    if row is None or row.latest_price_micro_usd is None:
-        return
-    on_demand = None
+def _spot_flags(
+    flags: list[str], latest_price: int | None, offer: Offer, latest: Mapping[str, int | None]
+) -> list[str]:
+    """The flags with ``spot_not_discounted`` set when the spot offer's latest price is at or above its
+    on-demand price (the on-demand offer in the same zone, else the zone-less one), cleared when below; as
+    they were without an on-demand price."""
+    if latest_price is None:
+        return flags
+    on_demand: int | None = None
     for zone in dict.fromkeys((offer.zone, "")):
-        candidate = offers.get(
+        on_demand = latest.get(
             offer_key(offer.provider, offer.region, zone, offer.instance_type, PurchaseOption.ON_DEMAND)
         )
-        if candidate is not None and candidate.latest_price_micro_usd is not None:
-            on_demand = candidate
+        if on_demand is not None:
             break
     if on_demand is None:
-        return
-    flags = set(row.flags)
+        return flags
     flag = OfferFlag.SPOT_NOT_DISCOUNTED.value
-    if row.latest_price_micro_usd >= on_demand.latest_price_micro_usd:  # type: ignore[operator]
-        flags.add(flag)
-    else:
-        flags.discard(flag)
-    if flags != set(row.flags):
-        row.flags = sorted(flags)
+    others = [name for name in flags if name != flag]
+    return sorted([*others, flag]) if latest_price >= on_demand else others
+
+
+def _update_seen_offers(
+    session: Session, updates: list[dict[str, Any]], rows: Mapping[int, OfferRow]
+) -> None:
+    """Write what a result says about its offers in one executemany (the ORM's unit of work takes seconds for
+    thousands of offers), then tell the session's objects the same values."""
+    if not updates:
+        return
+    session.flush()
+    table = OfferRow.__table__
+    statement = (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("b_id"))
+        .values(
+            last_seen_at=sa.bindparam("b_seen"),
+            stale_since=None,
+            latest_observed_at=sa.bindparam("b_at"),
+            latest_price_micro_usd=sa.bindparam("b_price"),
+            flags=sa.bindparam("b_flags"),
+        )
+    )
+    session.execute(statement, updates)
+    for update in updates:
+        row = rows[update["b_id"]]
+        set_committed_value(row, "last_seen_at", update["b_seen"])
+        set_committed_value(row, "stale_since", None)
+        set_committed_value(row, "latest_observed_at", update["b_at"])
+        set_committed_value(row, "latest_price_micro_usd", update["b_price"])
+        set_committed_value(row, "flags", update["b_flags"])
 
 
 # ------------------------------------------------------------------------------------------ orchestration
