@@ -263,3 +263,21 @@ def test_discounts_load_and_show(loaded: Invoke, tmp_path: Path) -> None:
     assert code == 1
     assert "discounts.yaml:8: column percent_off: at most two decimals, got '12.345'" in out
     assert "12.50" in loaded("discounts", "show")[1]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_collect_with_a_sheet_through_the_default_registry(
+    loaded: Invoke, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The real registry: aws cannot be imported here (so nothing can reach the network), the sheet loads.
+    monkeypatch.setitem(sys.modules, "pricing.collectors.aws", None)
+    sheet = tmp_path / "neg.csv"
+    sheet.write_text(SHEET)
+    code, out = loaded("collect", "--provider", "aws", "--sheet", str(sheet))
+    assert code == 1
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip() for line in out.splitlines() if "│ " in line
+    }
+    assert rows["aws"] == "failed" and rows["sheet:neg.csv"] == "succeeded"
+    code, out = loaded("prices", "history", "--offer", "lambda/us-east-1/-/gpu_8x_h100_sxm5/on_demand")
+    assert code == 0 and "price-sheet:neg.csv" in out
