@@ -71,6 +71,13 @@ def machine() -> str:
     return f"{os.cpu_count()} cores (nproc), {model}, Python {platform.python_version()}"
 
 
+def load() -> str:
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def timed(action: Callable[[], T]) -> tuple[T, float]:
     start = time.perf_counter()
     value = action()
@@ -152,6 +159,7 @@ def main() -> int:
     url = make_url(args.url).update_query_dict({"options": f"-csearch_path={schema}"})
     database = Database(create_db_engine(url.render_as_string(hide_password=False)))
     print(f"machine: {machine()}; PostgreSQL {server}; scratch schema {schema}")
+    print(f"load average before: {load()} (other jobs share the {os.cpu_count()} cores when it is above 0.5)")
     try:
         migrate.upgrade(database.engine)
         regions = seed(database, args.offers // (INSTANCE_TYPES * ZONES_PER_REGION))
@@ -173,6 +181,7 @@ def main() -> int:
             f"ingest: {added:,} observations added in {ingest_s:.2f} s = {added / ingest_s:,.0f} rows/s "
             f"(target <= {INGEST_TARGET_S:.0f} s: {verdict})"
         )
+        print(f"load average after the ingest: {load()}")
         if added != rows:
             print(f"ERROR: expected {rows:,} observations added")
             return 1
