@@ -78,6 +78,15 @@ def load() -> str:
         return "unknown"
 
 
+def backend_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by a PostgreSQL backend on this machine, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(action: Callable[[], T]) -> tuple[T, float]:
     start = time.perf_counter()
     value = action()
@@ -170,9 +179,17 @@ def main() -> int:
             "(collector side, not timed as ingest)"
         )
 
+        cpu: dict[str, float] = {}
+
         def ingest() -> int:
+            client = time.process_time()
             with database.transaction() as session:
+                backend = session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+                server = backend_cpu_s(backend)
                 counts = ingest_result(session, result, name="aws", now=NOW, ttls=StaleTtls.defaults())
+            cpu["client"] = time.process_time() - client
+            after = backend_cpu_s(backend)
+            cpu["server"] = after - server if after is not None and server is not None else float("nan")
             return counts.observations_added
 
         added, ingest_s = timed(ingest)
@@ -181,7 +198,12 @@ def main() -> int:
             f"ingest: {added:,} observations added in {ingest_s:.2f} s = {added / ingest_s:,.0f} rows/s "
             f"(target <= {INGEST_TARGET_S:.0f} s: {verdict})"
         )
-        print(f"load average after the ingest: {load()}")
+        print(
+            f"CPU time of the ingest: client {cpu['client']:.1f} s + PostgreSQL backend "
+            f"{cpu['server']:.1f} s "
+            f"= {cpu['client'] + cpu['server']:.1f} s (about the wall time on an otherwise idle machine); "
+            f"load average after: {load()}"
+        )
         if added != rows:
             print(f"ERROR: expected {rows:,} observations added")
             return 1
