@@ -17,7 +17,7 @@ import importlib
 import json
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -27,18 +27,35 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import sqlalchemy as sa
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from pricing.catalog import CatalogError
 from pricing.catalog import load_catalog as read_catalog
+from pricing.collectors.base import CollectorRegistry
+from pricing.collectors.registry import default_registry
+from pricing.discounts import DiscountFileError, read_discounts
+from pricing.pricesheet import PriceSheetCollector, PriceSheetError, parse_moment, read_price_sheet
 from scheduler.db import migrate
+from scheduler.db.models import CollectionKind
 from scheduler.db.session import Database, DatabaseUnavailableError
 from scheduler.logs import configure_logging
 from scheduler.services import catalog as catalog_service
+from scheduler.services import discounts as discount_service
 from scheduler.services import fleet as fleet_service
+from scheduler.services import ingest as ingest_service
 from scheduler.services import planfile
 from scheduler.services import planning as planning_service
+from scheduler.services import prices as price_service
 from scheduler.services import scenarios as scenario_service
+from scheduler.services import spot_stats as spot_service
 from scheduler.settings import Settings, get_settings
 from solver.domain import GpuType, PurchaseOption
 from solver.errors import SpecError
@@ -58,9 +75,21 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 catalog_app = typer.Typer(help="The price catalog.", no_args_is_help=True)
 fleet_app = typer.Typer(help="Models, demand and policies.", no_args_is_help=True)
+prices_app = typer.Typer(help="Price history and price sheets.", no_args_is_help=True)
+sheet_app = typer.Typer(
+    help="Price sheets (negotiated prices, providers without a pricing API).", no_args_is_help=True
+)
+discounts_app = typer.Typer(
+    help="The discount overlay the planner applies to list prices.", no_args_is_help=True
+)
+spot_app = typer.Typer(help="Spot statistics.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(fleet_app, name="fleet")
+app.add_typer(prices_app, name="prices")
+prices_app.add_typer(sheet_app, name="sheet")
+app.add_typer(discounts_app, name="discounts")
+app.add_typer(spot_app, name="spot")
 
 # Piped output (CI logs, `| less`) gets wide tables instead of rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 180)
@@ -72,6 +101,10 @@ EXIT_BAD_INPUT = 1
 EXIT_DATABASE = 2
 EXIT_INFEASIBLE = 3
 EXIT_NO_PLAN = 4
+
+collector_registry: Callable[[Iterable[Path]], CollectorRegistry] = default_registry
+"""Builds the registry ``gpuplan collect`` runs (price-sheet paths in). Tests swap it for fakes."""
+
 
 QUICKSTART_TIME_LIMIT_S = 20.0
 """Solve time of the plan that ends ``gpuplan quickstart``: on two cores, a plan of the sample fleet
@@ -116,6 +149,10 @@ def _guard(action: Callable[[], T]) -> T:
     except SpecError as exc:
         _fail(str(exc))
     except planning_service.PlanningError as exc:
+        _fail(str(exc))
+    except PriceSheetError as exc:
+        _fail(str(exc))
+    except DiscountFileError as exc:
         _fail(str(exc))
 
 
@@ -333,6 +370,297 @@ def _print_fleet(fleet: fleet_service.Fleet) -> None:
         console.print(
             f"budget {budget.scope.value} ({who}): {format_usd(budget.limit_micro_usd_per_month, 0)}/month"
         )
+
+
+# ------------------------------------------------------------------------------------------ collect
+
+
+def _parse_since(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_moment(value.strip())
+    except ValueError as exc:
+        _fail(f"--since: {exc}")
+
+
+@app.command("collect")
+def collect(
+    provider: Annotated[
+        list[str] | None,
+        typer.Option("--provider", help="Provider to collect (repeatable; default: aws, gcp and azure)."),
+    ] = None,
+    sheet: Annotated[
+        list[Path] | None,
+        typer.Option("--sheet", exists=True, dir_okay=False, help="Also load this price sheet (repeatable)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Collect and report; write nothing.")] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Start of the spot price history to read (ISO 8601).")
+    ] = None,
+) -> None:
+    """Collect prices and availability from the providers' APIs into the price history.
+
+    Each provider is collected and stored on its own: one failing (no credentials, time-out) is reported on
+    one line and recorded on its collection run, and the others' data is kept.
+    """
+    start = _parse_since(since)
+    sheets = list(sheet or ())
+    registry = collector_registry(sheets)
+    sheet_names = [name for name in registry.names() if name.startswith(ingest_service.SHEET_PREFIX)]
+    names = (
+        [p.lower() for p in provider] if provider else [n for n in registry.names() if n not in sheet_names]
+    )
+    try:
+        jobs = ingest_service.jobs_from_registry(registry, dict.fromkeys([*names, *sheet_names]))
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    report = _run_collection(jobs, since=start, dry_run=dry_run)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _run_collection(
+    jobs: list[ingest_service.CollectorJob], *, since: dt.datetime | None = None, dry_run: bool = False
+) -> ingest_service.CollectionReport:
+    settings = get_settings()
+    with _database(settings) as database:
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        with progress:
+            task = progress.add_task("collecting", total=len(jobs))
+            active: dict[str, str] = {}
+
+            def on_progress(name: str, stage: str, _outcome: ingest_service.ProviderOutcome | None) -> None:
+                if stage == ingest_service.Stage.DONE:
+                    active.pop(name, None)
+                    progress.advance(task)
+                else:
+                    active[name] = stage
+                progress.update(task, description=", ".join(f"{n}: {s}" for n, s in active.items()) or "done")
+
+            report = ingest_service.run_collection(
+                database.transaction,
+                jobs,
+                now=_now(),
+                ttls=ingest_service.StaleTtls.from_settings(settings),
+                since=since,
+                dry_run=dry_run,
+                timeout_s=settings.collect_timeout_s,
+                on_progress=on_progress,
+            )
+    _print_collection(report)
+    return report
+
+
+def _print_collection(report: ingest_service.CollectionReport) -> None:
+    title = "Collection (dry run: nothing was written)" if report.dry_run else "Collection"
+    table = Table(title=title, title_justify="left")
+    columns = ("provider", "status", "run", "offers seen", "new offers", "new observations")
+    columns += ("availability rows", "spot scores", "skipped", "errors", "stale +/-", "seconds")
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("provider", "status") else "right")
+    for outcome in report.outcomes:
+        table.add_row(
+            outcome.name,
+            outcome.status.value,
+            "-" if outcome.run_id is None else str(outcome.run_id),
+            f"{outcome.offers_seen:,}",
+            f"{outcome.offers_added:,}",
+            f"{outcome.observations_added:,}",
+            f"{outcome.availability_added:,}",
+            f"{outcome.placement_scores_added:,}",
+            f"{outcome.skipped:,}",
+            str(len(outcome.errors)),
+            f"+{outcome.stale_marked}/-{outcome.stale_cleared}",
+            f"{outcome.seconds:.1f}",
+        )
+    console.print(table)
+    for outcome in report.outcomes:
+        if outcome.failed:
+            for message in outcome.errors:
+                err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        else:
+            for message in outcome.errors:
+                err_console.print(
+                    f"[yellow]warning:[/] {outcome.name}: {message}", highlight=False, soft_wrap=True
+                )
+        if outcome.price_conflicts:
+            err_console.print(
+                f"[yellow]warning:[/] {outcome.name}: {outcome.price_conflicts} price(s) differ from the "
+                "ones already stored for the same offer, time and source; the stored prices were kept "
+                "(history is append-only: give a corrected price a new valid_from)",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+# ------------------------------------------------------------------------------------------- prices
+
+
+@prices_app.command("history")
+def prices_history(
+    offer: Annotated[
+        str, typer.Option("--offer", help="Offer key, e.g. aws/us-east-1/use1-az4/p5.48xlarge/spot.")
+    ],
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only observations from this time (ISO 8601).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Show the newest N observations.")] = 50,
+) -> None:
+    """Print an offer's price history, oldest first."""
+    start = _parse_since(since)
+    with _database() as database, database.transaction() as session:
+        history = price_service.price_history(session, offer, since=start, limit=limit)
+        similar = price_service.similar_offer_keys(session, offer) if history is None else []
+    if history is None:
+        hint = f"; did you mean: {', '.join(similar)}" if similar else " (`gpuplan offers` lists offers)"
+        _fail(f"no offer {offer!r}{hint}")
+    table = Table(title=f"{history.offer_key}: {history.total} observations", title_justify="left")
+    for name, justify in (
+        ("observed at (UTC)", "left"),
+        ("$/h", "right"),
+        ("$/GPU-h", "right"),
+        ("source", "left"),
+    ):
+        table.add_column(name, justify=justify)
+    for point in history.points:
+        table.add_row(
+            point.observed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            format_usd(point.price_micro_usd_per_hour, 4),
+            format_usd(point.price_micro_usd_per_hour // history.gpus_per_instance, 4),
+            point.source,
+        )
+    console.print(table)
+    if history.total > len(history.points):
+        console.print(
+            f"... {history.total - len(history.points)} older observations (use --limit or --since)"
+        )
+    if history.stale_since is not None:
+        console.print(f"stale since {history.stale_since.isoformat()}: the planner ignores this offer")
+
+
+@sheet_app.command("load")
+def prices_sheet_load(
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV or YAML sheet.")
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report; write nothing.")] = False,
+) -> None:
+    """Load a price sheet (docs/collectors.md) as one collection run; a sheet with a problem loads nothing."""
+    with _database() as database, database.transaction() as session:
+        regions = [region for group in ingest_service.known_regions(session).values() for region in group]
+    _guard(lambda: read_price_sheet(path, regions=regions))
+    collector = PriceSheetCollector(path)
+    job = ingest_service.CollectorJob(
+        name=collector.provider,
+        create=lambda: collector,
+        kind=CollectionKind.CATALOG,
+        source=f"price-sheet:{path.resolve()}",
+    )
+    report = _run_collection([job], dry_run=dry_run)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------------------- discounts
+
+
+@discounts_app.command("load")
+def discounts_load(
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="YAML or CSV file.")
+    ],
+) -> None:
+    """Replace the discount overlay with the rules in PATH (docs/collectors.md)."""
+    overlay = _guard(lambda: read_discounts(path))
+    with _database() as database, database.transaction() as session:
+        removed, stored = discount_service.replace_discounts(
+            session, overlay, source=str(path.resolve()), now=_now(), actor="gpuplan discounts load"
+        )
+    console.print(f"discount overlay loaded from {path}: {stored} rules (replacing {removed})")
+
+
+@discounts_app.command("show")
+def discounts_show() -> None:
+    """Show the discount overlay in force."""
+    with _database() as database, database.transaction() as session:
+        overlay = discount_service.active_discounts(session)
+    if not overlay:
+        console.print(
+            "no discount overlay loaded: the planner uses list prices (`gpuplan discounts load FILE`)"
+        )
+        return
+    table = Table(
+        title=f"Discount overlay ({len(overlay.rules)} rules, from {overlay.source})", title_justify="left"
+    )
+    for name in ("provider", "applies to", "option", "% off", "note"):
+        table.add_column(name, justify="right" if name == "% off" else "left")
+    for rule in overlay.rules:
+        applies = (
+            f"instance type {rule.instance_type}"
+            if rule.instance_type
+            else f"family {rule.family}"
+            if rule.family
+            else "everything"
+        )
+        option = rule.purchase_option.value if rule.purchase_option else "any"
+        table.add_row(rule.provider, applies, option, f"{rule.percent_off:.2f}", rule.note)
+    console.print(table)
+
+
+# --------------------------------------------------------------------------------------------- spot
+
+
+@spot_app.command("stats")
+def spot_stats(
+    provider: Annotated[list[str] | None, typer.Option("--provider", help="Provider (repeatable).")] = None,
+    window_days: Annotated[
+        int | None, typer.Option("--window-days", min=1, help="Window (default GPUPLAN_SPOT_WINDOW_DAYS, 7).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Rows to show.")] = 40,
+) -> None:
+    """Per spot offer: recent median, volatility, ratio to on-demand and interruption risk."""
+    settings = get_settings()
+    window = dt.timedelta(days=window_days or settings.spot_window_days)
+    with _database(settings) as database, database.transaction() as session:
+        items = spot_service.offer_spot_statistics(
+            session, now=_now(), window=window, providers=[p.lower() for p in provider or ()]
+        )
+    if not items:
+        console.print("no spot offers (load the catalog or collect first)")
+        return
+    table = Table(title=f"{len(items)} spot offers, window {window.days} days", title_justify="left")
+    columns = ("offer", "latest $/h", "median $/h", "on-demand $/h", "ratio", "volatility", "score")
+    for name in (*columns, "samples", "risk"):
+        table.add_column(name, justify="left" if name == "offer" else "right")
+    for item in items[:limit]:
+        stats = item.stats
+        table.add_row(
+            item.offer_key + (" (stale)" if item.stale else ""),
+            _usd_or_dash(item.latest_price_micro_usd_per_hour),
+            _usd_or_dash(stats.median_micro_usd_per_hour),
+            _usd_or_dash(item.on_demand_micro_usd_per_hour),
+            "-" if stats.ratio_to_on_demand is None else f"{stats.ratio_to_on_demand:.2f}",
+            "-" if stats.volatility is None else f"{stats.volatility:.1%}",
+            "-" if stats.placement_score is None else str(stats.placement_score),
+            str(stats.samples),
+            f"{stats.risk:.2f}",
+        )
+    console.print(table)
+    if len(items) > limit:
+        console.print(f"... {len(items) - limit} more (use --limit)")
+
+
+def _usd_or_dash(micro: int | None) -> str:
+    return "-" if micro is None else format_usd(micro, 4)
 
 
 # -------------------------------------------------------------------------------------- quickstart

@@ -35,6 +35,16 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.CONSOLE
     db_connect_timeout_s: int = Field(default=5, ge=1)
 
+    # Collectors and ingest (docs/collectors.md): an offer not seen for longer than its purchase option's
+    # time to live is marked stale, and the planner ignores it.
+    stale_ttl_spot_hours: float = Field(default=6.0, gt=0)
+    stale_ttl_on_demand_hours: float = Field(default=168.0, gt=0)
+    stale_ttl_reserved_hours: float = Field(default=720.0, gt=0)
+    stale_ttl_capacity_block_hours: float = Field(default=24.0, gt=0)
+    stale_ttl_flex_start_hours: float = Field(default=168.0, gt=0)
+    collect_timeout_s: float = Field(default=900.0, gt=0, description="Per-provider limit of one collection.")
+    spot_window_days: int = Field(default=7, ge=1, description="Window of the spot statistics.")
+
     @model_validator(mode="after")
     def _production_needs_a_real_database(self) -> Settings:
         if self.environment is Environment.PRODUCTION and (

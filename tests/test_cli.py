@@ -61,7 +61,7 @@ def test_quickstart_then_offers(run) -> None:  # type: ignore[no-untyped-def]
 def test_db_up_and_down(run) -> None:  # type: ignore[no-untyped-def]
     assert run("db", "upgrade")[0] == 0
     code, out = run("db", "current")
-    assert code == 0 and "revision 0001" in out
+    assert code == 0 and "revision 0002" in out
     code, out = run("db", "downgrade", "base")
     assert code == 0 and "at revision base" in out
 

@@ -251,6 +251,61 @@ class AvailabilityObservationRow(Base):
     collection_run_id: Mapped[int] = mapped_column(sa.ForeignKey("collection_runs.id"), index=True)
 
 
+class SpotPlacementScoreRow(Base):
+    """Append-only history of a provider's own spot success scores (AWS GetSpotPlacementScores, 1-10)."""
+
+    __tablename__ = "spot_placement_scores"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "instance_type_id",
+            "region_id",
+            "zone",
+            "target_instances",
+            "observed_at",
+            "source",
+            name="uq_spot_placement_scores_observation",  # the generated name is too long for PostgreSQL
+        ),
+        sa.CheckConstraint("score >= 1 AND score <= 10", name="score_range"),
+        sa.CheckConstraint("target_instances > 0", name="target_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    instance_type_id: Mapped[int] = mapped_column(sa.ForeignKey("instance_types.id"))
+    region_id: Mapped[int] = mapped_column(sa.ForeignKey("regions.id"), index=True)
+    zone: Mapped[str] = mapped_column(sa.String(100), default="")
+    """Empty when the score is for the whole region."""
+    score: Mapped[int]
+    target_instances: Mapped[int]
+    observed_at: Mapped[dt.datetime]
+    source: Mapped[str] = mapped_column(sa.String(200))
+    collection_run_id: Mapped[int] = mapped_column(sa.ForeignKey("collection_runs.id"), index=True)
+
+
+class DiscountRuleRow(Base):
+    """One rule of the active discount overlay (percent off list); ``gpuplan discounts load`` replaces all."""
+
+    __tablename__ = "discount_rules"
+    __table_args__ = (
+        sa.CheckConstraint("percent_off_bp >= 0 AND percent_off_bp < 10000", name="percent_range"),
+        sa.CheckConstraint("family IS NULL OR instance_type IS NULL", name="family_or_instance_type"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    position: Mapped[int]
+    """Order in the file: the first listed wins between equally specific rules."""
+    provider: Mapped[str] = mapped_column(sa.String(64))
+    family: Mapped[str | None] = mapped_column(sa.String(120))
+    instance_type: Mapped[str | None] = mapped_column(sa.String(120))
+    purchase_option: Mapped[PurchaseOption | None] = mapped_column(
+        enum_column_type(PurchaseOption, "purchase_option")
+    )
+    percent_off_bp: Mapped[int]
+    """Basis points off the list price (1250 = 12.5 %)."""
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    source: Mapped[str] = mapped_column(sa.String(400))
+    loaded_at: Mapped[dt.datetime]
+
+
 class CommitmentRow(Base):
     """Reserved capacity already bought: sunk cost, used first by the planner."""
 
@@ -572,4 +627,9 @@ class AuditLogRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-APPEND_ONLY_TABLES = ("price_observations", "availability_observations", "audit_log")
+APPEND_ONLY_TABLES = (
+    "price_observations",
+    "availability_observations",
+    "spot_placement_scores",
+    "audit_log",
+)

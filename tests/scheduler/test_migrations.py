@@ -25,6 +25,7 @@ from scheduler.db.models import (
     PriceObservationRow,
     ProviderRow,
     RegionRow,
+    SpotPlacementScoreRow,
 )
 from scheduler.db.session import create_db_engine
 from solver.domain import Continent, GpuType, GpuVendor, ProviderKind, PurchaseOption
@@ -105,6 +106,15 @@ def _one_row_in_each_append_only_table(session: Session) -> None:
                 region_id=region.id,
                 observed_at=now,
                 status=AvailabilityStatus.OFFERED,
+                source="t",
+                collection_run_id=run.id,
+            ),
+            SpotPlacementScoreRow(
+                instance_type_id=instance.id,
+                region_id=region.id,
+                score=5,
+                target_instances=1,
+                observed_at=now,
                 source="t",
                 collection_run_id=run.id,
             ),
