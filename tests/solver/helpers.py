@@ -115,7 +115,7 @@ COMMITMENT_HANG = pytest.mark.xfail(
     "(decompose.solve_model, availability off) sees the committed slot at price 0 with no limit and "
     "puts 100,000 replicas on it; instances_for then runs first-fit decreasing over 100,000 replicas",
 )
-COMMITMENT_GRACE_S = 2.0
+COMMITMENT_GRACE_S = 1.0
 """Grace for tests marked ``COMMITMENT_HANG``, so the known hang costs seconds, not minutes."""
 
 # Region keys used by the tests, with real-looking locations and countries.
@@ -492,3 +492,11 @@ def assert_infeasible(result: SolveResult, *mentions: str) -> None:
     told = " ".join(e.text for e in result.explanations).lower()
     for word in mentions:
         assert word.lower() in told, f"{word!r} not in the diagnosis:\n{text}"
+
+
+GENERIC_DIAGNOSIS = pytest.mark.xfail(
+    strict=True,
+    reason="the diagnosis of a demand with no eligible pool is one generic sentence (solve._unservable: "
+    "'no offer within the SLO that the residency rule allows and the model fits'); it does not say which "
+    "rule blocks nor by how much (issue 4: 'latency 34 ms over, outside EU, no capacity')",
+)

@@ -13,10 +13,12 @@ import pytest
 
 from solver.domain import OfferFlag, PurchaseOption
 from tests.solver.helpers import (
+    DUB,
     EXPLAIN,
     FRA,
     NOT_DIAGNOSED,
     PARAMS,
+    POOLS_RESTRICTED,
     TinyProblem,
     assert_infeasible,
     assert_plan,
@@ -57,6 +59,19 @@ def test_an_offer_with_zero_availability_is_never_used() -> None:
     assert_plan(
         solve_tiny(problem, PARAMS), problem, {dear: (1, {"llama": 1})}, usd(3), proven=False
     )  # weak bound: test_proof.py
+
+
+@POOLS_RESTRICTED
+def test_an_unavailable_cheaper_offer_in_another_region_does_not_prevent_a_plan() -> None:
+    tiny = TinyProblem()
+    tiny.source("berlin", rtt_ms={FRA: 10, DUB: 25})
+    fra = tiny.offer(FRA, 3)
+    tiny.offer(DUB, 1, availability=0)
+    tiny.model("llama")
+    tiny.demand("llama", "berlin", 900)
+    problem = tiny.build()
+    # Dublin's $1 offer has no instance to give: one $3 instance in Frankfurt.
+    assert_plan(solve_tiny(problem, PARAMS), problem, {fra: (1, {"llama": 1})}, usd(3), proven=False)
 
 
 def test_unknown_availability_means_no_limit() -> None:

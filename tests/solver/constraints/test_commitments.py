@@ -25,7 +25,7 @@ from tests.solver.helpers import (
 )
 
 COMMITTED = SolveParams(time_limit_s=1, seed=0, deterministic=True, explain=False)
-"""A 1 s limit (ample for these problems): the known hang (``COMMITMENT_HANG``) then costs 3 s a test."""
+"""A 1 s limit (ample for these problems): the known hang (``COMMITMENT_HANG``) then costs 2 s a test."""
 
 
 def _tiny(demand: int) -> TinyProblem:

@@ -14,6 +14,7 @@ import pytest
 from tests.solver.helpers import (
     EXPLAIN,
     FRA,
+    GENERIC_DIAGNOSIS,
     IAD,
     MI300X,
     PARAMS,
@@ -100,3 +101,12 @@ def test_the_distance_model_is_used_where_no_round_trip_is_measured(slo_ms: int,
         assert_plan(solve_tiny(problem, PARAMS), problem, {iad: (1, {"llama": 1})}, usd(2))
     else:
         assert_infeasible(solve_tiny(problem, EXPLAIN), "llama", "ashburn")
+
+
+@GENERIC_DIAGNOSIS
+def test_the_diagnosis_says_how_far_over_the_slo_the_nearest_region_is() -> None:
+    tiny, _, _ = _near_dear_far_cheap(far_rtt_ms=230)
+    tiny.models.clear()
+    tiny.model("llama", slo_ms=300, service_ms=300)
+    # Frankfurt: 20 + 300 = 320 ms, 20 ms over the 300 ms SLO (Virginia: 230 ms over).
+    assert_infeasible(solve_tiny(tiny.build(), EXPLAIN), "llama", "berlin", "20 ms")

@@ -16,6 +16,7 @@ from tests.solver.helpers import (
     DUB,
     EXPLAIN,
     FRA,
+    GENERIC_DIAGNOSIS,
     IAD,
     PARAMS,
     ZRH,
@@ -79,3 +80,10 @@ def test_each_source_keeps_its_own_rule() -> None:
 def test_eu_users_with_only_us_and_swiss_regions_is_infeasible() -> None:
     tiny = _berlin(["EU"], regions=(IAD, ZRH))
     assert_infeasible(solve_tiny(tiny.build(), EXPLAIN), "llama", "berlin", "residency")
+
+
+@GENERIC_DIAGNOSIS
+def test_the_diagnosis_names_the_residency_rule_that_blocks() -> None:
+    tiny = _berlin(["EU"], regions=(IAD, ZRH))
+    # Virginia (US) and Zurich (CH) are within the SLO but outside the EU.
+    assert_infeasible(solve_tiny(tiny.build(), EXPLAIN), "llama", "berlin", "EU")
