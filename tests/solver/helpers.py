@@ -115,6 +115,12 @@ COMMITMENT_HANG = pytest.mark.xfail(
     "(decompose.solve_model, availability off) sees the committed slot at price 0 with no limit and "
     "puts 100,000 replicas on it; instances_for then runs first-fit decreasing over 100,000 replicas",
 )
+GENERIC_DIAGNOSIS = pytest.mark.xfail(
+    strict=True,
+    reason="the diagnosis of a demand with no eligible pool is one generic sentence (solve._unservable: "
+    "'no offer within the SLO that the residency rule allows and the model fits'); it does not say which "
+    "rule blocks nor by how much (issue 4: 'latency 34 ms over, outside EU, no capacity')",
+)
 COMMITMENT_GRACE_S = 1.0
 """Grace for tests marked ``COMMITMENT_HANG``, so the known hang costs seconds, not minutes."""
 
@@ -328,8 +334,9 @@ class TinyProblem:
         country, lat, lon = PLACES[name]
         anchor = None
         if rtt_ms is not None:
+            continent = Continent.NA if country == "US" else Continent.EU
             probe = Region(
-                provider="probe", code=name, country=country, continent=Continent.EU, lat=lat, lon=lon
+                provider="probe", code=name, country=country, continent=continent, lat=lat, lon=lon
             )
             self.regions[probe.key] = probe
             anchor = probe.key
@@ -492,11 +499,3 @@ def assert_infeasible(result: SolveResult, *mentions: str) -> None:
     told = " ".join(e.text for e in result.explanations).lower()
     for word in mentions:
         assert word.lower() in told, f"{word!r} not in the diagnosis:\n{text}"
-
-
-GENERIC_DIAGNOSIS = pytest.mark.xfail(
-    strict=True,
-    reason="the diagnosis of a demand with no eligible pool is one generic sentence (solve._unservable: "
-    "'no offer within the SLO that the residency rule allows and the model fits'); it does not say which "
-    "rule blocks nor by how much (issue 4: 'latency 34 ms over, outside EU, no capacity')",
-)
