@@ -16,12 +16,16 @@ def sunk_cost(problem: Problem) -> int:
 
 
 def plan_cost(problem: Problem, plan: Plan) -> int:
-    """Micro-USD per hour: instances beyond commitments at the offer's price, plus the sunk commitments."""
+    """Micro-USD per hour: instances beyond commitments at the offer's price, plus the sunk commitments.
+
+    Placements on offers the problem does not have are left out (the checker reports them)."""
     offers = {offer.key: offer for offer in problem.offers}
     committed = {c.offer_key: c.instances for c in problem.commitments}
     marginal = 0
     for placement in plan.placements:
-        offer = offers[placement.offer_key]
+        offer = offers.get(placement.offer_key)
+        if offer is None:
+            continue  # an unknown offer is the checker's to report (packing.check)
         extra = max(0, placement.instances - committed.get(offer.key, 0))
         marginal += extra * offer.price_micro_usd_per_hour
     return marginal + sunk_cost(problem)
@@ -36,9 +40,13 @@ def team_costs(problem: Problem, plan: Plan) -> dict[str, Fraction]:
     models = {model.name: model for model in problem.models}
     costs: dict[str, Fraction] = defaultdict(Fraction)
     for placement in plan.placements:
-        offer = offers[placement.offer_key]
+        offer = offers.get(placement.offer_key)
+        if offer is None:
+            continue
         for count in placement.replicas:
-            model = models[count.model]
+            model = models.get(count.model)
+            if model is None:
+                continue
             profile = model.profile_for(offer.gpu_type)
             if profile is None:
                 continue

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ortools.math_opt.python import mathopt
@@ -51,28 +52,26 @@ class Decomposition:
 
 
 def collapsed_slots(index: ProblemIndex, model_id: int, price_extra: dict[int, float]) -> list[int]:
-    """Per pool, the cheapest slot per GPU (with its lambda) for non-spot, and the Pareto-best spot slots
-    by (adjusted price per GPU, risk)."""
-    best: dict[Pool, tuple[float, int]] = {}
-    spot: dict[Pool, list[tuple[float, float, int]]] = {}
+    """The slots that matter once replicas are priced per GPU: per pool and purchase class, the cheapest
+    slot without an availability limit, and every limited slot cheaper than it (a limited slot can run
+    out; an unlimited one at a lower or equal price makes every dearer slot of the class pointless).
+    Spot slots compare by price and risk together."""
+    kept: list[int] = []
+    by_class: dict[tuple[Pool, bool], list[tuple[float, float, int]]] = defaultdict(list)
     for slot_id in index.slots_of_model[model_id]:
         slot = index.slots[slot_id]
         per_gpu = (slot.price + price_extra.get(slot_id, 0.0)) / slot.gpus
-        if slot.is_spot:
-            spot.setdefault(slot.pool, []).append((per_gpu, slot.risk, slot_id))
-        else:
-            current = best.get(slot.pool)
-            if current is None or per_gpu < current[0]:
-                best[slot.pool] = (per_gpu, slot_id)
-    chosen = [slot_id for _, slot_id in best.values()]
-    for items in spot.values():
+        by_class[(slot.pool, slot.is_spot)].append((per_gpu, slot.risk if slot.is_spot else 0.0, slot_id))
+    for items in by_class.values():
         items.sort()
-        lowest_risk = 2.0
-        for _, risk, slot_id in items:
-            if risk < lowest_risk:
-                chosen.append(slot_id)
-                lowest_risk = risk
-    return sorted(chosen)
+        unlimited: list[tuple[float, float]] = []  # (price, risk) of unlimited slots kept so far
+        for per_gpu, risk, slot_id in items:
+            if any(p <= per_gpu and r <= risk for p, r in unlimited):
+                continue
+            kept.append(slot_id)
+            if index.slots[slot_id].availability is None:
+                unlimited.append((per_gpu, risk))
+    return sorted(kept)
 
 
 def pool_capacities(mip: PlacementMip, model_id: int, solution: MipSolution) -> dict[Pool, float]:
@@ -150,6 +149,8 @@ class LpPrices:
     wall_time_s: float
     replicas: dict[tuple[int, int], float] = field(default_factory=dict)
     """The LP's fractional replicas per (model, slot): a guide for the primal search."""
+    infeasible: bool = False
+    """The LP relaxation has no solution: then no plan exists (a proof of infeasibility)."""
 
 
 def availability_prices(
@@ -193,7 +194,8 @@ def availability_prices(
     if result.has_primal_feasible_solution():
         values = result.variable_values(list(mip.replicas.values()))
         replicas = {key: value for key, value in zip(mip.replicas, values, strict=True) if value > 1e-6}
-    return LpPrices(prices, bound, time.perf_counter() - start, replicas)
+    infeasible = result.termination.reason == mathopt.TerminationReason.INFEASIBLE
+    return LpPrices(prices, bound, time.perf_counter() - start, replicas, infeasible)
 
 
 def lambda_term(index: ProblemIndex, prices: dict[int, float]) -> float:

@@ -104,6 +104,40 @@ def describe_budget(finding: BudgetFinding) -> str:
     )
 
 
+def model_findings(index: ProblemIndex, m: int, fixes: list[str]) -> Explanation:
+    """Why one model cannot be planned even alone; ``fixes`` names the relaxations that would allow it."""
+    model = index.models[m]
+    details = []
+    if model.redundancy is not Redundancy.NONE:
+        for s in sorted(index.demand[m]):
+            domains = {
+                index.regions[pool[0]].key
+                if model.redundancy is Redundancy.REGION
+                else index.regions[pool[0]].provider
+                for pool in index.eligible.get((m, s), [])
+            }
+            if len(domains) <= 1:
+                where = ", ".join(sorted(domains)) or "nothing"
+                level = model.redundancy.value
+                details.append(
+                    f"{level} redundancy needs a second {level} that can serve {index.sources[s]} within "
+                    f"the SLO and residency rules, and only {where} can"
+                )
+    if "availability" in " ".join(fixes):
+        demand = ", ".join(
+            f"{index.sources[s]} {tokens:,} tokens/s" for s, tokens in sorted(index.demand[m].items())
+        )
+        details.append(
+            f"the instances available within its SLO and residency rules cannot hold its demand ({demand})"
+        )
+    text = f"{model.name} cannot be planned even on its own"
+    if details:
+        text += ": " + "; ".join(details)
+    if fixes:
+        text += f" (it could be with: {', '.join(fixes)})"
+    return Explanation(topic=f"infeasible:model:{model.name}", text=text)
+
+
 # ------------------------------------------------------------------------------------- relaxations
 
 Relaxation = tuple[str, Callable[[Problem], Problem]]

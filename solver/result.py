@@ -61,8 +61,10 @@ class SolveResult(DomainModel):
     plan: Plan | None = None
     cost_micro_usd_per_hour: int | None = None
     """Marginal plus sunk (committed) cost of the plan, per hour."""
+    churn_penalty_micro_usd_per_hour: int = 0
+    """The policy's penalty for the replicas the plan moves (zero without a current fleet)."""
     lower_bound_micro_usd_per_hour: int | None = None
-    """Best proven lower bound on the cost of any plan keeping every rule."""
+    """Best proven lower bound on cost plus churn penalty of any plan keeping every rule."""
     wall_time_s: float
     params: SolveParams
     explanations: tuple[Explanation, ...] = ()
@@ -71,14 +73,21 @@ class SolveResult(DomainModel):
     stats: dict[str, float | int | str] = Field(default_factory=dict)
 
     @property
-    def gap(self) -> float | None:
-        if self.cost_micro_usd_per_hour is None or self.lower_bound_micro_usd_per_hour is None:
+    def objective_micro_usd_per_hour(self) -> int | None:
+        """What the solver minimises: cost plus churn penalty."""
+        if self.cost_micro_usd_per_hour is None:
             return None
-        if self.cost_micro_usd_per_hour == 0:
+        return self.cost_micro_usd_per_hour + self.churn_penalty_micro_usd_per_hour
+
+    @property
+    def gap(self) -> float | None:
+        """(objective - lower bound) / objective."""
+        objective = self.objective_micro_usd_per_hour
+        if objective is None or self.lower_bound_micro_usd_per_hour is None:
+            return None
+        if objective == 0:
             return 0.0
-        return max(0.0, (self.cost_micro_usd_per_hour - self.lower_bound_micro_usd_per_hour)) / (
-            self.cost_micro_usd_per_hour
-        )
+        return max(0.0, objective - self.lower_bound_micro_usd_per_hour) / objective
 
     @property
     def cost_micro_usd_per_month(self) -> int | None:

@@ -27,9 +27,23 @@ from ortools.math_opt.python import mathopt
 
 from solver.assemble import build_plan, capacities, instances_for
 from solver.costing import plan_cost, replicas_moved
-from solver.decompose import Decomposition, availability_prices, lambda_term, relaxed_bound, solve_models
-from solver.diagnose import BudgetFinding, budget_findings, describe_budget, relaxed_bounds, unservable
-from solver.domain import Plan
+from solver.decompose import (
+    Decomposition,
+    availability_prices,
+    lambda_term,
+    relaxed_bound,
+    solve_model,
+    solve_models,
+)
+from solver.diagnose import (
+    BudgetFinding,
+    budget_findings,
+    describe_budget,
+    model_findings,
+    relaxed_bounds,
+    unservable,
+)
+from solver.domain import Plan, Redundancy
 from solver.explain import explain_plan, policy_costs
 from solver.hall import HallCut, initial_cuts, violated_cuts
 from solver.index import ProblemIndex, build_index
@@ -59,6 +73,8 @@ LNS_STEP_S = 1.0
 GLOBAL_MIP_MAX_SLOTS = 6000
 EXACT_MAX_REPLICA_VARS = 1500
 EXACT_SHARE = 0.8
+BOUND_TOLERANCE = 1e-6
+DIAGNOSIS_STEP_S = 2.0
 GLOBAL_SOLVER = getattr(mathopt.SolverType, os.environ.get("GPUPLAN_GLOBAL_MIP", "HIGHS"))
 RELAXATION_EXTRA_S = 30.0
 RELAXATION_STEP_S = 3.0
@@ -78,6 +94,7 @@ class SearchState:
     best_cost: float = math.inf
     lp_replicas: dict[tuple[int, int], float] = field(default_factory=dict)
     team_bounds: dict[str, float] = field(default_factory=dict)
+    lp_infeasible: bool = False
     bound: float = 0.0
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
@@ -101,20 +118,26 @@ def solve(problem: Problem, params: SolveParams | None = None) -> SolveResult:
     state.stats["index_s"] = round(time.perf_counter() - started, 3)
     _lower_bound(state)
     state.stats["bound_s"] = round(time.perf_counter() - started, 3)
+    proof = _infeasibility(state)
+    if proof:
+        return _infeasible(state, proof)
     over_budget = budget_findings(problem, state.bound, state.team_bounds)
     if over_budget:
         return _budget_infeasible(state, over_budget)
-    if sum(len(index.slots_of_model[m]) for m in index.demand) <= EXACT_MAX_REPLICA_VARS:
-        _exact(state)
+    small = sum(len(index.slots_of_model[m]) for m in index.demand) <= EXACT_MAX_REPLICA_VARS
+    if small and not _exact(state):
+        return _infeasible(state, _coupling_findings(state))
     if state.best_cost > state.bound * (1 + params.relative_gap):
         _primal(state)
     state.stats["primal_s"] = round(time.perf_counter() - started, 3)
     return _result(state)
 
 
-def _exact(state: SearchState) -> None:
+def _exact(state: SearchState) -> bool:
     """Small problems: the whole MIP over every offer, whose dual bound is valid for the problem (it
-    lacks only Hall cuts, so it is a relaxation) and whose plan is kept if it routes in every scenario."""
+    lacks only Hall cuts, so it is a relaxation) and whose plan is kept if it routes in every scenario.
+
+    Returns False when the MIP proves that no plan exists."""
     index, params = state.index, state.params
     models = sorted(index.demand)
     for m in models:
@@ -134,6 +157,8 @@ def _exact(state: SearchState) -> None:
             hint=hint,
             solver=GLOBAL_SOLVER,
         )
+        if solution.status == "infeasible":
+            return False
         if solution.bound is not None:
             state.bound = max(state.bound, solution.bound * MICRO + index.sunk_cost)
         if solution.objective is None:
@@ -148,6 +173,128 @@ def _exact(state: SearchState) -> None:
             break
         mip.add_cuts(missing)
     state.stats["exact_bound_usd_h"] = round(state.bound / MICRO, 4)
+    return True
+
+
+def _infeasible(state: SearchState, explanations: list[Explanation]) -> SolveResult:
+    return SolveResult(
+        status=SolveStatus.INFEASIBLE,
+        wall_time_s=time.perf_counter() - state.started,
+        params=state.params,
+        explanations=tuple(explanations),
+        stats=state.stats,
+    )
+
+
+def _infeasibility(state: SearchState) -> list[Explanation]:
+    """Proofs that no plan exists, from relaxations that have none: a model's own subproblem, or the LP
+    relaxation of the whole problem (availability shared between models)."""
+    index = state.index
+    out = []
+    for m, solution in sorted(state.decomposition.models.items()):
+        if solution.solution.status == "infeasible":
+            out.append(model_findings(index, m, _model_fixes(state, m)))
+    if not out and state.lp_infeasible:
+        models = ", ".join(sorted(index.models[m].name for m in index.demand))
+        out.append(
+            Explanation(
+                topic="infeasible:availability",
+                text=(
+                    "the instances available within the models' SLOs and residency rules cannot hold "
+                    f"the demand of all models at once ({models}), though each model alone fits"
+                ),
+            )
+        )
+    return out
+
+
+def _model_fixes(state: SearchState, m: int) -> list[str]:
+    """The relaxations under which model m alone has a plan."""
+    problem, params = state.index.problem, state.params
+    model = state.index.models[m]
+    demand = tuple(d for d in problem.demand if d.model == model.name)
+    variants = [
+        ("no redundancy", model.model_copy(update={"redundancy": Redundancy.NONE}), problem.offers),
+        ("100% spot allowed", model.model_copy(update={"max_spot_share": 1.0}), problem.offers),
+        (
+            "unlimited availability",
+            model,
+            tuple(o.model_copy(update={"availability": None}) for o in problem.offers),
+        ),
+    ]
+    fixes = []
+    for label, changed, offers in variants:
+        if changed == model and offers is problem.offers:
+            continue
+        alone = problem.model_copy(
+            update={
+                "models": (changed,),
+                "demand": demand,
+                "offers": offers,
+                "current_fleet": None,
+                "commitments": (),
+            }
+        )
+        index = build_index(alone, params)
+        if any(not index.eligible.get((0, s)) for s in index.demand.get(0, {})):
+            continue
+        result = solve_model(
+            index,
+            0,
+            price_extra={},
+            time_limit_s=DIAGNOSIS_STEP_S,
+            relative_gap=0.5,
+            seed=params.seed,
+            solver=SOLVER,
+        )
+        if result.solution.status in ("optimal", "feasible"):
+            fixes.append(label)
+    return fixes
+
+
+def _coupling_findings(state: SearchState) -> list[Explanation]:
+    """The whole problem (small) has no plan though every model alone has one: which shared rule blocks."""
+    problem = state.index.problem
+    names = ", ".join(sorted(state.index.models[m].name for m in state.index.demand))
+    candidates = [
+        (
+            "the disruption budget",
+            lambda p: p.model_copy(
+                update={
+                    "policy": p.policy.model_copy(
+                        update={"churn": p.policy.churn.model_copy(update={"max_moved_share": 1.0})}
+                    )
+                }
+            ),
+        ),
+        (
+            "the budgets",
+            lambda p: p.model_copy(update={"policy": p.policy.model_copy(update={"budgets": ()})}),
+        ),
+        (
+            "availability",
+            lambda p: p.model_copy(
+                update={"offers": tuple(o.model_copy(update={"availability": None}) for o in p.offers)}
+            ),
+        ),
+    ]
+    blocking = []
+    for label, relax in candidates:
+        relaxed = relax(problem)
+        if relaxed == problem:
+            continue
+        sub = SearchState(
+            index=build_index(relaxed, state.params), params=state.params, started=time.perf_counter()
+        )
+        sub.params = state.params.model_copy(
+            update={"time_limit_s": DIAGNOSIS_STEP_S, "deterministic": False}
+        )
+        if _exact(sub):
+            blocking.append(label)
+    text = f"no plan keeps every rule for {names} together"
+    if blocking:
+        text += f"; relaxing {' or '.join(blocking)} would allow one"
+    return [Explanation(topic="infeasible", text=text)]
 
 
 def _budget_infeasible(state: SearchState, findings: list[BudgetFinding]) -> SolveResult:
@@ -182,6 +329,7 @@ def _lower_bound(state: SearchState) -> None:
     lp = availability_prices(index, cuts, time_limit_s=max(1.0, 0.1 * params.time_limit_s))
     prices, lp_bound = lp.prices, lp.bound
     state.lp_replicas = lp.replicas
+    state.lp_infeasible = lp.infeasible
     if lp.bound is not None:
         state.stats["lp_s"] = round(lp.wall_time_s, 3)
         state.stats["lp_bound_usd_h"] = round(lp.bound or 0.0, 4)
@@ -378,7 +526,9 @@ def _result(state: SearchState) -> SolveResult:
     penalty = _penalty(index, plan)
     moved, total = replicas_moved(index.problem, plan)
     state.stats.update({"replicas_moved": moved, "replicas_current": total, "churn_penalty": penalty})
-    bound = min(cost + penalty, math.floor(state.bound))
+    bound = math.floor(state.bound)
+    if bound > cost + penalty and bound <= (cost + penalty) * (1 + BOUND_TOLERANCE) + 1:
+        bound = cost + penalty  # solver tolerances, not a wrong bound
     kept = _keep_current(state, cost + penalty)
     if kept is not None:
         return kept
@@ -392,6 +542,7 @@ def _result(state: SearchState) -> SolveResult:
         status=status,
         plan=plan,
         cost_micro_usd_per_hour=cost,
+        churn_penalty_micro_usd_per_hour=penalty,
         lower_bound_micro_usd_per_hour=bound,
         wall_time_s=time.perf_counter() - state.started,
         params=params,

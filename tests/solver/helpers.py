@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from types import FrameType
 
-import pytest
-
 from solver.domain import (
     Budget,
     BudgetScope,
@@ -96,33 +94,6 @@ def solve_tiny(problem: Problem, params: SolveParams = PARAMS, *, grace_s: float
 
 # Known defects, each recorded by the tests it breaks (strict: a fix makes them pass and fail the suite,
 # so the mark is removed with the fix).
-NOT_DIAGNOSED = pytest.mark.xfail(
-    strict=True,
-    reason="infeasibility is diagnosed only for demand with no eligible pool (solve._unservable); when "
-    "availability, redundancy, a budget or the disruption budget rules every plan out, solve returns "
-    "status no_plan with no explanation instead of infeasible with a diagnosis",
-)
-POOLS_RESTRICTED = pytest.mark.xfail(
-    strict=True,
-    reason="no_plan although a plan exists: the primal MIP only gets the pools the per-model relaxations "
-    "chose (solve._candidate_slots), and those relax availability and the disruption budget; when the "
-    "chosen pools cannot hold a plan under them nothing falls back to the other pools",
-)
-COMMITMENT_HANG = pytest.mark.xfail(
-    strict=True,
-    raises=SolveOverran,
-    reason="solve never returns once a model can use a committed offer: the per-model relaxation "
-    "(decompose.solve_model, availability off) sees the committed slot at price 0 with no limit and "
-    "puts 100,000 replicas on it; instances_for then runs first-fit decreasing over 100,000 replicas",
-)
-GENERIC_DIAGNOSIS = pytest.mark.xfail(
-    strict=True,
-    reason="the diagnosis of a demand with no eligible pool is one generic sentence (solve._unservable: "
-    "'no offer within the SLO that the residency rule allows and the model fits'); it does not say which "
-    "rule blocks nor by how much (issue 4: 'latency 34 ms over, outside EU, no capacity')",
-)
-COMMITMENT_GRACE_S = 1.0
-"""Grace for tests marked ``COMMITMENT_HANG``, so the known hang costs seconds, not minutes."""
 
 # Region keys used by the tests, with real-looking locations and countries.
 FRA = "aws/eu-central-1"  # Frankfurt, DE (EU)
@@ -480,7 +451,8 @@ def assert_plan(
     assert placements_of(result.plan) == {k: (n, dict(r)) for k, (n, r) in expected.items()}, text
     assert result.cost_micro_usd_per_hour == cost_micro_usd_per_hour, text
     assert result.lower_bound_micro_usd_per_hour is not None, text
-    assert result.lower_bound_micro_usd_per_hour <= result.cost_micro_usd_per_hour, text
+    assert result.objective_micro_usd_per_hour is not None, text
+    assert result.lower_bound_micro_usd_per_hour <= result.objective_micro_usd_per_hour, text
     assert validate(problem, result.plan) == [], text
     if proven:
         assert result.status is SolveStatus.OPTIMAL, text

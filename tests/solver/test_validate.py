@@ -248,13 +248,6 @@ def test_a_route_to_an_unknown_region_is_an_unknown_reference() -> None:
     assert ViolationKind.UNKNOWN_REFERENCE in _kinds(validate(_problem(), bad))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="validate crashes on a placement on an unknown offer: budgets.check always calls "
-    "costing.plan_cost, which indexes offers[placement.offer_key]; packing.check's UNKNOWN_REFERENCE "
-    "never reaches the caller",
-)
 def test_a_placement_on_an_unknown_offer_is_an_unknown_reference() -> None:
     bad = plan(
         placement("aws/eu-central-1/-/p9.huge/on_demand", 1, llama=1),
@@ -264,12 +257,6 @@ def test_a_placement_on_an_unknown_offer_is_an_unknown_reference() -> None:
     assert ViolationKind.UNKNOWN_REFERENCE in _kinds(validate(_problem(), bad))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="validate crashes on replicas of an unknown model: budgets.check always calls "
-    "costing.team_costs, which indexes models[count.model]",
-)
 def test_replicas_of_an_unknown_model_are_reported_not_raised() -> None:
     bad = plan(
         placement(Offers.fra, 2, llama=1, mistral=1),

@@ -16,9 +16,7 @@ from tests.solver.helpers import (
     DUB,
     EXPLAIN,
     FRA,
-    NOT_DIAGNOSED,
     PARAMS,
-    POOLS_RESTRICTED,
     TinyProblem,
     assert_infeasible,
     assert_plan,
@@ -61,7 +59,6 @@ def test_an_offer_with_zero_availability_is_never_used() -> None:
     )  # weak bound: test_proof.py
 
 
-@POOLS_RESTRICTED
 def test_an_unavailable_cheaper_offer_in_another_region_does_not_prevent_a_plan() -> None:
     tiny = TinyProblem()
     tiny.source("berlin", rtt_ms={FRA: 10, DUB: 25})
@@ -82,7 +79,6 @@ def test_unknown_availability_means_no_limit() -> None:
     assert_plan(solve_tiny(problem, PARAMS), problem, {only: (5, {"llama": 5})}, usd(10))
 
 
-@NOT_DIAGNOSED
 def test_availability_short_of_the_demand_is_infeasible() -> None:
     tiny = _llama(1800)
     tiny.offer(FRA, 2, availability=1)

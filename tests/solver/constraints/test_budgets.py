@@ -15,7 +15,6 @@ from tests.solver.helpers import (
     EXPLAIN,
     FRA,
     MI300X,
-    NOT_DIAGNOSED,
     PARAMS,
     RESERVED,
     TinyProblem,
@@ -44,7 +43,6 @@ def test_a_global_budget_equal_to_the_cheapest_plan_is_kept() -> None:
     assert_plan(solve_tiny(problem, PARAMS), problem, {one: (2, {"llama": 2})}, usd(5))
 
 
-@NOT_DIAGNOSED
 def test_a_global_budget_below_the_cheapest_plan_is_infeasible_and_names_the_budget() -> None:
     tiny, _ = _five_dollar_plan()
     tiny.budget(per_month("4.99"))  # $3,642.70/month < $3,650
@@ -61,7 +59,6 @@ def test_the_global_budget_includes_commitments() -> None:
     assert_plan(solve_tiny(problem, PARAMS), problem, {one: (2, {"llama": 2})}, usd(9))
 
 
-@NOT_DIAGNOSED
 def test_the_global_budget_below_commitments_plus_the_cheapest_plan_is_infeasible() -> None:
     tiny, _ = _five_dollar_plan()
     reserved = tiny.offer(FRA, 4, option=RESERVED, gpu=MI300X)
@@ -112,7 +109,6 @@ def test_a_team_budget_can_force_a_costlier_plan() -> None:
     )
 
 
-@NOT_DIAGNOSED
 def test_a_team_budget_below_its_cheapest_gpus_is_infeasible_and_names_the_team() -> None:
     tiny, _, _ = _two_teams()
     tiny.budget(per_month("1.99"), team="chat")

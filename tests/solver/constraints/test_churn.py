@@ -21,9 +21,7 @@ from tests.solver.helpers import (
     DUB,
     EXPLAIN,
     FRA,
-    NOT_DIAGNOSED,
     PARAMS,
-    POOLS_RESTRICTED,
     TinyProblem,
     assert_infeasible,
     assert_plan,
@@ -78,9 +76,9 @@ def test_a_saving_larger_than_the_penalty_moves_replicas() -> None:
     ("max_moved_share", "moved"),
     [
         pytest.param(1.0, 4, id="100%: all 4 move"),
-        pytest.param(0.5, 2, id="50%: 2 of 4 move", marks=POOLS_RESTRICTED),
-        pytest.param(0.25, 1, id="25%: 1 of 4 moves", marks=POOLS_RESTRICTED),
-        pytest.param(0.0, 0, id="0%: nothing moves", marks=POOLS_RESTRICTED),
+        pytest.param(0.5, 2, id="50%: 2 of 4 move"),
+        pytest.param(0.25, 1, id="25%: 1 of 4 moves"),
+        pytest.param(0.0, 0, id="0%: nothing moves"),
     ],
 )
 def test_the_disruption_budget_caps_moves(max_moved_share: float, moved: int) -> None:
@@ -97,7 +95,6 @@ def test_the_disruption_budget_caps_moves(max_moved_share: float, moved: int) ->
     assert_plan(solve_tiny(problem, PARAMS), problem, expected, (4 - moved) * usd(3) + moved * usd(2))
 
 
-@NOT_DIAGNOSED
 def test_a_disruption_budget_that_no_plan_can_keep_is_infeasible() -> None:
     churn = ChurnPolicy(max_moved_share=0.0)
     tiny, _, _ = _fleet_in_frankfurt(2, dublin_price="2", demand=1800, churn=churn, frankfurt_availability=1)
@@ -105,11 +102,6 @@ def test_a_disruption_budget_that_no_plan_can_keep_is_infeasible() -> None:
     assert_infeasible(solve_tiny(tiny.build(), EXPLAIN), "llama")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="min_saving_share is not applied: solve never returns status 'kept' (solver/constraints/churn.py "
-    "says solver.solve applies it; solver/solve.py does not)",
-)
 def test_the_current_fleet_is_kept_when_the_new_plan_saves_less_than_the_minimum() -> None:
     churn = ChurnPolicy(min_saving_share=0.1)
     tiny, fra, _ = _fleet_in_frankfurt(4, dublin_price="2.8", demand=3500, churn=churn)

@@ -13,8 +13,6 @@ from __future__ import annotations
 from solver.domain import OfferFlag
 from solver.problem import SolveParams
 from tests.solver.helpers import (
-    COMMITMENT_GRACE_S,
-    COMMITMENT_HANG,
     FRA,
     MI300X,
     RESERVED,
@@ -25,7 +23,7 @@ from tests.solver.helpers import (
 )
 
 COMMITTED = SolveParams(time_limit_s=1, seed=0, deterministic=True, explain=False)
-"""A 1 s limit (ample for these problems): the known hang (``COMMITMENT_HANG``) then costs 2 s a test."""
+"""A 1 s limit: ample for these problems."""
 
 
 def _tiny(demand: int) -> TinyProblem:
@@ -36,7 +34,6 @@ def _tiny(demand: int) -> TinyProblem:
     return tiny
 
 
-@COMMITMENT_HANG
 def test_a_committed_instance_is_used_first_even_when_its_list_price_is_higher() -> None:
     tiny = _tiny(900)
     reserved = tiny.offer(FRA, 4, option=RESERVED, availability=1)
@@ -46,14 +43,13 @@ def test_a_committed_instance_is_used_first_even_when_its_list_price_is_higher()
     # The reserved instance ($4/h) is paid anyway: one replica on it costs nothing more. Total = the sunk
     # $4.00/h, counted once (buying on-demand instead would be $3 + $4 = $7).
     assert_plan(
-        solve_tiny(problem, COMMITTED, grace_s=COMMITMENT_GRACE_S),
+        solve_tiny(problem, COMMITTED),
         problem,
         {reserved: (1, {"llama": 1})},
         usd(4),
     )
 
 
-@COMMITMENT_HANG
 def test_demand_beyond_the_commitment_is_bought_at_the_next_cheapest_price() -> None:
     tiny = _tiny(2500)
     reserved = tiny.offer(FRA, 2, option=RESERVED, availability=1)  # only the committed instance exists
@@ -62,14 +58,13 @@ def test_demand_beyond_the_commitment_is_bought_at_the_next_cheapest_price() -> 
     problem = tiny.build()
     # 3 replicas: 1 on the committed instance (sunk $2) + 2 on-demand (2 x $3) = $8.00/h.
     assert_plan(
-        solve_tiny(problem, COMMITTED, grace_s=COMMITMENT_GRACE_S),
+        solve_tiny(problem, COMMITTED),
         problem,
         {reserved: (1, {"llama": 1}), on_demand: (2, {"llama": 2})},
         usd(8),
     )
 
 
-@COMMITMENT_HANG
 def test_the_offer_beyond_the_committed_instances_stays_buyable() -> None:
     tiny = _tiny(2500)
     reserved = tiny.offer(FRA, 2, option=RESERVED)  # availability unknown: more can be bought at $2
@@ -78,7 +73,7 @@ def test_the_offer_beyond_the_committed_instances_stays_buyable() -> None:
     problem = tiny.build()
     # 3 replicas on 3 reserved instances: 1 committed (sunk $2) + 2 bought at $2 = $6.00/h.
     assert_plan(
-        solve_tiny(problem, COMMITTED, grace_s=COMMITMENT_GRACE_S),
+        solve_tiny(problem, COMMITTED),
         problem,
         {reserved: (3, {"llama": 3})},
         usd(6),
@@ -92,13 +87,12 @@ def test_an_unused_commitment_is_still_paid() -> None:
     tiny.commit(reserved, 2)
     problem = tiny.build()
     # One on-demand replica $3 + 2 committed MI300X instances 2 x $4 = $11.00/h.
-    result = solve_tiny(problem, COMMITTED, grace_s=COMMITMENT_GRACE_S)
+    result = solve_tiny(problem, COMMITTED)
     assert_plan(result, problem, {on_demand: (1, {"llama": 1})}, usd(11))
     assert result.lower_bound_micro_usd_per_hour is not None
     assert result.lower_bound_micro_usd_per_hour >= usd(8)  # the sunk cost is part of every plan
 
 
-@COMMITMENT_HANG
 def test_a_commitment_larger_than_the_need_is_counted_once() -> None:
     tiny = _tiny(900)
     reserved = tiny.offer(FRA, 2, option=RESERVED)
@@ -107,14 +101,13 @@ def test_a_commitment_larger_than_the_need_is_counted_once() -> None:
     problem = tiny.build()
     # One replica on one of the 3 committed instances; cost = 3 x $2 sunk = $6.00/h, nothing bought.
     assert_plan(
-        solve_tiny(problem, COMMITTED, grace_s=COMMITMENT_GRACE_S),
+        solve_tiny(problem, COMMITTED),
         problem,
         {reserved: (1, {"llama": 1})},
         usd(6),
     )
 
 
-@COMMITMENT_HANG
 def test_a_committed_offer_is_used_even_if_flagged() -> None:
     tiny = _tiny(900)
     reserved = tiny.offer(FRA, 4, option=RESERVED, availability=1, flags=[OfferFlag.STALE])
@@ -123,7 +116,7 @@ def test_a_committed_offer_is_used_even_if_flagged() -> None:
     problem = tiny.build()
     # The instance is already bought; a stale price does not make it unusable. $4.00/h sunk.
     assert_plan(
-        solve_tiny(problem, COMMITTED, grace_s=COMMITMENT_GRACE_S),
+        solve_tiny(problem, COMMITTED),
         problem,
         {reserved: (1, {"llama": 1})},
         usd(4),

@@ -17,7 +17,6 @@ from tests.solver.helpers import (
     FRA,
     MI300X,
     PARAMS,
-    POOLS_RESTRICTED,
     TinyProblem,
     assert_infeasible,
     assert_plan,
@@ -65,7 +64,6 @@ def test_demand_of_several_sources_adds_up_in_a_shared_region() -> None:
     assert shares_of(result.plan) == {("llama", "berlin", FRA): 1.0, ("llama", "paris", FRA): 1.0}
 
 
-@POOLS_RESTRICTED
 def test_one_source_is_split_across_regions_when_the_cheap_one_runs_out() -> None:
     tiny = TinyProblem()
     tiny.source("berlin", rtt_ms={FRA: 10, DUB: 25})

@@ -14,7 +14,6 @@ import pytest
 from tests.solver.helpers import (
     EXPLAIN,
     FRA,
-    GENERIC_DIAGNOSIS,
     IAD,
     MI300X,
     PARAMS,
@@ -103,7 +102,6 @@ def test_the_distance_model_is_used_where_no_round_trip_is_measured(slo_ms: int,
         assert_infeasible(solve_tiny(problem, EXPLAIN), "llama", "ashburn")
 
 
-@GENERIC_DIAGNOSIS
 def test_the_diagnosis_says_how_far_over_the_slo_the_nearest_region_is() -> None:
     tiny, _, _ = _near_dear_far_cheap(far_rtt_ms=230)
     tiny.models.clear()

@@ -15,14 +15,6 @@ import pytest
 from solver.result import SolveStatus
 from tests.solver.helpers import FRA, PARAMS, TinyProblem, describe, per_month, solve_tiny, usd
 
-WEAK_BOUND = pytest.mark.xfail(
-    strict=True,
-    reason="the reported bound is only the per-model relaxation (replicas priced per GPU, whole instances, "
-    "availability and budgets relaxed; solve._lower_bound passes no Lagrange prices, price_extra={}); the "
-    "global MIP's own bound is discarded even when it covered every offer, and the search stops long "
-    "before the time limit, so two-offer problems end 'feasible' with gaps of 11% to 75%",
-)
-
 
 def _cheaper_per_gpu_but_too_big() -> tuple[TinyProblem, int]:
     # test_packing: 4 GPUs needed; 4-GPU instance $9 vs 8-GPU $16 ($2/GPU). Optimum $9, relaxation $8.
@@ -84,10 +76,10 @@ def _one_pool_one_offer() -> tuple[TinyProblem, int]:
     "build",
     [
         pytest.param(_one_pool_one_offer, id="control: relaxation is exact"),
-        pytest.param(_cheaper_per_gpu_but_too_big, id="bigger instance cheaper per GPU", marks=WEAK_BOUND),
-        pytest.param(_four_on_six, id="replicas that do not tile the instance", marks=WEAK_BOUND),
-        pytest.param(_cheapest_offer_runs_out, id="availability binds", marks=WEAK_BOUND),
-        pytest.param(_team_budget_forces_the_big_instance, id="team budget binds", marks=WEAK_BOUND),
+        pytest.param(_cheaper_per_gpu_but_too_big, id="bigger instance cheaper per GPU"),
+        pytest.param(_four_on_six, id="replicas that do not tile the instance"),
+        pytest.param(_cheapest_offer_runs_out, id="availability binds"),
+        pytest.param(_team_budget_forces_the_big_instance, id="team budget binds"),
     ],
 )
 def test_two_offer_problems_are_proven_optimal(build: Callable[[], tuple[TinyProblem, int]]) -> None:

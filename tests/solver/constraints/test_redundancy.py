@@ -19,7 +19,6 @@ from tests.solver.helpers import (
     FRA,
     IAD,
     LAM_FRA,
-    NOT_DIAGNOSED,
     PARAMS,
     TinyProblem,
     assert_infeasible,
@@ -114,13 +113,11 @@ def test_provider_redundancy_needs_a_second_provider(
     assert_plan(solve_tiny(problem, PARAMS), problem, expected, usd(cost_usd))
 
 
-@NOT_DIAGNOSED
 def test_region_redundancy_with_one_region_within_the_slo_is_infeasible() -> None:
     tiny = _tiny({FRA: "2", IAD: "1"}, demand=500)  # Virginia is 95 + 100 = 195 ms, over the 150 ms SLO
     assert_infeasible(solve_tiny(tiny.build(), EXPLAIN), "llama", "redundancy")
 
 
-@NOT_DIAGNOSED
 def test_provider_redundancy_with_one_provider_is_infeasible() -> None:
     tiny = _tiny({FRA: "2", DUB: "3"}, demand=500, level=Redundancy.PROVIDER)  # aws only
     assert_infeasible(solve_tiny(tiny.build(), EXPLAIN), "llama", "redundancy")

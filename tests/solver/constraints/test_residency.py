@@ -16,7 +16,6 @@ from tests.solver.helpers import (
     DUB,
     EXPLAIN,
     FRA,
-    GENERIC_DIAGNOSIS,
     IAD,
     PARAMS,
     ZRH,
@@ -82,7 +81,6 @@ def test_eu_users_with_only_us_and_swiss_regions_is_infeasible() -> None:
     assert_infeasible(solve_tiny(tiny.build(), EXPLAIN), "llama", "berlin", "residency")
 
 
-@GENERIC_DIAGNOSIS
 def test_the_diagnosis_names_the_residency_rule_that_blocks() -> None:
     tiny = _berlin(["EU"], regions=(IAD, ZRH))
     # Virginia (US) and Zurich (CH) are within the SLO but outside the EU.
