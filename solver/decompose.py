@@ -164,6 +164,7 @@ def availability_prices(
     mip = PlacementMip(
         index,
         models,
+        slots_for_model={m: collapsed_slots(index, m, {}) for m in models},
         options=MipOptions(
             integral=False, per_gpu_pricing=True, availability=False, coupling=False, cuts=cuts, churn=False
         ),

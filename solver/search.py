@@ -48,6 +48,10 @@ class Search:
     deterministic: bool = False
     """Bound each MIP by nodes and the search by rounds, not by the clock, so reruns give the same plan."""
     candidates: dict[int, list[int]] = field(default_factory=dict)
+    preferred: dict[int, set[int]] = field(default_factory=dict)
+    """Per model, the slots its own relaxed subproblem chose (what it would take if it could)."""
+    floor: dict[int, float] = field(default_factory=dict)
+    """Per model, its relaxed optimum (micro-USD per hour): how cheap it could be alone."""
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
     def remaining(self) -> float:
@@ -339,6 +343,24 @@ def _fitting(index: ProblemIndex, slot_id: int, sizes: list[tuple[int, int]], si
     return 0
 
 
+def round_up(index: ProblemIndex, fractional: dict[tuple[int, int], float]) -> Replicas:
+    """Round an LP solution up where availability allows, the largest fractional parts first; what does
+    not fit stays rounded down (``greedy_fill`` and ``trim`` finish the job)."""
+    rounded = {key: math.floor(value + 1e-6) for key, value in fractional.items()}
+    order = sorted(fractional, key=lambda key: -(fractional[key] - math.floor(fractional[key] + 1e-6)))
+    for key in order:
+        if fractional[key] - rounded[key] <= 1e-6:
+            continue
+        slot_id = key[1]
+        limit = index.slots[slot_id].availability
+        rounded[key] += 1
+        if limit is not None:
+            sizes = [(_gpus(index, m, s), c) for (m, s), c in rounded.items() if s == slot_id and c > 0]
+            if (instances_needed(sizes, index.slots[slot_id].gpus) or 0) > limit:
+                rounded[key] -= 1
+    return {key: value for key, value in rounded.items() if value > 0}
+
+
 def trim(index: ProblemIndex, replicas: Replicas) -> Replicas:
     """Drop replicas that serve nothing: per model, the most expensive first, as many as can go while
     the model still routes in normal operation and after every loss. Never raises the cost."""
@@ -394,7 +416,8 @@ def improve(
             break
         # First a sweep re-placing each model alone (cheap, fixes what the construction did badly),
         # then groups that share instances.
-        group = [sweep[rounds]] if rounds < len(sweep) else _neighbourhood(search, best, rng, group_size)
+        size = min(len(models), group_size + 2 * (stale // max(4, len(models) // 2)))
+        group = [sweep[rounds]] if rounds < len(sweep) else _neighbourhood(search, best, rng, size)
         rounds += 1
         limit = step_s if search.deterministic else min(step_s, search.remaining() - 0.05)
         candidate = reoptimise(search, group, best, time_limit_s=limit, hint=best)
@@ -439,7 +462,22 @@ def _neighbourhood(search: Search, replicas: Replicas, rng: random.Random, size:
         or (index.slots[s].availability is not None and n >= index.slots[s].availability)
     ]
     group: set[int] = set()
-    if hot and rng.random() < 0.7:
+    draw = rng.random()
+    if draw < 0.5 and search.floor:
+        # The model furthest above what it could cost alone, with the models holding what it wants.
+        regret = {m: max(0.0, _model_cost(index, replicas, m) - search.floor.get(m, 0.0)) for m in models}
+        total = sum(regret.values())
+        if total > 0:
+            pick = rng.random() * total
+            for m in models:
+                pick -= regret[m]
+                if pick <= 0:
+                    break
+            group.add(m)
+            holders = sorted({u for s in search.preferred.get(m, ()) for u in users.get(s, ())} - {m})
+            rng.shuffle(holders)
+            group.update(holders[: size - 1])
+    elif draw < 0.8 and hot:
         group |= users[rng.choice(hot)]
         if len(group) > size:
             group = set(rng.sample(sorted(group), size))

@@ -61,6 +61,7 @@ from solver.search import (
     improve,
     reoptimise,
     repair,
+    round_up,
     trim,
 )
 from solver.units import format_usd
@@ -403,6 +404,10 @@ def _consider(state: SearchState, replicas: Replicas | None, label: str) -> bool
         return False
     cost = _evaluate(state, replicas)
     if cost is not None and cost < state.best_cost:
+        if state.best_replicas is None:
+            state.stats["first_plan"] = (
+                f"{label}: {cost / MICRO:.2f} at {time.perf_counter() - state.started:.1f} s"
+            )
         state.best_cost = cost
         state.best_replicas = dict(replicas)
         state.stats["incumbent_from"] = label
@@ -426,14 +431,20 @@ def _primal(state: SearchState) -> None:
         deterministic=params.deterministic,
     )
     search.candidates = candidate_slots(index, state.decomposition, state.lp_replicas)
+    for m, model_solution in state.decomposition.models.items():
+        search.preferred[m] = {s for (_, s), n in model_solution.solution.replicas.items() if n > 0}
+        search.floor[m] = model_solution.bound * MICRO
     ensure_initial_cuts(search)
     state.stats["candidate_slots"] = sum(len(v) for v in search.candidates.values())
     combined = _combined_decomposition(state)
     _consider(state, combined, "decomposition")
-    if state.best_replicas is None and state.lp_replicas:
+    if state.lp_replicas:
         floored = {key: math.floor(value + 1e-6) for key, value in state.lp_replicas.items()}
         floored = {key: value for key, value in floored.items() if value > 0}
-        _consider(state, repair(search, floored, time_limit_s=0.0), "LP rounding")
+        _consider(state, repair(search, floored, time_limit_s=0.0), "LP rounded down")
+        rounded_up = round_up(index, state.lp_replicas)
+        filled = repair(search, rounded_up, time_limit_s=0.0)
+        _consider(state, trim(index, filled) if filled is not None else None, "LP rounded up")
     if state.best_replicas is None:
         repaired = repair(search, combined, time_limit_s=max(0.5, 0.4 * search.remaining()))
         _consider(state, repaired, "decomposition, repaired")
