@@ -87,6 +87,8 @@ class PlacementMip:
         self.penalty_terms: list[Any] = []
         self.cuts: dict[int, set[HallCut]] = {}
         self._set_capacity: dict[tuple[int, frozenset[int]], mathopt.Variable] = {}
+        self._reach: dict[tuple[int, frozenset[int]], set[Pool]] = {}
+        self._failover_floor: set[tuple[int, frozenset[int]]] = set()
         self.constraint_count = 0
         self._build()
 
@@ -107,8 +109,13 @@ class PlacementMip:
                 self.cuts[cut.model].add(cut)
             if cut.domain is None:
                 demand.add_cut(self, cut)
-            else:
+            elif any(in_domain(self.index, p, cut.domain) for p in self.reach(cut.model, cut.sources)):
                 redundancy.add_cut(self, cut)
+            elif (cut.model, cut.sources) not in self._failover_floor:
+                # The model has no pool in the lost domain here: the condition is only that the
+                # sources' capacity covers the share, once for all such domains.
+                self._failover_floor.add((cut.model, cut.sources))
+                redundancy.add_floor(self, cut)
 
     def add_constraint(self, bounded: Any, label: str = "") -> None:
         """Add a constraint; ``label`` documents it at the call site (MathOpt names must be unique, and
@@ -138,19 +145,30 @@ class PlacementMip:
         slot = self.index.slots[slot_id]
         return (slot.price + self.options.price_extra.get(slot_id, 0.0)) / MICRO
 
+    def reach(self, model_id: int, sources: frozenset[int]) -> set[Pool]:
+        """The model's pools in this MIP that the sources can reach (cached)."""
+        key = (model_id, sources)
+        pools = self._reach.get(key)
+        if pools is None:
+            pools = neighbourhood(self.index, model_id, sources, set(self.pools_of_model[model_id]))
+            self._reach[key] = pools
+        return pools
+
     def set_capacity(self, model_id: int, sources: frozenset[int]) -> mathopt.Variable:
         """A variable equal to the model's capacity (ktok/s) in the pools the sources can reach."""
         key = (model_id, sources)
         var = self._set_capacity.get(key)
         if var is None:
             var = self.model.add_variable(lb=0)
-            pools = neighbourhood(self.index, model_id, sources, set(self.pools_of_model[model_id]))
-            self.add_constraint(var == self.sum(self.pool_capacity(model_id, p) for p in pools))
+            pools = self.reach(model_id, sources)
+            self.add_constraint(
+                var == self.sum(self.pool_capacity(model_id, p) for p in sorted(pools, key=str))
+            )
             self._set_capacity[key] = var
         return var
 
     def capacity_in_domain(self, model_id: int, sources: frozenset[int], domain: Any) -> Any:
-        pools = neighbourhood(self.index, model_id, sources, set(self.pools_of_model[model_id]))
+        pools = sorted(self.reach(model_id, sources), key=str)
         return self.sum(self.pool_capacity(model_id, p) for p in pools if in_domain(self.index, p, domain))
 
     # --------------------------------------------------------------------------------------- building

@@ -10,6 +10,7 @@ few cheapest eligible pools (alternatives when cheap capacity runs out).
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections import defaultdict
@@ -32,6 +33,7 @@ ALTERNATIVE_POOLS_PER_SOURCE = 4
 SUBPROBLEM_CUT_ROUNDS = 4
 GREEDY_MAX_STEPS = 500
 LP_SUPPORT = 1e-3
+SHARE_EVERYONE = os.environ.get("GPUPLAN_EVERYONE", "0") == "1"
 DETERMINISTIC_NODES = 200
 DETERMINISTIC_TIME_S = 30.0
 DETERMINISTIC_ROUNDS_PER_MODEL = 2
@@ -51,7 +53,7 @@ class Search:
     preferred: dict[int, set[int]] = field(default_factory=dict)
     """Per model, the slots its own relaxed subproblem chose (what it would take if it could)."""
     floor: dict[int, float] = field(default_factory=dict)
-    """Per model, its relaxed optimum (micro-USD per hour): how cheap it could be alone."""
+    """Per model, its share of the LP relaxation (micro-USD per hour): how cheap it could be."""
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
     def remaining(self) -> float:
@@ -78,7 +80,7 @@ def candidate_slots(
     everyone = set().union(*chosen.values()) if chosen else set()
     out: dict[int, list[int]] = {}
     for m in sorted(index.demand):
-        wanted = chosen[m] | everyone | _cheapest_pools(index, m) | _cheapest_pools(index, m, unlimited=True)
+        wanted = chosen[m] | (everyone if SHARE_EVERYONE else set()) | _cheapest_pools(index, m) | _cheapest_pools(index, m, unlimited=True)
         out[m] = [s for s in index.slots_of_model[m] if index.slots[s].pool in wanted]
     return out
 
@@ -253,6 +255,18 @@ def greedy_fill(search: Search, replicas: Replicas, models: list[int]) -> Replic
     instances = instances_for(index, current)
     for m in models:
         for _ in range(GREEDY_MAX_STEPS):
+            if not _spot_ok(index, m, current):
+                # Over the spot cap (a rounded LP can be): give up the dearest spot replica; the
+                # capacity it held comes back as non-spot in the next steps if a cut needs it.
+                spot = [k for k, v in current.items() if k[0] == m and v > 0 and index.slots[k[1]].is_spot]
+                key = max(spot, key=lambda k: index.slots[k[1]].price / index.slots[k[1]].gpus)
+                current[key] -= 1
+                used_gpus[key[1]] -= _gpus(index, m, key[1])
+                if current[key] == 0:
+                    del current[key]
+                sizes = [(_gpus(index, mm, s), c) for (mm, s), c in current.items() if s == key[1]]
+                instances[key[1]] = instances_needed(sizes, index.slots[key[1]].gpus) or 0
+                continue
             caps = capacities(index, {k: v for k, v in current.items() if k[0] == m})
             cuts = violated_cuts(index, m, dict(caps.get(m, {})))
             if not cuts:
@@ -311,6 +325,10 @@ def _cheapest_step(
         assert profile is not None
         per_replica = profile.tokens_per_s_per_replica * (1 - slot.risk) * factor
         count = max(1, math.ceil(shortfall / per_replica - 1e-9))
+        if cut.domain is not None:
+            # A failover shortfall put all in one place makes that place the next loss to cover:
+            # add half of it at a time, so it spreads.
+            count = max(1, math.ceil(count / 2))
         sizes = [(_gpus(index, m, s), c) for (m, s), c in current.items() if s == slot_id]
         sizes.append((profile.gpus_per_replica, count))
         needed = instances_needed(sizes, slot.gpus)
@@ -361,9 +379,22 @@ def round_up(index: ProblemIndex, fractional: dict[tuple[int, int], float]) -> R
     return {key: value for key, value in rounded.items() if value > 0}
 
 
+def _spot_ok(index: ProblemIndex, model_id: int, replicas: Replicas) -> bool:
+    model = index.models[model_id]
+    total = spot = 0.0
+    for (m, slot_id), count in replicas.items():
+        if m == model_id and count > 0:
+            raw = count * model.profile_for(index.slots[slot_id].gpu_type).tokens_per_s_per_replica  # type: ignore[union-attr]
+            total += raw
+            if index.slots[slot_id].is_spot:
+                spot += raw
+    return spot <= model.max_spot_share * total + 1e-9
+
+
 def trim(index: ProblemIndex, replicas: Replicas) -> Replicas:
     """Drop replicas that serve nothing: per model, the most expensive first, as many as can go while
-    the model still routes in normal operation and after every loss. Never raises the cost."""
+    the model still routes in normal operation and after every loss, within its spot cap. Never raises
+    the cost."""
     current = {k: v for k, v in replicas.items() if v > 0}
     for m in sorted(index.demand):
         mine = sorted(
@@ -377,7 +408,7 @@ def trim(index: ProblemIndex, replicas: Replicas) -> Replicas:
                 trial = dict(current)
                 trial[key] = middle
                 caps = capacities(index, {k: v for k, v in trial.items() if k[0] == m})
-                if violated_cuts(index, m, dict(caps.get(m, {}))):
+                if violated_cuts(index, m, dict(caps.get(m, {}))) or not _spot_ok(index, m, trial):
                     low = middle + 1
                 else:
                     high = middle

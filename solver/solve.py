@@ -71,7 +71,7 @@ SOLVER = getattr(mathopt.SolverType, os.environ.get("GPUPLAN_MIP", "GSCIP"))
 MAX_CUT_ROUNDS = 10
 LNS_MAX_MODELS = 4
 LNS_STEP_S = 1.0
-GLOBAL_MIP_MAX_SLOTS = 6000
+GLOBAL_MIP_MAX_SLOTS = int(os.environ.get("GPUPLAN_GLOBAL_MAX", "6000"))
 EXACT_MAX_REPLICA_VARS = 1500
 EXACT_SHARE = 0.8
 BOUND_TOLERANCE = 1e-6
@@ -345,7 +345,7 @@ def _lower_bound(state: SearchState) -> None:
         sorted(models, key=lambda m: -len(index.slots_of_model[m])),
         price_extra=prices,
         time_limit_s=per_model,
-        relative_gap=params.relative_gap / 10,
+        relative_gap=params.relative_gap,
         seed=params.seed,
         workers=workers,
         solver=SOLVER,
@@ -433,15 +433,23 @@ def _primal(state: SearchState) -> None:
     search.candidates = candidate_slots(index, state.decomposition, state.lp_replicas)
     for m, model_solution in state.decomposition.models.items():
         search.preferred[m] = {s for (_, s), n in model_solution.solution.replicas.items() if n > 0}
-        search.floor[m] = model_solution.bound * MICRO
+    # How cheap each model could be: its share of the LP relaxation (at list prices, no Lagrange prices).
+    for (m, slot_id), value in state.lp_replicas.items():
+        slot = index.slots[slot_id]
+        k = index.models[m].profile_for(slot.gpu_type).gpus_per_replica  # type: ignore[union-attr]
+        search.floor[m] = search.floor.get(m, 0.0) + slot.price * k / slot.gpus * value
     ensure_initial_cuts(search)
     state.stats["candidate_slots"] = sum(len(v) for v in search.candidates.values())
+    if index.problem.current_fleet is not None and index.problem.current_fleet.placements:
+        # Rebalancing starts from what runs: it moves only where a move pays for its penalty.
+        _consider(state, _fleet_replicas(index), "current fleet")
     combined = _combined_decomposition(state)
     _consider(state, combined, "decomposition")
     if state.lp_replicas:
         floored = {key: math.floor(value + 1e-6) for key, value in state.lp_replicas.items()}
         floored = {key: value for key, value in floored.items() if value > 0}
-        _consider(state, repair(search, floored, time_limit_s=0.0), "LP rounded down")
+        filled = repair(search, floored, time_limit_s=0.0)
+        _consider(state, trim(index, filled) if filled is not None else None, "LP rounded down")
         rounded_up = round_up(index, state.lp_replicas)
         filled = repair(search, rounded_up, time_limit_s=0.0)
         _consider(state, trim(index, filled) if filled is not None else None, "LP rounded up")

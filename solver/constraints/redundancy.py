@@ -36,6 +36,15 @@ def add_cut(mip: PlacementMip, cut: HallCut) -> None:
     mip.add_constraint(FAILOVER_UTILISATION * (mip.set_capacity(cut.model, cut.sources) - lost) >= needed)
 
 
+def add_floor(mip: PlacementMip, cut: HallCut) -> None:
+    """The failover condition for a domain holding none of the sources' pools: capacity(N(T)) covers the
+    share of d(T). (Implied by normal operation whenever share <= 1 / utilisation, kept for clarity.)"""
+    model = mip.index.models[cut.model]
+    demand = mip.index.demand.get(cut.model, {})
+    needed = model.redundancy_share * sum(demand[s] for s in cut.sources) / KTOK
+    mip.add_constraint(FAILOVER_UTILISATION * mip.set_capacity(cut.model, cut.sources) >= needed)
+
+
 # ------------------------------------------------------------------------------------------- check
 
 
