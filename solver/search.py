@@ -10,7 +10,6 @@ few cheapest eligible pools (alternatives when cheap capacity runs out).
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from collections import defaultdict
@@ -33,7 +32,6 @@ ALTERNATIVE_POOLS_PER_SOURCE = 4
 SUBPROBLEM_CUT_ROUNDS = 4
 GREEDY_MAX_STEPS = 500
 LP_SUPPORT = 1e-3
-SHARE_EVERYONE = os.environ.get("GPUPLAN_EVERYONE", "0") == "1"
 DETERMINISTIC_NODES = 200
 DETERMINISTIC_TIME_S = 30.0
 DETERMINISTIC_ROUNDS_PER_MODEL = 2
@@ -67,8 +65,9 @@ def candidate_slots(
     index: ProblemIndex, decomposition: Decomposition, lp_replicas: dict[tuple[int, int], float]
 ) -> dict[int, list[int]]:
     """Per model, the slots of the pools worth considering: those its LP relaxation uses (the LP shares
-    scarce capacity out between models), those its own subproblem chose, those other models chose (to
-    fill their instances), and per source the cheapest pools with and without availability limits."""
+    scarce capacity out between models), those its own subproblem chose, and per source the cheapest
+    pools with and without availability limits. (Adding every pool any model chose, so replicas could
+    fill each other's instances, made the search slower and its plans worse on the benchmarks.)"""
     chosen: dict[int, set[Pool]] = defaultdict(set)
     for model_solution in decomposition.models.values():
         for (m, slot_id), count in model_solution.solution.replicas.items():
@@ -77,10 +76,9 @@ def candidate_slots(
     for (m, slot_id), value in lp_replicas.items():
         if value > LP_SUPPORT:
             chosen[m].add(index.slots[slot_id].pool)
-    everyone = set().union(*chosen.values()) if chosen else set()
     out: dict[int, list[int]] = {}
     for m in sorted(index.demand):
-        wanted = chosen[m] | (everyone if SHARE_EVERYONE else set()) | _cheapest_pools(index, m) | _cheapest_pools(index, m, unlimited=True)
+        wanted = chosen[m] | _cheapest_pools(index, m) | _cheapest_pools(index, m, unlimited=True)
         out[m] = [s for s in index.slots_of_model[m] if index.slots[s].pool in wanted]
     return out
 
