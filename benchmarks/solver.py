@@ -418,7 +418,7 @@ def report_size(
         problem_text = _error(holder) or _error(base)
         if problem_text:
             print(f"  {label:<30} ERROR {problem_text}")
-            summary.append((name, f"{label}: ratio <= {target}", None))
+            summary.append((name, f"cost <= {target}x {label} (error)", None))
             continue
         assert base is not None
         ratio = _ratio(cost, base["cost"]) if base["violation_count"] == 0 else None

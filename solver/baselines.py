@@ -770,11 +770,12 @@ def lp_bound(
 ) -> BaselineResult:
     """Baseline (d): the LP relaxation of the direct MIP (replicas and instances continuous).
 
-    It starts from the same Hall conditions as ``direct_mip`` (``_start_cuts``, with failover) and adds the conditions the LP solution's fractional capacities violate, re-solving until none is
-    (or ``max_rounds``/``time_limit_s`` run out). With none violated, the LP solution routes its
-    demand normally and after every loss, so the value is the LP relaxation of the full formulation
-    with explicit routing; every round's value is a relaxation of the exact problem, so the largest is
-    a valid lower bound on every plan. Includes churn penalties when the problem has a current fleet,
+    It starts from the same Hall conditions as ``direct_mip`` (``_start_cuts``, with failover) and
+    adds the conditions the LP solution's fractional capacities violate, re-solving until none is (or
+    ``max_rounds``/``time_limit_s`` run out). With none violated, the LP solution routes its demand
+    normally and after every loss, so the value is the LP relaxation of the full formulation with
+    explicit routing; every round's value is a relaxation of the exact problem, so the largest is a
+    valid lower bound on every plan. Includes churn penalties when the problem has a current fleet,
     and the sunk cost of commitments.
     """
     started = time.perf_counter()
