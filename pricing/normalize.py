@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 
 from solver.domain import GpuType
-from solver.units import UnitError, usd_to_micro
+from solver.units import MICRO_PER_USD, UnitError, usd_to_micro
 
 # ------------------------------------------------------------------------------------------- GPU names
 
@@ -401,3 +402,118 @@ def azure_region_code(arm_region_name: str) -> str:
     if not _AZURE_REGION.match(code):
         raise RegionNameError(f"Azure region {arm_region_name!r} is not an ARM region name")
     return code
+
+
+# ----------------------------------------------------------------------------- amounts and hourly rates
+# Added for the cloud collectors: amounts that may be zero, and fees spread over hours (reserved terms,
+# capacity blocks); AWS Price List location names.
+
+
+def parse_usd_amount(text: str) -> Decimal:
+    """A non-negative USD amount given as decimal text (``'0.0000000000'``, ``'212345.67'``) as a Decimal.
+
+    Unlike ``parse_usd_price`` zero is allowed: a reserved term's hourly part is zero when everything is
+    paid upfront. Refuses empty text, anything that is not a plain finite number and negative amounts.
+    """
+    if not isinstance(text, str):
+        raise PriceError(f"not an amount text: {text!r}")
+    stripped = text.strip()
+    if not stripped:
+        raise PriceError("empty amount")
+    try:
+        amount = Decimal(stripped)
+    except InvalidOperation as exc:
+        raise PriceError(f"not a number: {text!r}") from exc
+    if not amount.is_finite():
+        raise PriceError(f"not a number: {text!r}")
+    if amount < 0:
+        raise PriceError(f"negative amount: {text!r}")
+    return amount
+
+
+def effective_hourly_micro_usd(
+    *, upfront_usd: Decimal, hours: int, hourly_usd: Decimal = Decimal(0), instances: int = 1
+) -> int:
+    """Integer micro-USD per instance-hour of a fee paid upfront plus an hourly rate.
+
+    ``round_half_even((upfront_usd / (hours x instances) + hourly_usd) x 1,000,000)``, computed exactly
+    (rational arithmetic, one rounding at the end). Reserved terms use ``hours = 8,760 x years``
+    (``solver.units.HOURS_PER_YEAR``); a block of capacity bought for a window uses the window's hours and
+    its instance count. Raises PriceError when the result is not positive.
+    """
+    if hours <= 0 or instances <= 0:
+        raise PriceError(f"hours and instances must be positive, got {hours} h x {instances}")
+    if upfront_usd < 0 or hourly_usd < 0:
+        raise PriceError("negative amount")
+    exact = (Fraction(upfront_usd) / (hours * instances) + Fraction(hourly_usd)) * MICRO_PER_USD
+    micro = round(exact)  # Fraction.__round__ rounds half to even
+    if micro <= 0:
+        raise PriceError(
+            f"effective price rounds to zero micro-USD (upfront {upfront_usd}, hourly {hourly_usd})"
+        )
+    return micro
+
+
+# ------------------------------------------------------------------------------- AWS Pricing locations
+
+AWS_PRICING_LOCATIONS: dict[str, str] = {
+    "Africa (Cape Town)": "af-south-1",
+    "Asia Pacific (Hong Kong)": "ap-east-1",
+    "Asia Pacific (Tokyo)": "ap-northeast-1",
+    "Asia Pacific (Seoul)": "ap-northeast-2",
+    "Asia Pacific (Osaka)": "ap-northeast-3",
+    "Asia Pacific (Mumbai)": "ap-south-1",
+    "Asia Pacific (Hyderabad)": "ap-south-2",
+    "Asia Pacific (Singapore)": "ap-southeast-1",
+    "Asia Pacific (Sydney)": "ap-southeast-2",
+    "Asia Pacific (Jakarta)": "ap-southeast-3",
+    "Asia Pacific (Melbourne)": "ap-southeast-4",
+    "Asia Pacific (Malaysia)": "ap-southeast-5",
+    "Asia Pacific (Thailand)": "ap-southeast-7",
+    "Canada (Central)": "ca-central-1",
+    "Canada West (Calgary)": "ca-west-1",
+    "EU (Frankfurt)": "eu-central-1",
+    "EU (Zurich)": "eu-central-2",
+    "EU (Stockholm)": "eu-north-1",
+    "EU (Milan)": "eu-south-1",
+    "EU (Spain)": "eu-south-2",
+    "EU (Ireland)": "eu-west-1",
+    "EU (London)": "eu-west-2",
+    "EU (Paris)": "eu-west-3",
+    "Europe (Spain)": "eu-south-2",
+    "Israel (Tel Aviv)": "il-central-1",
+    "Middle East (Israel)": "il-central-1",
+    "Middle East (UAE)": "me-central-1",
+    "Middle East (United Arab Emirates)": "me-central-1",
+    "Middle East (Bahrain)": "me-south-1",
+    "Mexico (Central)": "mx-central-1",
+    "South America (São Paulo)": "sa-east-1",
+    "South America (Sao Paulo)": "sa-east-1",
+    "US East (N. Virginia)": "us-east-1",
+    "US East (Ohio)": "us-east-2",
+    "US West (N. California)": "us-west-1",
+    "US West (Oregon)": "us-west-2",
+}
+"""AWS Price List ``location`` names of AWS Regions -> region codes (several spellings for some regions).
+
+Only a fallback: current Price List products carry the code itself in the ``regionCode`` attribute,
+which ``aws_pricing_region_code`` prefers.
+"""
+
+_AWS_PRICING_LOCATION_LOOKUP = {name.casefold(): code for name, code in AWS_PRICING_LOCATIONS.items()}
+
+
+def aws_pricing_region_code(region_code: str, location: str) -> str:
+    """The region code of an AWS Price List product from its ``regionCode`` and ``location`` attributes.
+
+    ``regionCode`` wins when present; otherwise the ``location`` name goes through
+    ``AWS_PRICING_LOCATIONS``. Raises RegionNameError when neither gives a code.
+    """
+    code = region_code.strip() if isinstance(region_code, str) else ""
+    if code:
+        return code
+    name = location.strip() if isinstance(location, str) else ""
+    found = _AWS_PRICING_LOCATION_LOOKUP.get(name.casefold())
+    if found is None:
+        raise RegionNameError(f"AWS Price List location {location!r} has no known region code")
+    return found

@@ -14,15 +14,18 @@ instances are priced per GPU and availability is priced, so the rest are dropped
 
 from __future__ import annotations
 
+import datetime as dt
+import multiprocessing
 import time
 from dataclasses import dataclass, field
 
 from ortools.math_opt.python import mathopt
 
 from solver.hall import HallCut, initial_cuts, violated_cuts
-from solver.index import Pool, ProblemIndex
+from solver.index import Pool, ProblemIndex, build_index
 from solver.mip import MipOptions, MipSolution, PlacementMip
-from solver.scale import KTOK
+from solver.problem import Problem, SolveParams
+from solver.scale import KTOK, MICRO
 
 
 @dataclass
@@ -103,23 +106,23 @@ def solve_model(
     slots = collapsed_slots(index, model_id, price_extra)
     pools = {index.slots[s].pool for s in slots}
     cuts = initial_cuts(index, model_id, pools)
+    mip = PlacementMip(
+        index,
+        [model_id],
+        slots_for_model={model_id: slots},
+        options=MipOptions(
+            per_gpu_pricing=True,
+            price_extra=price_extra,
+            availability=False,
+            coupling=False,
+            cuts={model_id: cuts},
+        ),
+    )
     solution: MipSolution | None = None
     bound = 0.0
     rounds = 0
     while rounds < max_rounds:
         rounds += 1
-        mip = PlacementMip(
-            index,
-            [model_id],
-            slots_for_model={model_id: slots},
-            options=MipOptions(
-                per_gpu_pricing=True,
-                price_extra=price_extra,
-                availability=False,
-                coupling=False,
-                cuts={model_id: cuts},
-            ),
-        )
         remaining = max(0.05, time_limit_s - (time.perf_counter() - start))
         solution = mip.solve(
             time_limit_s=remaining, relative_gap=relative_gap, seed=seed, hint=solution, solver=solver
@@ -129,9 +132,144 @@ def solve_model(
         if solution.status not in ("optimal", "feasible"):
             break
         capacity = {p: c * KTOK for p, c in pool_capacities(mip, model_id, solution).items()}
-        missing = [cut for cut in violated_cuts(index, model_id, capacity) if cut not in cuts]
+        missing = [cut for cut in violated_cuts(index, model_id, capacity) if cut not in mip.cuts[model_id]]
         if not missing:
             break
-        cuts |= set(missing)
+        mip.add_cuts(missing)
+    cuts = mip.cuts[model_id]
     assert solution is not None
     return ModelSolution(model_id, solution, bound, cuts, rounds, time.perf_counter() - start)
+
+
+@dataclass
+class LpPrices:
+    prices: dict[int, float]
+    """Lagrange multiplier (micro-USD per instance-hour) per slot with limited availability."""
+    bound: float | None
+    """The LP relaxation's optimum (USD/h): itself a valid lower bound."""
+    wall_time_s: float
+    replicas: dict[tuple[int, int], float] = field(default_factory=dict)
+    """The LP's fractional replicas per (model, slot): a guide for the primal search."""
+
+
+def availability_prices(
+    index: ProblemIndex, cuts: dict[int, set[HallCut]], *, time_limit_s: float
+) -> LpPrices:
+    """Duals of the availability constraints in the LP relaxation of the whole problem (replicas and
+    instances fractional, replicas priced per GPU), used as Lagrange multipliers."""
+    start = time.perf_counter()
+    limited = [slot.index for slot in index.slots if slot.availability is not None]
+    models = sorted(index.demand)
+    mip = PlacementMip(
+        index,
+        models,
+        options=MipOptions(
+            integral=False, per_gpu_pricing=True, availability=False, coupling=False, cuts=cuts, churn=False
+        ),
+    )
+    constraints = {}
+    for slot_id in limited:
+        users = mip.replicas_on_slot.get(slot_id, [])
+        if not users:
+            continue
+        slot = index.slots[slot_id]
+        usage = mip.sum(mip.gpus_per_replica(m, slot.gpu_type) / slot.gpus * var for m, var in users)
+        constraints[slot_id] = mip.model.add_linear_constraint(usage <= slot.availability)
+    result = mathopt.solve(
+        mip.model,
+        mathopt.SolverType.GLOP,
+        params=mathopt.SolveParameters(time_limit=_timedelta(time_limit_s), enable_output=False),
+    )
+    prices: dict[int, float] = {}
+    bound = None
+    if result.termination.reason == mathopt.TerminationReason.OPTIMAL and result.has_dual_feasible_solution():
+        duals = result.dual_values(list(constraints.values()))
+        for (slot_id, _), dual in zip(constraints.items(), duals, strict=True):
+            # A <= constraint in a minimisation has a non-positive dual; its price is the negation.
+            if dual < -1e-12:
+                prices[slot_id] = -dual * MICRO
+        bound = result.objective_value()
+    replicas: dict[tuple[int, int], float] = {}
+    if result.has_primal_feasible_solution():
+        values = result.variable_values(list(mip.replicas.values()))
+        replicas = {key: value for key, value in zip(mip.replicas, values, strict=True) if value > 1e-6}
+    return LpPrices(prices, bound, time.perf_counter() - start, replicas)
+
+
+def lambda_term(index: ProblemIndex, prices: dict[int, float]) -> float:
+    """sum over slots of lambda x availability, USD/h."""
+    return sum(prices[s] * (index.slots[s].availability or 0) for s in prices) / MICRO
+
+
+def _timedelta(seconds: float) -> dt.timedelta:
+    return dt.timedelta(seconds=max(0.05, seconds))
+
+
+# ------------------------------------------------------------------------- parallel subproblems
+
+_WORKER: dict[str, object] = {}
+
+
+def _solve_in_worker(model_id: int) -> ModelSolution:
+    index = _WORKER["index"]
+    assert isinstance(index, ProblemIndex)
+    return solve_model(
+        index,
+        model_id,
+        price_extra=_WORKER["prices"],  # type: ignore[arg-type]
+        time_limit_s=_WORKER["time_limit_s"],  # type: ignore[arg-type]
+        relative_gap=_WORKER["relative_gap"],  # type: ignore[arg-type]
+        seed=_WORKER["seed"],  # type: ignore[arg-type]
+        solver=_WORKER["solver"],  # type: ignore[arg-type]
+    )
+
+
+def solve_models(
+    index: ProblemIndex,
+    model_ids: list[int],
+    *,
+    price_extra: dict[int, float],
+    time_limit_s: float,
+    relative_gap: float,
+    seed: int,
+    workers: int,
+    solver: mathopt.SolverType,
+) -> dict[int, ModelSolution]:
+    """Every model's subproblem, on ``workers`` processes (forked, sharing the index read-only)."""
+    _WORKER.update(
+        index=index,
+        prices=price_extra,
+        time_limit_s=time_limit_s,
+        relative_gap=relative_gap,
+        seed=seed,
+        solver=solver,
+    )
+    try:
+        if workers <= 1 or len(model_ids) <= 1:
+            return {m: _solve_in_worker(m) for m in model_ids}
+        context = multiprocessing.get_context("fork")
+        with context.Pool(processes=workers) as pool:
+            solutions = pool.map(_solve_in_worker, model_ids, chunksize=1)
+        return {solution.model_id: solution for solution in solutions}
+    finally:
+        _WORKER.clear()
+
+
+def relaxed_bound(
+    problem: Problem, params: SolveParams, *, time_limit_s: float, solver: mathopt.SolverType
+) -> tuple[float, dict[int, ModelSolution], ProblemIndex]:
+    """A quick lower bound (micro-USD per hour) of a problem: per-model relaxed optima, availability
+    ignored (lambda = 0), plus commitments. Used to price policies and relaxations."""
+    index = build_index(problem, params)
+    models = sorted(index.demand)
+    solutions = solve_models(
+        index,
+        models,
+        price_extra={},
+        time_limit_s=max(0.2, time_limit_s * max(1, params.workers) / max(1, len(models))),
+        relative_gap=params.relative_gap,
+        seed=params.seed,
+        workers=params.workers,
+        solver=solver,
+    )
+    return sum(ms.bound for ms in solutions.values()) * MICRO + index.sunk_cost, solutions, index

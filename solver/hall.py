@@ -49,12 +49,10 @@ def model_domains(index: ProblemIndex, model_id: int, pools: set[Pool]) -> list[
     return sorted({failure_domain_of(index, pool, level) for pool in pools}, key=str)
 
 
-def initial_cuts(
-    index: ProblemIndex, model_id: int, pools: set[Pool], *, failover: bool = False
-) -> set[HallCut]:
+def initial_cuts(index: ProblemIndex, model_id: int, pools: set[Pool]) -> set[HallCut]:
     """Each source alone, all sources together, and sources sharing a residency rule, for normal
-    operation; with ``failover``, also (all sources, residency groups) for every failure domain the
-    model's pools touch (otherwise failover conditions come only as cuts a plan violates)."""
+    operation; all sources together for every failure domain the model's pools touch (one short
+    constraint each). Other failover conditions come as cuts the plans found violate."""
     sources = sorted(index.demand.get(model_id, {}))
     if not sources:
         return set()
@@ -65,11 +63,8 @@ def initial_cuts(
     sets = {frozenset([s]) for s in sources} | {frozenset(sources)}
     sets |= {frozenset(group) for group in groups.values() if len(group) > 1}
     cuts = {HallCut(model_id, t, None) for t in sets}
-    if not failover:
-        return cuts
-    group_sets = {frozenset(sources)} | {frozenset(g) for g in groups.values() if len(g) > 1}
-    for domain in model_domains(index, model_id, pools):
-        cuts |= {HallCut(model_id, t, domain) for t in group_sets}
+    everyone = frozenset(sources)
+    cuts |= {HallCut(model_id, everyone, domain) for domain in model_domains(index, model_id, pools)}
     return cuts
 
 

@@ -96,6 +96,20 @@ class PlacementMip:
     def sum(terms: Iterable[Any]) -> Any:
         return mathopt.fast_sum(terms)
 
+    def add_cuts(self, cuts: Iterable[HallCut], *, record: bool = True) -> None:
+        """Write Hall cuts into the model (also after a solve: the next solve sees them)."""
+        for cut in sorted(cuts, key=repr):
+            if cut.model not in self.cuts:
+                continue
+            if record:
+                if cut in self.cuts[cut.model]:
+                    continue
+                self.cuts[cut.model].add(cut)
+            if cut.domain is None:
+                demand.add_cut(self, cut)
+            else:
+                redundancy.add_cut(self, cut)
+
     def add_constraint(self, bounded: Any, label: str = "") -> None:
         """Add a constraint; ``label`` documents it at the call site (MathOpt names must be unique, and
         naming costs build time, so it is not passed on)."""
@@ -176,8 +190,8 @@ class PlacementMip:
             if self.options.availability:
                 availability.add(self)
 
-        demand.add(self)
-        redundancy.add(self)
+        for m in self.model_ids:
+            self.add_cuts(self.cuts[m], record=False)
         spot.add(self)
         if self.options.churn:
             churn.add(self)

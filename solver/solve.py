@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -27,22 +26,38 @@ from dataclasses import dataclass, field
 from ortools.math_opt.python import mathopt
 
 from solver.assemble import build_plan, capacities, instances_for
-from solver.constraints.packing import instances_needed
 from solver.costing import plan_cost, replicas_moved
-from solver.decompose import Decomposition, solve_model
+from solver.decompose import Decomposition, availability_prices, lambda_term, relaxed_bound, solve_models
+from solver.diagnose import BudgetFinding, budget_findings, describe_budget, relaxed_bounds, unservable
 from solver.domain import Plan
+from solver.explain import explain_plan, policy_costs
 from solver.hall import HallCut, initial_cuts, violated_cuts
-from solver.index import Pool, ProblemIndex, build_index
-from solver.mip import MipOptions, MipSolution, PlacementMip
+from solver.index import ProblemIndex, build_index
 from solver.problem import Problem, SolveParams
 from solver.result import Explanation, SolveResult, SolveStatus
 from solver.scale import MICRO
+from solver.search import (
+    Replicas,
+    Search,
+    candidate_slots,
+    ensure_initial_cuts,
+    greedy_fill,
+    improve,
+    reoptimise,
+    repair,
+)
+from solver.units import format_usd
 from solver.validate import validate
 
 SOLVER = getattr(mathopt.SolverType, os.environ.get("GPUPLAN_MIP", "GSCIP"))
 MAX_CUT_ROUNDS = 10
 LNS_MAX_MODELS = 4
-LNS_STEP_S = 2.0
+LNS_STEP_S = 1.0
+GLOBAL_MIP_MAX_SLOTS = 1500
+RELAXATION_EXTRA_S = 30.0
+RELAXATION_STEP_S = 3.0
+EXPLAIN_SHARE = 0.15
+BOUND_SHARE = 0.4
 GLOBAL_MIP_SHARE = float(os.environ.get("GPUPLAN_GLOBAL_SHARE", "0.3"))
 
 
@@ -55,6 +70,8 @@ class SearchState:
     decomposition: Decomposition = field(default_factory=Decomposition)
     best_replicas: dict[tuple[int, int], int] | None = None
     best_cost: float = math.inf
+    lp_replicas: dict[tuple[int, int], float] = field(default_factory=dict)
+    team_bounds: dict[str, float] = field(default_factory=dict)
     bound: float = 0.0
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
@@ -66,34 +83,46 @@ def solve(problem: Problem, params: SolveParams | None = None) -> SolveResult:
     params = params or SolveParams()
     started = time.perf_counter()
     index = build_index(problem, params)
-    unserved = _unservable(index)
+    unserved = unservable(index)
     if unserved:
         return SolveResult(
             status=SolveStatus.INFEASIBLE,
             wall_time_s=time.perf_counter() - started,
             params=params,
-            explanations=tuple(Explanation(topic="infeasible", text=text) for text in unserved),
+            explanations=tuple(unserved),
         )
     state = SearchState(index=index, params=params, started=started)
     state.stats["index_s"] = round(time.perf_counter() - started, 3)
     _lower_bound(state)
     state.stats["bound_s"] = round(time.perf_counter() - started, 3)
+    over_budget = budget_findings(problem, state.bound, state.team_bounds)
+    if over_budget:
+        return _budget_infeasible(state, over_budget)
     _primal(state)
     state.stats["primal_s"] = round(time.perf_counter() - started, 3)
     return _result(state)
 
 
-def _unservable(index: ProblemIndex) -> list[str]:
-    texts = []
-    for m, demand in sorted(index.demand.items()):
-        model = index.models[m]
-        for s in sorted(demand):
-            if not index.eligible.get((m, s)):
-                texts.append(
-                    f"{model.name} from {index.sources[s]}: no offer within the {model.latency_slo_ms} ms "
-                    "SLO that the residency rule allows and the model fits"
-                )
-    return texts
+def _budget_infeasible(state: SearchState, findings: list[BudgetFinding]) -> SolveResult:
+    problem, params = state.index.problem, state.params
+    explanations = [Explanation(topic="infeasible:budget", text=describe_budget(f)) for f in findings]
+    deadline = state.started + params.time_limit_s + RELAXATION_EXTRA_S
+
+    def bound_of(relaxed: Problem) -> float:
+        if time.perf_counter() > deadline:
+            return math.inf
+        value, _, _ = relaxed_bound(relaxed, params, time_limit_s=RELAXATION_STEP_S, solver=SOLVER)
+        return value
+
+    explanations += [e for e in relaxed_bounds(problem, bound_of, state.bound) if e.monthly_usd != math.inf]
+    return SolveResult(
+        status=SolveStatus.INFEASIBLE,
+        lower_bound_micro_usd_per_hour=math.floor(state.bound),
+        wall_time_s=time.perf_counter() - state.started,
+        params=params,
+        explanations=tuple(explanations),
+        stats=state.stats,
+    )
 
 
 # ------------------------------------------------------------------------------------ lower bound
@@ -101,68 +130,84 @@ def _unservable(index: ProblemIndex) -> list[str]:
 
 def _lower_bound(state: SearchState) -> None:
     index, params = state.index, state.params
-    budget = 0.4 * params.time_limit_s
-    for m in sorted(index.demand):
-        remaining_models = max(1, len(index.demand) - len(state.decomposition.models))
-        per_model = max(0.2, (budget - (time.perf_counter() - state.started)) / remaining_models)
-        solution = solve_model(
-            index,
-            m,
-            price_extra={},
-            time_limit_s=per_model,
-            relative_gap=params.relative_gap / 10,
-            seed=params.seed,
-            solver=SOLVER,
-        )
-        state.decomposition.models[m] = solution
+    models = sorted(index.demand)
+    cuts = {m: initial_cuts(index, m, {index.slots[s].pool for s in index.slots_of_model[m]}) for m in models}
+    prices: dict[int, float] = {}
+    lp_bound = None
+    if any(slot.availability is not None for slot in index.slots):
+        lp = availability_prices(index, cuts, time_limit_s=max(1.0, 0.1 * params.time_limit_s))
+        prices, lp_bound = lp.prices, lp.bound
+        state.lp_replicas = lp.replicas
+        state.stats["lp_s"] = round(lp.wall_time_s, 3)
+        state.stats["lp_bound_usd_h"] = round(lp.bound or 0.0, 4)
+        state.stats["priced_offers"] = len(prices)
+    budget = BOUND_SHARE * params.time_limit_s - (time.perf_counter() - state.started)
+    workers = max(1, params.workers)
+    per_model = max(0.5, budget * workers / max(1, len(models)))
+    solutions = solve_models(
+        index,
+        sorted(models, key=lambda m: -len(index.slots_of_model[m])),
+        price_extra=prices,
+        time_limit_s=per_model,
+        relative_gap=params.relative_gap / 10,
+        seed=params.seed,
+        workers=workers,
+        solver=SOLVER,
+    )
+    state.decomposition = Decomposition(models=solutions, lambda_term=lambda_term(index, prices))
+    if not prices:
+        # Without priced availability each model's relaxed optimum is its GPUs' cheapest cost, which is
+        # what a team is charged: a lower bound per team.
+        for m, solution in solutions.items():
+            team = index.models[m].team
+            state.team_bounds[team] = state.team_bounds.get(team, 0.0) + solution.bound * MICRO
+    for m, solution in solutions.items():
         state.cuts[m] = set(solution.cuts)
-    state.bound = state.decomposition.lower_bound * MICRO + index.sunk_cost
-    state.stats["bound_decomposition_usd_h"] = round(state.bound / MICRO, 4)
+    bound = state.decomposition.lower_bound
+    if lp_bound is not None:
+        bound = max(bound, lp_bound)
+    state.bound = bound * MICRO + index.sunk_cost
+    state.stats["bound_decomposition_usd_h"] = round(state.decomposition.lower_bound, 4)
 
 
 # ----------------------------------------------------------------------------------------- primal
 
 
-def _candidate_slots(state: SearchState) -> dict[int, list[int]]:
-    index = state.index
-    chosen_pools: dict[int, set[Pool]] = defaultdict(set)
-    for model_solution in state.decomposition.models.values():
-        for (mm, slot_id), count in model_solution.solution.replicas.items():
-            if count > 0:
-                chosen_pools[mm].add(index.slots[slot_id].pool)
-    every_chosen = set().union(*chosen_pools.values()) if chosen_pools else set()
-    out = {}
-    for m in state.decomposition.models:
-        wanted = chosen_pools[m] | every_chosen
-        out[m] = [s for s in index.slots_of_model[m] if index.slots[s].pool in wanted]
-    return out
-
-
-def _hint_from_decomposition(state: SearchState) -> MipSolution:
-    replicas: dict[tuple[int, int], int] = {}
+def _combined_decomposition(state: SearchState) -> Replicas:
+    replicas: Replicas = {}
     for model_solution in state.decomposition.models.values():
         replicas.update(model_solution.solution.replicas)
-    return MipSolution("hint", None, None, instances_for(state.index, replicas), replicas, 0.0)
+    return replicas
 
 
-def _consider(state: SearchState, replicas: dict[tuple[int, int], int], label: str) -> bool:
-    """Keep a placement as the incumbent if it routes in every scenario, keeps the coupling rules and
-    is cheaper. Returns whether it was kept."""
+def _cost(index: ProblemIndex, replicas: Replicas) -> int:
+    instances = instances_for(index, replicas)
+    return sum(index.slots[s].price * n for s, n in instances.items()) + index.sunk_cost
+
+
+def _evaluate(state: SearchState, replicas: Replicas) -> float | None:
+    """Cost (with churn penalty) of a placement that keeps every rule, else None."""
     index = state.index
     caps = capacities(index, replicas)
     for m in index.demand:
         if violated_cuts(index, m, dict(caps.get(m, {}))):
-            return False
+            return None
     instances = instances_for(index, replicas)
     for slot_id, count in instances.items():
         limit = index.slots[slot_id].availability
         if limit is not None and count > limit:
-            return False
+            return None
     plan = build_plan(index, replicas, instances)
     if validate(index.problem, plan, purchase_options=state.params.purchase_options):
+        return None
+    return plan_cost(index.problem, plan) + _penalty(index, plan)
+
+
+def _consider(state: SearchState, replicas: Replicas | None, label: str) -> bool:
+    if replicas is None:
         return False
-    cost = plan_cost(index.problem, plan) + _penalty(index, plan)
-    if cost < state.best_cost:
+    cost = _evaluate(state, replicas)
+    if cost is not None and cost < state.best_cost:
         state.best_cost = cost
         state.best_replicas = dict(replicas)
         state.stats["incumbent_from"] = label
@@ -177,175 +222,58 @@ def _penalty(index: ProblemIndex, plan: Plan) -> int:
 
 def _primal(state: SearchState) -> None:
     index, params = state.index, state.params
-    models = sorted(state.decomposition.models)
-    _consider(state, _hint_from_decomposition(state).replicas, "decomposition")
-    slots = _candidate_slots(state)
-    for m in models:
-        pools = {index.slots[s].pool for s in slots[m]}
-        state.cuts[m] = state.cuts.get(m, set()) | initial_cuts(index, m, pools)
-    hint = _hint_from_decomposition(state)
-    for _ in range(MAX_CUT_ROUNDS):
-        if state.remaining() <= 0.05:
-            break
-        mip = PlacementMip(index, models, slots_for_model=slots, options=MipOptions(cuts=state.cuts))
-        state.stats["primal_vars"] = len(mip.replicas) + len(mip.instances)
-        solution = mip.solve(
-            time_limit_s=max(0.1, state.remaining() * GLOBAL_MIP_SHARE),
-            relative_gap=params.relative_gap,
-            seed=params.seed,
-            hint=hint,
-            solver=SOLVER,
-        )
-        state.stats["primal_mip_status"] = solution.status
-        state.stats["primal_mip_bound"] = round((solution.bound or 0) + index.sunk_cost / MICRO, 4)
-        state.stats["primal_mip_obj"] = round(solution.objective or 0, 4)
-        if solution.objective is None:
-            break
-        hint = solution
-        caps = capacities(index, solution.replicas)
-        new_cuts = 0
-        for m in models:
-            for cut in violated_cuts(index, m, dict(caps.get(m, {}))):
-                if cut not in state.cuts[m]:
-                    state.cuts[m].add(cut)
-                    new_cuts += 1
-        if new_cuts == 0:
-            _consider(state, solution.replicas, "global MIP")
-            break
-    _lns(state, slots)
-
-
-# ------------------------------------------------------------------------------------------- LNS
-
-
-def _neighbourhoods(state: SearchState, rng: random.Random) -> list[list[int]]:
-    """Sets of models to re-optimise together: models sharing partly filled instances, then random."""
-    index = state.index
-    assert state.best_replicas is not None
-    instances = instances_for(index, state.best_replicas)
-    users: dict[int, set[int]] = defaultdict(set)
-    used_gpus: dict[int, int] = defaultdict(int)
-    for (m, slot_id), count in state.best_replicas.items():
-        users[slot_id].add(m)
-        profile = index.models[m].profile_for(index.slots[slot_id].gpu_type)
-        assert profile is not None
-        used_gpus[slot_id] += count * profile.gpus_per_replica
-    wasteful = sorted(
-        (slot_id for slot_id, n in instances.items() if n * index.slots[slot_id].gpus > used_gpus[slot_id]),
-        key=lambda sid: -(instances[sid] * index.slots[sid].gpus - used_gpus[sid]) * index.slots[sid].price,
-    )
-    models = sorted(index.demand)
-    out: list[list[int]] = []
-    for slot_id in wasteful:
-        group = set(users[slot_id])
-        group.update(rng.sample(models, min(len(models), 2)))
-        out.append(sorted(group)[:LNS_MAX_MODELS])
-    for _ in range(len(models)):
-        out.append(sorted(rng.sample(models, min(len(models), LNS_MAX_MODELS))))
-    return out
-
-
-def _lns(state: SearchState, candidate_slots: dict[int, list[int]]) -> None:
-    params = state.params
-    rng = random.Random(params.seed)
-    rounds = improved = 0
-    while state.best_replicas is not None and state.remaining() > 0.2:
-        if state.best_cost <= state.bound * (1 + params.relative_gap):
-            break
-        progress = False
-        for group in _neighbourhoods(state, rng):
-            if state.remaining() <= 0.2:
-                break
-            rounds += 1
-            if _lns_step(state, group, candidate_slots):
-                improved += 1
-                progress = True
-                break
-        if not progress:
-            break
-    state.stats["lns_rounds"] = rounds
-    state.stats["lns_improvements"] = improved
-
-
-def _lns_step(state: SearchState, group: list[int], candidate_slots: dict[int, list[int]]) -> bool:
-    index, params = state.index, state.params
-    assert state.best_replicas is not None
-    free = set(group)
-    fixed: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for (m, slot_id), count in state.best_replicas.items():
-        if m not in free and count > 0:
-            profile = index.models[m].profile_for(index.slots[slot_id].gpu_type)
-            assert profile is not None
-            fixed[slot_id].append((profile.gpus_per_replica, count))
-    slots = {m: candidate_slots[m] for m in group}
-    touched = {s for m in group for s in slots[m]}
-    fixed_only = {s: sizes for s, sizes in fixed.items() if s not in touched}
-    fixed_cost = 0.0
-    for slot_id, sizes in fixed_only.items():
-        needed = instances_needed(sizes, index.slots[slot_id].gpus) or 0
-        fixed_cost += needed * index.slots[slot_id].price / MICRO
-    options = MipOptions(
-        cuts={m: state.cuts[m] for m in group},
-        fixed_replicas={s: sizes for s, sizes in fixed.items() if s in touched},
-        fixed_cost=fixed_cost + index.sunk_cost / MICRO,
-        fixed_team_cost=_team_cost(index, state.best_replicas, exclude=free),
-        fixed_moved=_moved(index, state.best_replicas, exclude=free),
-    )
-    mip = PlacementMip(index, group, slots_for_model=slots, options=options)
-    hint = MipSolution(
-        "hint",
-        None,
-        None,
-        instances_for(index, state.best_replicas),
-        {k: v for k, v in state.best_replicas.items() if k[0] in free},
-        0.0,
-    )
-    solution = mip.solve(
-        time_limit_s=min(LNS_STEP_S, max(0.1, state.remaining() - 0.1)),
-        relative_gap=1e-4,
-        seed=params.seed,
-        hint=hint,
+    search = Search(
+        index=index,
         solver=SOLVER,
+        seed=params.seed,
+        deadline=state.started + params.time_limit_s,
+        cuts=state.cuts,
     )
-    if solution.objective is None:
-        return False
-    candidate = {k: v for k, v in state.best_replicas.items() if k[0] not in free}
-    candidate.update(solution.replicas)
-    caps = capacities(index, candidate)
-    for m in group:
-        for cut in violated_cuts(index, m, dict(caps.get(m, {}))):
-            state.cuts[m].add(cut)
-    return _consider(state, candidate, "large-neighbourhood search")
+    search.candidates = candidate_slots(index, state.decomposition)
+    ensure_initial_cuts(search)
+    state.stats["candidate_slots"] = sum(len(v) for v in search.candidates.values())
+    combined = _combined_decomposition(state)
+    _consider(state, combined, "decomposition")
+    if state.best_replicas is None and state.lp_replicas:
+        floored = {key: math.floor(value + 1e-6) for key, value in state.lp_replicas.items()}
+        floored = {key: value for key, value in floored.items() if value > 0}
+        _consider(state, repair(search, floored, time_limit_s=0.0), "LP rounding")
+    if state.best_replicas is None:
+        repaired = repair(search, combined, time_limit_s=max(0.5, 0.4 * search.remaining()))
+        _consider(state, repaired, "decomposition, repaired")
+    if state.best_replicas is None:
+        order = sorted(index.demand, key=lambda m: -state.decomposition.models[m].bound)
+        _consider(state, greedy_fill(search, {}, order), "greedy")
+    if state.best_replicas is None:
+        state.stats.update(search.stats)
+        return
+    if state.stats["candidate_slots"] <= GLOBAL_MIP_MAX_SLOTS and search.remaining() > 1.0:
+        whole = reoptimise(
+            search,
+            sorted(index.demand),
+            state.best_replicas,
+            time_limit_s=GLOBAL_MIP_SHARE * search.remaining(),
+            hint=state.best_replicas,
+            relative_gap=params.relative_gap,
+        )
+        _consider(state, whole, "global MIP")
 
+    def cost_of(replicas: Replicas) -> float | None:
+        quick = _cost(index, replicas)
+        if quick >= state.best_cost:
+            return float(quick)
+        return _evaluate(state, replicas)
 
-def _team_cost(
-    index: ProblemIndex, replicas: dict[tuple[int, int], int], *, exclude: set[int]
-) -> dict[str, float]:
-    out: dict[str, float] = defaultdict(float)
-    for (m, slot_id), count in replicas.items():
-        if m in exclude:
-            continue
-        slot = index.slots[slot_id]
-        profile = index.models[m].profile_for(slot.gpu_type)
-        assert profile is not None
-        out[index.models[m].team] += slot.list_price / MICRO * profile.gpus_per_replica / slot.gpus * count
-    return dict(out)
-
-
-def _moved(index: ProblemIndex, replicas: dict[tuple[int, int], int], *, exclude: set[int]) -> int:
-    fleet = index.problem.current_fleet
-    if fleet is None:
-        return 0
-    by_key: dict[tuple[str, str], int] = defaultdict(int)
-    for (m, slot_id), count in replicas.items():
-        by_key[(index.models[m].name, index.slots[slot_id].offer.key)] += count
-    excluded = {index.models[m].name for m in exclude}
-    moved = 0
-    for placement in fleet.placements:
-        for count in placement.replicas:
-            if count.model not in excluded:
-                moved += max(0, count.replicas - by_key.get((count.model, placement.offer_key), 0))
-    return moved
+    best = improve(
+        search,
+        state.best_replicas,
+        cost_of,
+        stop_below=state.bound * (1 + params.relative_gap),
+        step_s=LNS_STEP_S,
+        group_size=LNS_MAX_MODELS,
+    )
+    _consider(state, best, "large-neighbourhood search")
+    state.stats.update(search.stats)
 
 
 # ----------------------------------------------------------------------------------------- result
@@ -353,14 +281,26 @@ def _moved(index: ProblemIndex, replicas: dict[tuple[int, int], int], *, exclude
 
 def _result(state: SearchState) -> SolveResult:
     index, params = state.index, state.params
-    wall = time.perf_counter() - state.started
     if state.best_replicas is None:
-        return SolveResult(status=SolveStatus.NO_PLAN, wall_time_s=wall, params=params, stats=state.stats)
+        return SolveResult(
+            status=SolveStatus.NO_PLAN,
+            lower_bound_micro_usd_per_hour=math.floor(state.bound),
+            wall_time_s=time.perf_counter() - state.started,
+            params=params,
+            explanations=(
+                Explanation(
+                    topic="no_plan",
+                    text=(
+                        f"no plan keeping every rule was found in {params.time_limit_s:g} s; the cheapest "
+                        f"possible plan costs at least {format_usd(math.floor(state.bound))}/h"
+                    ),
+                ),
+            ),
+            stats=state.stats,
+        )
     instances = instances_for(index, state.best_replicas)
     plan = build_plan(index, state.best_replicas, instances)
     violations = validate(index.problem, plan, purchase_options=params.purchase_options)
-    cost = plan_cost(index.problem, plan)
-    bound = min(cost, math.floor(state.bound))
     if violations:
         state.stats["checker"] = "failed"
         return SolveResult(
@@ -368,12 +308,27 @@ def _result(state: SearchState) -> SolveResult:
             wall_time_s=time.perf_counter() - state.started,
             params=params,
             violations=tuple(violations),
+            explanations=(
+                Explanation(
+                    topic="no_plan", text="the plan found failed the independent checker (a solver bug)"
+                ),
+            ),
             stats=state.stats,
         )
+    cost = plan_cost(index.problem, plan)
+    penalty = _penalty(index, plan)
     moved, total = replicas_moved(index.problem, plan)
-    state.stats.update({"replicas_moved": moved, "replicas_current": total})
-    gap = (cost - bound) / cost if cost else 0.0
+    state.stats.update({"replicas_moved": moved, "replicas_current": total, "churn_penalty": penalty})
+    bound = min(cost + penalty, math.floor(state.bound))
+    kept = _keep_current(state, cost + penalty)
+    if kept is not None:
+        return kept
+    gap = (cost + penalty - bound) / (cost + penalty) if cost + penalty else 0.0
     status = SolveStatus.OPTIMAL if gap <= params.relative_gap + 1e-12 else SolveStatus.FEASIBLE
+    explanations: list[Explanation] = []
+    if params.explain:
+        explanations = explain_plan(index, state.best_replicas, instances)
+        explanations += _policy_costs(state)
     return SolveResult(
         status=status,
         plan=plan,
@@ -381,8 +336,94 @@ def _result(state: SearchState) -> SolveResult:
         lower_bound_micro_usd_per_hour=bound,
         wall_time_s=time.perf_counter() - state.started,
         params=params,
+        explanations=tuple(explanations),
         stats=state.stats,
     )
+
+
+def _policy_costs(state: SearchState) -> list[Explanation]:
+    params = state.params
+    deadline = time.perf_counter() + max(1.0, EXPLAIN_SHARE * params.time_limit_s)
+
+    def per_model_bound(problem: Problem, names: list[str]) -> dict[str, float]:
+        if time.perf_counter() > deadline:
+            return {}
+        index = build_index(problem, params)
+        wanted = [m for m in sorted(index.demand) if index.models[m].name in names]
+        if any(not index.eligible.get((m, s)) for m in wanted for s in index.demand[m]):
+            return {}
+        solutions = solve_models(
+            index,
+            wanted,
+            price_extra={},
+            time_limit_s=max(0.2, (deadline - time.perf_counter()) / max(1, 2 * len(wanted))),
+            relative_gap=params.relative_gap,
+            seed=params.seed,
+            workers=params.workers,
+            solver=SOLVER,
+        )
+        return {index.models[m].name: ms.bound * MICRO for m, ms in solutions.items()}
+
+    return policy_costs(state.index.problem, per_model_bound, deadline=deadline)
+
+
+def _keep_current(state: SearchState, new_cost: float) -> SolveResult | None:
+    """The current fleet stays when it keeps every rule and the new plan saves less than the policy asks."""
+    index, params = state.index, state.params
+    fleet = index.problem.current_fleet
+    if fleet is None or not fleet.placements:
+        return None
+    current = _fleet_replicas(index)
+    if current is None:
+        return None
+    current_cost = _evaluate(state, current)
+    if current_cost is None:
+        state.stats["current_fleet"] = "breaks a rule"
+        return None
+    saving = (current_cost - new_cost) / current_cost if current_cost else 0.0
+    state.stats["saving_vs_current"] = round(saving, 5)
+    if saving >= index.problem.policy.churn.min_saving_share:
+        return None
+    plan = build_plan(index, current, instances_for(index, current))
+    minimum = index.problem.policy.churn.min_saving_share
+    return SolveResult(
+        status=SolveStatus.KEPT,
+        plan=plan,
+        cost_micro_usd_per_hour=plan_cost(index.problem, plan),
+        lower_bound_micro_usd_per_hour=min(int(current_cost), math.floor(state.bound)),
+        wall_time_s=time.perf_counter() - state.started,
+        params=params,
+        explanations=(
+            Explanation(
+                topic="kept",
+                text=(
+                    f"the current fleet keeps every rule and the best new plan would save only {saving:.2%}, "
+                    f"less than the {minimum:.0%} the policy asks before anything moves"
+                ),
+            ),
+        ),
+        stats=state.stats,
+    )
+
+
+def _fleet_replicas(index: ProblemIndex) -> Replicas | None:
+    """The current fleet in solver terms, or None when it uses offers the solver cannot place on."""
+    fleet = index.problem.current_fleet
+    assert fleet is not None
+    model_of = {model.name: i for i, model in enumerate(index.models)}
+    slots_by_key: dict[str, list[int]] = defaultdict(list)
+    for slot in index.slots:
+        slots_by_key[slot.offer.key].append(slot.index)
+    replicas: Replicas = {}
+    for placement in fleet.placements:
+        slots = slots_by_key.get(placement.offer_key)
+        if not slots:
+            return None
+        # Replicas go on the offer's committed slot when it has one (its price is sunk).
+        slot_id = min(slots, key=lambda s: not index.slots[s].committed)
+        for count in placement.replicas:
+            replicas[(model_of[count.model], slot_id)] = count.replicas
+    return replicas
 
 
 __all__ = ["Plan", "solve"]

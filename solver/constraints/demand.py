@@ -19,6 +19,7 @@ from solver.scale import KTOK
 
 if TYPE_CHECKING:
     from solver.domain import Plan
+    from solver.hall import HallCut
     from solver.mip import PlacementMip
     from solver.problem import Problem
 
@@ -26,21 +27,12 @@ SHARE_TOLERANCE = 1e-6
 CAPACITY_TOLERANCE = 1e-6
 
 
-def add(mip: PlacementMip) -> None:
-    """Normal operation: for each Hall set T of the model's cuts, d(T) <= utilisation x capacity(N(T))."""
-
+def add_cut(mip: PlacementMip, cut: HallCut) -> None:
+    """Normal operation: for a Hall set T of the model's sources, d(T) <= utilisation x capacity(N(T))."""
     utilisation = mip.index.problem.policy.target_utilisation
-    for m in mip.model_ids:
-        demand = mip.index.demand.get(m, {})
-        for cut in sorted(mip.cuts.get(m, ()), key=_cut_order):
-            if cut.domain is not None:
-                continue
-            needed = sum(demand[s] for s in cut.sources) / KTOK
-            mip.add_constraint(utilisation * mip.set_capacity(m, cut.sources) >= needed)
-
-
-def _cut_order(cut: object) -> str:
-    return repr(cut)
+    demand = mip.index.demand.get(cut.model, {})
+    needed = sum(demand[s] for s in cut.sources) / KTOK
+    mip.add_constraint(utilisation * mip.set_capacity(cut.model, cut.sources) >= needed)
 
 
 # ------------------------------------------------------------------------------------------- check

@@ -20,26 +20,20 @@ from solver.scale import KTOK
 
 if TYPE_CHECKING:
     from solver.domain import Plan
+    from solver.hall import HallCut
     from solver.mip import PlacementMip
     from solver.problem import Problem
 
 FAILOVER_UTILISATION = 1.0
 
 
-def add(mip: PlacementMip) -> None:
-    """After losing domain f: share x d(T) <= capacity(N(T)) - capacity(N(T) within f), per Hall cut."""
-
-    for m in mip.model_ids:
-        model = mip.index.models[m]
-        if model.redundancy is Redundancy.NONE:
-            continue
-        demand = mip.index.demand.get(m, {})
-        for cut in sorted(mip.cuts.get(m, ()), key=repr):
-            if cut.domain is None:
-                continue
-            needed = model.redundancy_share * sum(demand[s] for s in cut.sources) / KTOK
-            lost = mip.capacity_in_domain(m, cut.sources, cut.domain)
-            mip.add_constraint(FAILOVER_UTILISATION * (mip.set_capacity(m, cut.sources) - lost) >= needed)
+def add_cut(mip: PlacementMip, cut: HallCut) -> None:
+    """After losing domain f: share x d(T) <= capacity(N(T)) - capacity(N(T) within f)."""
+    model = mip.index.models[cut.model]
+    demand = mip.index.demand.get(cut.model, {})
+    needed = model.redundancy_share * sum(demand[s] for s in cut.sources) / KTOK
+    lost = mip.capacity_in_domain(cut.model, cut.sources, cut.domain)
+    mip.add_constraint(FAILOVER_UTILISATION * (mip.set_capacity(cut.model, cut.sources) - lost) >= needed)
 
 
 # ------------------------------------------------------------------------------------------- check

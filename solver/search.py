@@ -1,0 +1,429 @@
+"""The primal search: a first plan, then large-neighbourhood search (LNS) to improve it.
+
+All steps solve the same kind of MIP (``solver.mip.PlacementMip``) over a few "free" models, with the
+replicas of every other model fixed where they are (they still share instances, availability and
+budgets with the free ones). Candidate offers per model come from the pools the per-model subproblems
+chose, the pools other models chose (so replicas can fill each other's instances) and, per source, the
+few cheapest eligible pools (alternatives when cheap capacity runs out).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ortools.math_opt.python import mathopt
+
+from solver.assemble import capacities, instances_for
+from solver.constraints.packing import instances_needed
+from solver.decompose import Decomposition
+from solver.hall import HallCut, in_domain, initial_cuts, neighbourhood, violated_cuts
+from solver.index import Pool, ProblemIndex
+from solver.mip import MipOptions, MipSolution, PlacementMip
+from solver.scale import MICRO
+
+Replicas = dict[tuple[int, int], int]
+
+ALTERNATIVE_POOLS_PER_SOURCE = 4
+SUBPROBLEM_CUT_ROUNDS = 4
+GREEDY_MAX_STEPS = 500
+CONSTRUCT_MIN_S = 0.5
+
+
+@dataclass
+class Search:
+    index: ProblemIndex
+    solver: mathopt.SolverType
+    seed: int
+    deadline: float
+    cuts: dict[int, set[HallCut]]
+    candidates: dict[int, list[int]] = field(default_factory=dict)
+    stats: dict[str, float | int | str] = field(default_factory=dict)
+
+    def remaining(self) -> float:
+        return self.deadline - time.perf_counter()
+
+
+# ----------------------------------------------------------------------------------- candidates
+
+
+def candidate_slots(index: ProblemIndex, decomposition: Decomposition) -> dict[int, list[int]]:
+    chosen: dict[int, set[Pool]] = defaultdict(set)
+    for model_solution in decomposition.models.values():
+        for (m, slot_id), count in model_solution.solution.replicas.items():
+            if count > 0:
+                chosen[m].add(index.slots[slot_id].pool)
+    everyone = set().union(*chosen.values()) if chosen else set()
+    out: dict[int, list[int]] = {}
+    for m in sorted(index.demand):
+        wanted = chosen[m] | everyone | _cheapest_pools(index, m) | _cheapest_pools(index, m, unlimited=True)
+        out[m] = [s for s in index.slots_of_model[m] if index.slots[s].pool in wanted]
+    return out
+
+
+def _cheapest_pools(index: ProblemIndex, model_id: int, *, unlimited: bool = False) -> set[Pool]:
+    """Per source, the few eligible pools with the lowest price per unit of capacity (with ``unlimited``,
+    among offers whose availability is unlimited: the fallback when scarce capacity runs out)."""
+    model = index.models[model_id]
+    cost: dict[Pool, float] = {}
+    for slot_id in index.slots_of_model[model_id]:
+        slot = index.slots[slot_id]
+        if unlimited and slot.availability is not None:
+            continue
+        profile = model.profile_for(slot.gpu_type)
+        assert profile is not None
+        capacity = profile.tokens_per_s_per_replica * (1 - slot.risk)
+        per_token = slot.price / slot.gpus * profile.gpus_per_replica / capacity
+        if slot.pool not in cost or per_token < cost[slot.pool]:
+            cost[slot.pool] = per_token
+    wanted: set[Pool] = set()
+    for s in index.demand.get(model_id, {}):
+        pools = sorted(index.eligible.get((model_id, s), []), key=lambda p: (cost.get(p, math.inf), p[0]))
+        regions: set[int] = set()
+        for pool in pools:
+            if pool in cost and pool[0] not in regions:
+                wanted.add(pool)
+                regions.add(pool[0])
+            if len(regions) >= ALTERNATIVE_POOLS_PER_SOURCE:
+                break
+    return wanted
+
+
+# ------------------------------------------------------------------------------------ subproblem
+
+
+def reoptimise(
+    search: Search,
+    free: list[int],
+    base: Replicas,
+    *,
+    time_limit_s: float,
+    hint: Replicas | None = None,
+    relative_gap: float = 1e-4,
+) -> Replicas | None:
+    """Best replicas for the free models with everyone else's fixed at ``base``; None if none found.
+
+    Adds the Hall cuts the free models' new placement violates and solves again, a few times.
+    """
+    index = search.index
+    free_set = set(free)
+    fixed: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for (m, slot_id), count in base.items():
+        if m not in free_set and count > 0:
+            fixed[slot_id].append((_gpus(index, m, slot_id), count))
+    slots = {m: search.candidates[m] for m in free}
+    touched = {s for m in free for s in slots[m]}
+    fixed_cost = sum(
+        (instances_needed(sizes, index.slots[s].gpus) or 0) * index.slots[s].price / MICRO
+        for s, sizes in fixed.items()
+        if s not in touched
+    )
+    started = time.perf_counter()
+    previous = hint
+    for _ in range(SUBPROBLEM_CUT_ROUNDS):
+        options = MipOptions(
+            cuts={m: search.cuts[m] for m in free},
+            fixed_replicas={s: sizes for s, sizes in fixed.items() if s in touched},
+            fixed_cost=fixed_cost + index.sunk_cost / MICRO,
+            fixed_team_cost=team_cost(index, base, exclude=free_set),
+            fixed_moved=moved_count(index, base, exclude=free_set),
+        )
+        mip = PlacementMip(index, free, slots_for_model=slots, options=options)
+        warm = None
+        if previous is not None:
+            merged = {k: v for k, v in base.items() if k[0] not in free_set}
+            merged.update({k: v for k, v in previous.items() if k[0] in free_set})
+            warm = MipSolution("hint", None, None, instances_for(index, merged), previous, 0.0)
+        remaining = time_limit_s - (time.perf_counter() - started)
+        if remaining <= 0.02:
+            return None
+        solution = mip.solve(
+            time_limit_s=remaining,
+            relative_gap=relative_gap,
+            seed=search.seed,
+            hint=warm,
+            solver=search.solver,
+        )
+        if solution.objective is None:
+            return None
+        caps = capacities(index, solution.replicas)
+        missing = [
+            cut
+            for m in free
+            for cut in violated_cuts(index, m, dict(caps.get(m, {})))
+            if cut not in search.cuts[m]
+        ]
+        if not missing:
+            merged = {k: v for k, v in base.items() if k[0] not in free_set}
+            merged.update(solution.replicas)
+            return merged
+        for cut in missing:
+            search.cuts[cut.model].add(cut)
+        previous = solution.replicas
+    return None
+
+
+def construct(search: Search, order: list[int], *, time_limit_s: float) -> Replicas | None:
+    """Place models one at a time (in ``order``) on what the earlier ones left, sharing their instances."""
+    placed: Replicas = {}
+    started = time.perf_counter()
+    for position, m in enumerate(order):
+        left = len(order) - position
+        budget = max(CONSTRUCT_MIN_S, (time_limit_s - (time.perf_counter() - started)) / left)
+        result = reoptimise(search, [m], placed, time_limit_s=budget, relative_gap=1e-3)
+        if result is None:  # no solution in the time given: once more with more time
+            result = reoptimise(search, [m], placed, time_limit_s=4 * budget, relative_gap=1e-2)
+        if result is None:
+            search.stats["construct_failed_model"] = search.index.models[m].name
+            return None
+        placed = result
+    return placed
+
+
+def repair(search: Search, replicas: Replicas, *, time_limit_s: float) -> Replicas | None:
+    """Make a placement keep availability: trim replicas from over-subscribed offers, then re-place the
+    models that lost some, one at a time, on what is left (the others stay where they are)."""
+    index = search.index
+    current = dict(replicas)
+    affected: set[int] = set()
+    by_slot: dict[int, list[int]] = defaultdict(list)
+    for (m, slot_id), count in current.items():
+        if count > 0:
+            by_slot[slot_id].append(m)
+    for slot_id, models in by_slot.items():
+        limit = index.slots[slot_id].availability
+        if limit is None:
+            continue
+        sizes = [(_gpus(index, m, slot_id), current[(m, slot_id)]) for m in models]
+        if (instances_needed(sizes, index.slots[slot_id].gpus) or 0) <= limit:
+            continue
+        # Keep whole replicas, largest replicas first, while they fit in the available instances.
+        free_gpus = limit * index.slots[slot_id].gpus
+        for m in sorted(models, key=lambda mm: -_gpus(index, mm, slot_id)):
+            size = _gpus(index, m, slot_id)
+            keep = min(current[(m, slot_id)], free_gpus // size)
+            if keep < current[(m, slot_id)]:
+                affected.add(m)
+            free_gpus -= keep * size
+            if keep:
+                current[(m, slot_id)] = keep
+            else:
+                del current[(m, slot_id)]
+    search.stats["repair_models"] = len(affected)
+    return greedy_fill(search, current, sorted(index.demand))
+
+
+def greedy_fill(search: Search, replicas: Replicas, models: list[int]) -> Replicas | None:
+    """Add replicas until every listed model routes in normal operation and after every loss.
+
+    Repeatedly takes a violated Hall condition (a set of sources short of capacity) and adds the
+    replicas it lacks where they cost least per unit of capacity, counting GPUs left free in instances
+    already bought as costing nothing. Fast and never blocked while unlimited offers remain; the
+    large-neighbourhood search improves on it.
+    """
+    index = search.index
+    current = dict(replicas)
+    used_gpus: dict[int, int] = defaultdict(int)
+    for (m, slot_id), count in current.items():
+        used_gpus[slot_id] += count * _gpus(index, m, slot_id)
+    instances = instances_for(index, current)
+    for m in models:
+        for _ in range(GREEDY_MAX_STEPS):
+            caps = capacities(index, {k: v for k, v in current.items() if k[0] == m})
+            cuts = violated_cuts(index, m, dict(caps.get(m, {})))
+            if not cuts:
+                break
+            cut = cuts[0]
+            step = _cheapest_step(search, m, cut, current, instances, used_gpus)
+            if step is None:
+                search.stats["greedy_failed_model"] = index.models[m].name
+                return None
+            slot_id, count = step
+            current[(m, slot_id)] = current.get((m, slot_id), 0) + count
+            used_gpus[slot_id] += count * _gpus(index, m, slot_id)
+            sizes = [(_gpus(index, mm, s), c) for (mm, s), c in current.items() if s == slot_id]
+            instances[slot_id] = instances_needed(sizes, index.slots[slot_id].gpus) or 0
+        else:
+            search.stats["greedy_failed_model"] = index.models[m].name
+            return None
+    return current
+
+
+def _cheapest_step(
+    search: Search,
+    model_id: int,
+    cut: HallCut,
+    current: Replicas,
+    instances: dict[int, int],
+    used_gpus: dict[int, int],
+) -> tuple[int, int] | None:
+    """(slot, replicas) covering the cut's shortfall at the lowest cost per unit of capacity."""
+    index = search.index
+    model = index.models[model_id]
+    pools = neighbourhood(
+        index, model_id, cut.sources, {index.slots[s].pool for s in search.candidates[model_id]}
+    )
+    if cut.domain is not None:
+        pools = {p for p in pools if not in_domain(index, p, cut.domain)}
+    demand = index.demand.get(model_id, {})
+    share = 1.0 if cut.domain is None else model.redundancy_share
+    factor = index.problem.policy.target_utilisation if cut.domain is None else 1.0
+    have = sum(c for p, c in capacities(index, {k: v for k, v in current.items() if k[0] == model_id})
+               .get(model_id, {}).items() if p in pools) * factor  # fmt: skip
+    shortfall = share * sum(demand[s] for s in cut.sources) - have
+    total_raw = spot_raw = 0.0
+    for (m, slot_id), count in current.items():
+        if m == model_id and count > 0:
+            raw = model.profile_for(index.slots[slot_id].gpu_type).tokens_per_s_per_replica * count  # type: ignore[union-attr]
+            total_raw += raw
+            if index.slots[slot_id].is_spot:
+                spot_raw += raw
+    best: tuple[float, int, int] | None = None
+    for slot_id in search.candidates[model_id]:
+        slot = index.slots[slot_id]
+        if slot.pool not in pools:
+            continue
+        profile = model.profile_for(slot.gpu_type)
+        assert profile is not None
+        per_replica = profile.tokens_per_s_per_replica * (1 - slot.risk) * factor
+        count = max(1, math.ceil(shortfall / per_replica - 1e-9))
+        sizes = [(_gpus(index, m, s), c) for (m, s), c in current.items() if s == slot_id]
+        sizes.append((profile.gpus_per_replica, count))
+        needed = instances_needed(sizes, slot.gpus)
+        if needed is None or (slot.availability is not None and needed > slot.availability):
+            # Fewer replicas may still fit; take what fits and let the next step continue.
+            count = _fitting(index, slot_id, sizes[:-1], profile.gpus_per_replica, count)
+            if count == 0:
+                continue
+            sizes[-1] = (profile.gpus_per_replica, count)
+            needed = instances_needed(sizes, slot.gpus) or 0
+        extra = (needed - instances.get(slot_id, 0)) * slot.price
+        if slot.is_spot:
+            # Keep greedy plans inside the spot cap (raw capacities, as the rule states).
+            added = profile.tokens_per_s_per_replica * count
+            if spot_raw + added > model.max_spot_share * (total_raw + added) + 1e-9:
+                continue
+        score = extra / (per_replica * count)
+        if best is None or score < best[0]:
+            best = (score, slot_id, count)
+    return None if best is None else (best[1], best[2])
+
+
+def _fitting(index: ProblemIndex, slot_id: int, sizes: list[tuple[int, int]], size: int, most: int) -> int:
+    slot = index.slots[slot_id]
+    limit = slot.availability
+    for count in range(most - 1, 0, -1):
+        needed = instances_needed([*sizes, (size, count)], slot.gpus)
+        if needed is not None and (limit is None or needed <= limit):
+            return count
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- LNS
+
+
+def improve(
+    search: Search,
+    incumbent: Replicas,
+    cost_of: Callable[[Replicas], float | None],
+    *,
+    stop_below: float,
+    step_s: float,
+    group_size: int,
+) -> Replicas:
+    """Re-optimise groups of models while time remains; keep every improvement ``cost_of`` accepts."""
+    rng = random.Random(search.seed)
+    best, best_cost = incumbent, cost_of(incumbent)
+    assert best_cost is not None
+    rounds = improved = 0
+    stale = 0
+    models = sorted(search.index.demand)
+    while search.remaining() > 0.1 and best_cost > stop_below and stale < 3 * max(1, len(models)):
+        group = _neighbourhood(search, best, rng, group_size)
+        rounds += 1
+        limit = min(step_s, search.remaining() - 0.05)
+        candidate = reoptimise(search, group, best, time_limit_s=limit, hint=best)
+        cost = cost_of(candidate) if candidate is not None else None
+        if cost is not None and cost < best_cost - 1e-6:
+            best, best_cost = candidate, cost  # type: ignore[assignment]
+            improved += 1
+            stale = 0
+        else:
+            stale += 1
+    search.stats["lns_rounds"] = int(search.stats.get("lns_rounds", 0)) + rounds
+    search.stats["lns_improvements"] = int(search.stats.get("lns_improvements", 0)) + improved
+    return best
+
+
+def _neighbourhood(search: Search, replicas: Replicas, rng: random.Random, size: int) -> list[int]:
+    """Models sharing a partly filled or a scarce instance type, topped up with random models."""
+    index = search.index
+    models = sorted(index.demand)
+    if len(models) <= size:
+        return models
+    users: dict[int, set[int]] = defaultdict(set)
+    used: dict[int, int] = defaultdict(int)
+    for (m, slot_id), count in replicas.items():
+        if count > 0:
+            users[slot_id].add(m)
+            used[slot_id] += count * _gpus(index, m, slot_id)
+    instances = instances_for(index, replicas)
+    hot = [
+        s
+        for s, n in instances.items()
+        if n * index.slots[s].gpus > used[s]
+        or (index.slots[s].availability is not None and n >= index.slots[s].availability)
+    ]
+    group: set[int] = set()
+    if hot and rng.random() < 0.7:
+        group |= users[rng.choice(hot)]
+        if len(group) > size:
+            group = set(rng.sample(sorted(group), size))
+    while len(group) < size:
+        group.add(rng.choice(models))
+    return sorted(group)
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def _gpus(index: ProblemIndex, model_id: int, slot_id: int) -> int:
+    profile = index.models[model_id].profile_for(index.slots[slot_id].gpu_type)
+    assert profile is not None
+    return profile.gpus_per_replica
+
+
+def team_cost(index: ProblemIndex, replicas: Replicas, *, exclude: set[int]) -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
+    for (m, slot_id), count in replicas.items():
+        if m in exclude:
+            continue
+        slot = index.slots[slot_id]
+        out[index.models[m].team] += slot.list_price / MICRO * _gpus(index, m, slot_id) / slot.gpus * count
+    return dict(out)
+
+
+def moved_count(index: ProblemIndex, replicas: Replicas, *, exclude: set[int]) -> int:
+    fleet = index.problem.current_fleet
+    if fleet is None:
+        return 0
+    by_key: dict[tuple[str, str], int] = defaultdict(int)
+    for (m, slot_id), count in replicas.items():
+        by_key[(index.models[m].name, index.slots[slot_id].offer.key)] += count
+    excluded = {index.models[m].name for m in exclude}
+    moved = 0
+    for placement in fleet.placements:
+        for count in placement.replicas:
+            if count.model not in excluded:
+                moved += max(0, count.replicas - by_key.get((count.model, placement.offer_key), 0))
+    return moved
+
+
+def ensure_initial_cuts(search: Search) -> None:
+    for m, slots in search.candidates.items():
+        pools = {search.index.slots[s].pool for s in slots}
+        search.cuts[m] = search.cuts.get(m, set()) | initial_cuts(search.index, m, pools)
