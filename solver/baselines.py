@@ -624,13 +624,29 @@ def _unservable(index: ProblemIndex) -> list[str]:
     ]
 
 
-def _start_cuts(index: ProblemIndex, failover: bool) -> dict[int, set[HallCut]]:
-    """The natural Hall conditions of each model: each source alone, all sources, sources sharing a
-    residency rule, and per source s the set of s with every source whose eligible pools all lie within
-    s's (its neighbourhood is s's own, so it is the tightest condition on those pools: a UK source
-    allowed GB and EU with the EU-only sources), in normal operation and, with ``failover``, after the
-    loss of every failure domain the set's pools touch."""
-    out: dict[int, set[HallCut]] = {}
+class FailoverCuts(StrEnum):
+    """Which failover Hall conditions a MIP starts from (more come as cuts the plans violate)."""
+
+    NONE = "none"
+    SETS = "sets"  # all sources, and sources sharing a residency rule, after each loss
+    SOURCES = "sources"  # also each source (with the sources whose reach lies within its own)
+    AUTO = "auto"  # SOURCES while that is at most FAILOVER_CUT_LIMIT conditions, SETS beyond
+
+
+FAILOVER_CUT_LIMIT = 25_000
+"""Beyond this many starting conditions the MIP takes most of a benchmark time limit to build (M: 19,000
+conditions build in ~14 s; L: 140,000 in ~90 s, on the benchmark machine)."""
+
+
+def _start_cuts(index: ProblemIndex, failover: FailoverCuts) -> dict[int, set[HallCut]]:
+    """The natural Hall conditions of each model. Normal operation: each source alone, all sources,
+    sources sharing a residency rule, and per source s the set of s with every source whose eligible
+    pools all lie within s's (its neighbourhood is s's own, so it is the tightest condition on those
+    pools: a UK source allowed GB and EU with the EU-only sources). After the loss of each failure
+    domain the set's pools touch: per ``failover``."""
+    sets_of: dict[int, set[frozenset[int]]] = {}
+    groups_of: dict[int, set[frozenset[int]]] = {}
+    reach_of: dict[int, dict[int, frozenset[Pool]]] = {}
     for m in sorted(index.demand):
         pools = _model_pools(index, m)
         sources = sorted(index.demand[m])
@@ -638,16 +654,47 @@ def _start_cuts(index: ProblemIndex, failover: bool) -> dict[int, set[HallCut]]:
         groups: dict[frozenset[str] | None, set[int]] = defaultdict(set)
         for s in sources:
             groups[index.problem.sources[s].residency].add(s)
-        sets = {frozenset(sources)} | {frozenset(group) for group in groups.values()}
-        sets |= {frozenset(t for t in sources if reach[t] <= reach[s]) for s in sources}
+        group_sets = {frozenset(sources)} | {frozenset(group) for group in groups.values()}
+        sets = group_sets | {frozenset(t for t in sources if reach[t] <= reach[s]) for s in sources}
         sets |= {frozenset([s]) for s in sources}
-        cuts = {HallCut(m, t, None) for t in sets}
-        if failover:
-            for t in sets:
-                touched = set().union(*(reach[s] for s in t))
-                cuts |= {HallCut(m, t, domain) for domain in model_domains(index, m, touched)}
-        out[m] = cuts
-    return out
+        sets_of[m], groups_of[m], reach_of[m] = sets, group_sets, reach
+
+    def failover_sets(per_source: bool) -> dict[int, list[tuple[frozenset[int], list[FailureDomain]]]]:
+        out = {}
+        for m, sets in sets_of.items():
+            chosen = sets if per_source else groups_of[m]
+            reach = reach_of[m]
+            out[m] = [
+                (t, model_domains(index, m, set().union(*(reach[s] for s in t))))
+                for t in sorted(chosen, key=sorted)
+            ]
+        return out
+
+    failing: dict[int, list[tuple[frozenset[int], list[FailureDomain]]]] = {m: [] for m in sets_of}
+    if failover is FailoverCuts.AUTO:
+        failing = failover_sets(True)
+        if sum(len(domains) for items in failing.values() for _, domains in items) > FAILOVER_CUT_LIMIT:
+            failing = failover_sets(False)
+    elif failover is not FailoverCuts.NONE:
+        failing = failover_sets(failover is FailoverCuts.SOURCES)
+    cuts: dict[int, set[HallCut]] = {}
+    for m, sets in sets_of.items():
+        cuts[m] = {HallCut(m, t, None) for t in sets}
+        cuts[m] |= {HallCut(m, t, domain) for t, domains in failing[m] for domain in domains}
+    return cuts
+
+
+def _new_cuts(
+    index: ProblemIndex, models: list[int], caps: dict[int, dict[Pool, float]], cuts: dict[int, set[HallCut]]
+) -> list[HallCut]:
+    """Hall conditions the capacities violate that are not yet in ``cuts`` (which records them)."""
+    new = []
+    for m in models:
+        for cut in violated_cuts(index, m, dict(caps.get(m, {}))):
+            if cut not in cuts[m]:
+                cuts[m].add(cut)
+                new.append(cut)
+    return new
 
 
 def direct_mip(
@@ -656,7 +703,7 @@ def direct_mip(
     *,
     seed: int = 0,
     relative_gap: float = DIRECT_MIP_GAP,
-    failover_cuts: bool = True,
+    failover_cuts: FailoverCuts = FailoverCuts.AUTO,
 ) -> BaselineResult:
     """Baseline (c): the whole placement MIP handed to HiGHS.
 
@@ -666,14 +713,15 @@ def direct_mip(
     packing, availability, spot caps, budgets and churn as the lead's constraint modules state them,
     and routing as Hall conditions: at the start those of ``_start_cuts`` (each source alone, each
     source with every source whose reach lies within its own, all sources, sources sharing a residency
-    rule), in normal operation and (``failover_cuts``) after the loss of every failure domain the set's
-    pools touch.
-    HiGHS solves it with no hint and all the time left; if its plan violates Hall conditions
-    (``solver.hall.violated_cuts``) and time is left (HiGHS stopped at its gap), they are added and the
-    MIP is rebuilt and solved again from scratch, until the plan routes in every scenario or the total
-    ``time_limit_s`` (model building included) runs out; a plan that does not route is no plan.
-    (Slicing the time into shorter rounds was tried and is worse: HiGHS's incumbent on these models is
-    poor until late in the search.) The dual bound reported is the best HiGHS proved over the rounds;
+    rule) in normal operation, and after the loss of every failure domain a set's pools touch, for the
+    sets ``failover_cuts`` names (``AUTO``: every set while that stays buildable within a benchmark
+    time limit, else all sources and residency groups only). HiGHS solves it with no hint and all the
+    time left; if its plan violates Hall conditions (``solver.hall.violated_cuts``) and time is left
+    (HiGHS stopped at its gap), they are added (``PlacementMip.add_cuts``) and the MIP is solved again
+    from scratch, until the plan routes in every scenario or the total ``time_limit_s`` (model building
+    included) runs out; a plan that does not route is no plan. (Slicing the time into shorter rounds was
+    tried and is worse: HiGHS's incumbent on these models is poor until late in the search.) The dual
+    bound reported is the best HiGHS proved over the rounds;
     each round's model is a relaxation of the exact problem, so each bound is valid.
     """
     started = time.perf_counter()
@@ -713,17 +761,11 @@ def direct_mip(
             bound = solution.bound if bound is None else max(bound, solution.bound)
         if solution.objective is None:
             break
-        caps = capacities(index, solution.replicas)
-        new = 0
-        for m in models:
-            for cut in violated_cuts(index, m, dict(caps.get(m, {}))):
-                if cut not in cuts[m]:
-                    cuts[m].add(cut)
-                    new += 1
-        if new == 0:
+        new = _new_cuts(index, models, capacities(index, solution.replicas), cuts)
+        if not new:
             best = solution
             break
-        mip = None  # rebuilt with the new cuts and solved from scratch
+        mip.add_cuts(new)  # and solved again from scratch
     stats.update({"rounds": rounds, "last_status": status, "cuts": sum(len(c) for c in cuts.values())})
     lower = None if bound is None else math.floor(bound * MICRO + index.sunk_cost)
     wall = time.perf_counter() - started
@@ -770,8 +812,9 @@ def lp_bound(
 ) -> BaselineResult:
     """Baseline (d): the LP relaxation of the direct MIP (replicas and instances continuous).
 
-    It starts from the same Hall conditions as ``direct_mip`` (``_start_cuts``, with failover) and
-    adds the conditions the LP solution's fractional capacities violate, re-solving until none is (or
+    It starts from the normal-operation Hall conditions of ``direct_mip`` with failover conditions for
+    all sources and residency groups (``FailoverCuts.SETS``: the LP needs no more to start) and adds
+    the conditions the LP solution's fractional capacities violate, re-solving until none is (or
     ``max_rounds``/``time_limit_s`` run out). With none violated, the LP solution routes its demand
     normally and after every loss, so the value is the LP relaxation of the full formulation with
     explicit routing; every round's value is a relaxation of the exact problem, so the largest is a
@@ -787,16 +830,16 @@ def lp_bound(
             name, BaselineStatus.INFEASIBLE, None, None, time.perf_counter() - started, "; ".join(unserved)
         )
     models = sorted(index.demand)
-    cuts = _start_cuts(index, True)
+    cuts = _start_cuts(index, FailoverCuts.SETS)
     bound: float | None = None
     rounds = 0
     converged = False
     last = ""
+    mip = PlacementMip(index, models, options=MipOptions(integral=False, cuts=cuts))
     while rounds < max_rounds:
         remaining = time_limit_s - (time.perf_counter() - started)
         if remaining <= 0.05:
             break
-        mip = PlacementMip(index, models, options=MipOptions(integral=False, cuts=cuts))
         solution = mip.solve(time_limit_s=remaining, solver=solver)
         rounds += 1
         last = solution.status
@@ -815,16 +858,12 @@ def lp_bound(
             bound = value if bound is None else max(bound, value)
         if solution.status != "optimal":
             break
-        caps = capacities(index, {k: v for k, v in solution.replica_values.items() if v > 1e-9})  # type: ignore[arg-type]
-        new = 0
-        for m in models:
-            for cut in violated_cuts(index, m, dict(caps.get(m, {}))):
-                if cut not in cuts[m]:
-                    cuts[m].add(cut)
-                    new += 1
-        if new == 0:
+        fractional = {k: v for k, v in solution.replica_values.items() if v > 1e-9}
+        new = _new_cuts(index, models, capacities(index, fractional), cuts)  # type: ignore[arg-type]
+        if not new:
             converged = True
             break
+        mip.add_cuts(new)
     lower = None if bound is None else math.floor(bound * MICRO + index.sunk_cost)
     note = f"LP relaxation ({solver.name}), {rounds} round(s) of Hall cuts, " + (
         "no condition left violated." if converged else f"stopped before convergence (last: {last})."
