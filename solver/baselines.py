@@ -628,7 +628,7 @@ class FailoverCuts(StrEnum):
     """Which failover Hall conditions a MIP starts from (more come as cuts the plans violate)."""
 
     NONE = "none"
-    SETS = "sets"  # all sources, and sources sharing a residency rule, after each loss
+    SETS = "sets"  # all sources, and residency groups (a rule, or a jurisdiction named), after each loss
     SOURCES = "sources"  # also each source (with the sources whose reach lies within its own)
     AUTO = "auto"  # SOURCES while that is at most FAILOVER_CUT_LIMIT conditions, SETS beyond
 
@@ -640,10 +640,11 @@ conditions build in ~14 s; L: 140,000 in ~90 s, on the benchmark machine)."""
 
 def _start_cuts(index: ProblemIndex, failover: FailoverCuts) -> dict[int, set[HallCut]]:
     """The natural Hall conditions of each model. Normal operation: each source alone, all sources,
-    sources sharing a residency rule, and per source s the set of s with every source whose eligible
-    pools all lie within s's (its neighbourhood is s's own, so it is the tightest condition on those
-    pools: a UK source allowed GB and EU with the EU-only sources). After the loss of each failure
-    domain the set's pools touch: per ``failover``."""
+    sources sharing a residency rule, sources whose rules name a same jurisdiction (Frankfurt [EU],
+    London [GB, EU], Zurich [CH, EU] all compete for EU capacity), and per source s the set of s with
+    every source whose eligible pools all lie within s's (its neighbourhood is s's own, so it is the
+    tightest condition on those pools). After the loss of each failure domain the set's pools touch:
+    per ``failover``."""
     sets_of: dict[int, set[frozenset[int]]] = {}
     groups_of: dict[int, set[frozenset[int]]] = {}
     reach_of: dict[int, dict[int, frozenset[Pool]]] = {}
@@ -653,7 +654,10 @@ def _start_cuts(index: ProblemIndex, failover: FailoverCuts) -> dict[int, set[Ha
         reach = {s: frozenset(index.eligible.get((m, s), [])) & pools for s in sources}
         groups: dict[frozenset[str] | None, set[int]] = defaultdict(set)
         for s in sources:
-            groups[index.problem.sources[s].residency].add(s)
+            rule = index.problem.sources[s].residency
+            groups[rule].add(s)
+            for tag in rule or ():
+                groups[frozenset([tag])].add(s)
         group_sets = {frozenset(sources)} | {frozenset(group) for group in groups.values()}
         sets = group_sets | {frozenset(t for t in sources if reach[t] <= reach[s]) for s in sources}
         sets |= {frozenset([s]) for s in sources}
