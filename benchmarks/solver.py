@@ -408,6 +408,13 @@ def report_size(
             f"{g['hyperscaler_on_demand']:,} hyperscaler on-demand)"
         )
 
+    # The best proven lower bound of this run (solver, direct MIPs, LP): no plan can cost less.
+    bounds = [bound]
+    for key, inner in (("direct", "c"), ("direct_long", "c"), ("lp", "d")):
+        held = runs.get(key, {}).get(inner)
+        if isinstance(held, dict) and held.get("bound") is not None:
+            bounds.append(held["bound"])
+    floor = max((b for b in bounds if b is not None), default=None)
     greedy = runs.get("greedy", {})
     lines = [
         ("(a) single-cloud on-demand", greedy.get("a"), RATIO_A, greedy),
@@ -424,9 +431,15 @@ def report_size(
         ratio = _ratio(cost, base["cost"]) if base["violation_count"] == 0 else None
         ok = None if ratio is None else ratio <= target
         extra = f" ({base['violation_count']} violations)" if base["violation_count"] else ""
+        reachable = ""
+        lowest = _ratio(floor, base["cost"])
+        if lowest is not None:
+            reachable = f" (no plan can be below {lowest:.3f}x" + (
+                ": target out of reach)" if lowest > target else ")"
+            )
         print(
             f"  {label:<30} {_usd(base['cost']):>16} {base['status']}{extra}, {base['wall_s']:.1f} s   "
-            f"ratio {_fmt_ratio(ratio)}   target <= {target}x: {_verdict(ok)}"
+            f"ratio {_fmt_ratio(ratio)}   target <= {target}x: {_verdict(ok)}{reachable}"
         )
         summary.append((name, f"cost <= {target}x {label} ({_fmt_ratio(ratio)})", ok))
     for key, label in (
@@ -572,6 +585,30 @@ def report_stability(run: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     return summary
 
 
+def report_targets(summary: list[tuple[str, str, bool | None]]) -> None:
+    if summary:
+        print("\n=== targets ===")
+        for where, target, ok in summary:
+            print(f"{where:<10} {target:<72} {_verdict(ok)}")
+
+
+def report(everything: dict[str, Any]) -> int:
+    """Print the whole report again from the raw figures of a run."""
+    print(everything.get("header", "gpuplan solver benchmark"))
+    scale = everything.get("scale", 1.0)
+    summary: list[tuple[str, str, bool | None]] = []
+    for name, runs in everything.get("sizes", {}).items():
+        summary += report_size(name, runs, scale)
+    if everything.get("curve"):
+        report_curve({int(n): run for n, run in everything["curve"].items()}, scale)
+    if everything.get("stability"):
+        summary += report_stability(everything["stability"])
+    report_targets(summary)
+    if "finished" in everything:
+        print(f"finished {everything['finished']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="", help="comma-separated sizes among S,M,L,XL")
@@ -581,6 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit-scale", type=float, default=1.0, help="multiply every time limit")
     parser.add_argument("--no-direct-long", action="store_true", help="skip the 300 s direct MIP on M")
     parser.add_argument("--json", type=Path, help="also write every raw figure to this JSON file")
+    parser.add_argument("--report", type=Path, help="print the report of a JSON file written by --json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)
     parser.add_argument("--name", help=argparse.SUPPRESS)
@@ -591,6 +629,8 @@ def main(argv: list[str] | None = None) -> int:
         print(RESULT_PREFIX + json.dumps(child(args)), flush=True)
         return 0
 
+    if args.report:
+        return report(json.loads(args.report.read_text(encoding="utf-8")))
     sizes = ["S", "M", "L", "XL"] if args.all else [s for s in args.sizes.split(",") if s]
     if not sizes and not args.curve and not args.stability and not args.all:
         sizes = ["S", "M", "L", "XL"]
@@ -598,12 +638,19 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown sizes: {', '.join(unknown)}")
     scale = args.time_limit_scale
-    print(
+    header = (
         f"gpuplan solver benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}: "
         f"{os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f}; time limits x{scale:g}"
     )
-    everything: dict[str, Any] = {"scale": scale, "sizes": {}, "curve": {}, "stability": None}
+    print(header)
+    everything: dict[str, Any] = {
+        "header": header,
+        "scale": scale,
+        "sizes": {},
+        "curve": {},
+        "stability": None,
+    }
     summary: list[tuple[str, str, bool | None]] = []
     for name in sizes:
         limit = TIME_LIMITS_S[name] * scale
@@ -631,10 +678,8 @@ def main(argv: list[str] | None = None) -> int:
         run = run_child("stability", "size", STABILITY_SIZE, limit, limit * 12 + SLACK_S * 2)
         everything["stability"] = run
         summary += report_stability(run)
-    if summary:
-        print("\n=== targets ===")
-        for where, target, ok in summary:
-            print(f"{where:<10} {target:<70} {_verdict(ok)}")
+    everything["finished"] = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    report_targets(summary)
     if args.json:
         args.json.write_text(json.dumps(everything, indent=1, default=str) + "\n", encoding="utf-8")
         print(f"raw figures written to {args.json}")
