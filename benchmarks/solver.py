@@ -349,36 +349,17 @@ def _error(record: dict[str, Any] | None) -> str | None:
     return record.get("error")
 
 
-def report_size(
-    name: str, runs: dict[str, dict[str, Any]], scale: float
+def _report_solver(
+    name: str, record: dict[str, Any], solve_run: dict[str, Any], targets: dict[str, float], scale: float
 ) -> list[tuple[str, str, bool | None]]:
-    """Print one size's figures; return (size, target, met) for the closing summary."""
+    """Print the solver's own figures; return (size, target, met) for the closing summary."""
     summary: list[tuple[str, str, bool | None]] = []
-    limit = TIME_LIMITS_S[name] * scale
-    solve_run = runs["solve"]
-    print(f"\n=== {name}: time limit {limit:g} s ===")
-    if "scenario" in solve_run:
-        sc = solve_run["scenario"]
-        print(
-            f"scenario {sc['name']} (seed {sc['seed']}): {sc['models']} models, {sc['sources']} sources, "
-            f"{sc['pairs']} demand pairs, {sc['tokens_per_s']:,} tokens/s, GPU need G = {sc['gpu_need']:,}, "
-            f"{sc['capped_offers']} offers with limited stock"
-        )
-    record = solve_run.get("solve") if "error" not in solve_run else None
-    if record is None or "error" in record:
-        message = _error(solve_run) or _error(record)
-        print(f"solver: ERROR {message}")
-        if record and "traceback" in record:
-            print(record["traceback"])
-        summary.append((name, "solver ran", False))
-        return summary
     cost, bound, gap = record["cost"], record["bound"], record["gap"]
     peak = record["peak"]
     print(f"solver status      {record['status']}")
     print(f"cost               {_usd(cost)}")
     print(f"proven bound       {_usd(bound)}")
     gap_text = "-" if gap is None else f"{gap:.3%}"
-    targets = TARGETS[name]
     if "gap" in targets:
         ok = gap is not None and gap <= targets["gap"] + 1e-12
         print(f"gap                {gap_text}   target <= {targets['gap']:.1%}: {_verdict(ok)}")
@@ -407,7 +388,37 @@ def report_size(
             f"GPUs               {g['total']:,} ({g['spot']:,} spot, "
             f"{g['hyperscaler_on_demand']:,} hyperscaler on-demand)"
         )
+    return summary
 
+
+def report_size(
+    name: str, runs: dict[str, dict[str, Any]], scale: float
+) -> list[tuple[str, str, bool | None]]:
+    """Print one size's figures; return (size, target, met) for the closing summary."""
+    summary: list[tuple[str, str, bool | None]] = []
+    limit = TIME_LIMITS_S[name] * scale
+    solve_run = runs["solve"]
+    print(f"\n=== {name}: time limit {limit:g} s ===")
+    described = next((run["scenario"] for run in runs.values() if "scenario" in run), None)
+    if described is not None:
+        sc = described
+        print(
+            f"scenario {sc['name']} (seed {sc['seed']}): {sc['models']} models, {sc['sources']} sources, "
+            f"{sc['pairs']} demand pairs, {sc['tokens_per_s']:,} tokens/s, GPU need G = {sc['gpu_need']:,}, "
+            f"{sc['capped_offers']} offers with limited stock"
+        )
+    targets = TARGETS[name]
+    record = solve_run.get("solve") if "error" not in solve_run else None
+    cost = bound = None
+    if record is None or "error" in record:
+        message = _error(solve_run) or _error(record)
+        print(f"solver: ERROR {message}")
+        if record and "traceback" in record:
+            print(record["traceback"])
+        summary.append((name, f"solver returns a plan ({message})", False))
+    else:
+        cost, bound = record["cost"], record["bound"]
+        summary += _report_solver(name, record, solve_run, targets, scale)
     # The best proven lower bound of this run (solver, direct MIPs, LP): no plan can cost less.
     bounds = [bound]
     for key, inner in (("direct", "c"), ("direct_long", "c"), ("lp", "d")):

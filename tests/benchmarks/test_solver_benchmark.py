@@ -75,8 +75,14 @@ def test_a_failing_run_is_printed_and_the_report_goes_on(capsys: pytest.CaptureF
         "greedy": {"error": "stopped after 10 s"},
     }
     summary = bench.report_size("S", runs, 1.0)
-    assert summary == [("S", "solver ran", False)]
-    assert "ERROR child exited with 1" in capsys.readouterr().out
+    assert summary[0] == (
+        "S",
+        "solver returns a plan (child exited with 1 and no result: MemoryError)",
+        False,
+    )
+    out = capsys.readouterr().out
+    assert "solver: ERROR child exited with 1" in out
+    assert "(a) single-cloud on-demand     ERROR stopped after 10 s" in out  # the baselines still print
     runs = {
         "solve": _solve(100, 100, 1.0),
         "greedy": {"error": "stopped after 10 s"},
