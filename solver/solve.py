@@ -77,9 +77,10 @@ EXACT_SHARE = 0.8
 BOUND_TOLERANCE = 1e-6
 DIAGNOSIS_STEP_S = 2.0
 GLOBAL_SOLVER = getattr(mathopt.SolverType, os.environ.get("GPUPLAN_GLOBAL_MIP", "HIGHS"))
-RELAXATION_EXTRA_S = 30.0
+RELAXATION_EXTRA_S = 5.0
 RELAXATION_STEP_S = 3.0
 EXPLAIN_SHARE = 0.15
+RESULT_RESERVE_S = 0.5
 BOUND_SHARE = 0.4
 GLOBAL_MIP_SHARE = float(os.environ.get("GPUPLAN_GLOBAL_SHARE", "0.3"))
 
@@ -99,8 +100,17 @@ class SearchState:
     bound: float = 0.0
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
+    @property
+    def search_limit_s(self) -> float:
+        """The part of the time limit the search may use: the rest is kept for building, checking and
+        explaining the plan, so that the whole solve ends within the limit."""
+        reserve = RESULT_RESERVE_S + (
+            EXPLAIN_SHARE * self.params.time_limit_s if self.params.explain else 0.0
+        )
+        return max(0.5 * self.params.time_limit_s, self.params.time_limit_s - reserve)
+
     def remaining(self) -> float:
-        return self.params.time_limit_s - (time.perf_counter() - self.started)
+        return self.search_limit_s - (time.perf_counter() - self.started)
 
 
 def solve(problem: Problem, params: SolveParams | None = None) -> SolveResult:
@@ -145,7 +155,7 @@ def _exact(state: SearchState) -> bool:
         pools = {index.slots[s].pool for s in index.slots_of_model[m]}
         state.cuts[m] = state.cuts.get(m, set()) | initial_cuts(index, m, pools)
     mip = PlacementMip(index, models, options=MipOptions(cuts=state.cuts))
-    deadline = state.started + params.time_limit_s * EXACT_SHARE
+    deadline = state.started + state.search_limit_s * EXACT_SHARE
     hint = None
     for _ in range(MAX_CUT_ROUNDS):
         remaining = deadline - time.perf_counter()
@@ -301,7 +311,7 @@ def _coupling_findings(state: SearchState) -> list[Explanation]:
 def _budget_infeasible(state: SearchState, findings: list[BudgetFinding]) -> SolveResult:
     problem, params = state.index.problem, state.params
     explanations = [Explanation(topic="infeasible:budget", text=describe_budget(f)) for f in findings]
-    deadline = state.started + params.time_limit_s + RELAXATION_EXTRA_S
+    deadline = max(state.started + params.time_limit_s, time.perf_counter() + RELAXATION_EXTRA_S)
 
     def bound_of(relaxed: Problem) -> float:
         if time.perf_counter() > deadline:
@@ -335,7 +345,7 @@ def _lower_bound(state: SearchState) -> None:
         state.stats["lp_s"] = round(lp.wall_time_s, 3)
         state.stats["lp_bound_usd_h"] = round(lp.bound or 0.0, 4)
         state.stats["priced_offers"] = len(prices)
-    budget = BOUND_SHARE * params.time_limit_s - (time.perf_counter() - state.started)
+    budget = BOUND_SHARE * state.search_limit_s - (time.perf_counter() - state.started)
     workers = max(1, params.workers)
     per_model = max(0.5, budget * workers / max(1, len(models)))
     if params.deterministic:
@@ -426,7 +436,7 @@ def _primal(state: SearchState) -> None:
         index=index,
         solver=SOLVER,
         seed=params.seed,
-        deadline=state.started + params.time_limit_s,
+        deadline=state.started + state.search_limit_s,
         cuts=state.cuts,
         deterministic=params.deterministic,
     )
@@ -572,7 +582,7 @@ def _result(state: SearchState) -> SolveResult:
 
 def _policy_costs(state: SearchState) -> list[Explanation]:
     params = state.params
-    deadline = time.perf_counter() + max(1.0, EXPLAIN_SHARE * params.time_limit_s)
+    deadline = max(time.perf_counter() + 0.5, state.started + params.time_limit_s - RESULT_RESERVE_S)
 
     def per_model_bound(problem: Problem, names: list[str]) -> dict[str, float]:
         if time.perf_counter() > deadline:
