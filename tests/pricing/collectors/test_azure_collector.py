@@ -4,28 +4,21 @@ Price items are the recorded ones of ``azure_retail_prices_nd96isr_h100_v5_items
 v5), others are made on the same item shape with the readings that file quotes (polandcentral H200,
 spaincentral NC H100 v5, eastus2 MI300X); the Reservation and Dev/Test items follow the shapes in
 ``azure_retail_prices_docs_examples.json``. Resource SKUs follow the azure-mgmt-compute ``ResourceSku`` model
-(name, resourceType, locations, locationInfo, restrictions, capabilities).
+(name, resourceType, locations, locationInfo, restrictions, capabilities). The fakes are in
+``azure_fakes.py``.
 """
 
 from __future__ import annotations
 
-import copy
-import datetime as dt
 import json
 import socket
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
 import respx
-from azure.core.credentials import AccessToken
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
-from azure.core.pipeline.transport import HttpTransport
-from azure.core.rest import HttpRequest, HttpResponse
 from azure.mgmt.compute import ComputeManagementClient
 
 from pricing.collectors.azure import (
@@ -45,14 +38,27 @@ from solver.domain import (
     ReservedTerm,
     Upfront,
 )
-
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "api_samples"
-NOW = dt.datetime(2026, 9, 20, 12, 0, tzinfo=dt.UTC)
-
-ND_H100_PAGE = json.loads((FIXTURES / "azure_retail_prices_nd96isr_h100_v5_items.json").read_text())
-DOCS = json.loads((FIXTURES / "azure_retail_prices_docs_examples.json").read_text())
-LINUX, WINDOWS, SPOT, WINDOWS_LOW_PRIORITY = ND_H100_PAGE["Items"]
-DOCS_DEVTEST_SPOT, DOCS_RESERVATION, DOCS_EUR = DOCS["Items"]
+from tests.pricing.collectors.azure_fakes import (
+    DOCS,
+    DOCS_DEVTEST_SPOT,
+    DOCS_EUR,
+    LINUX,
+    ND_H100_PAGE,
+    NOW,
+    SPOT,
+    FakeCredential,
+    RecordedTransport,
+    arm_error,
+    compute_client,
+    envelope,
+    filter_for,
+    item,
+    linux,
+    not_for_subscription,
+    reservation,
+    resource_sku,
+    skus_page,
+)
 
 REGIONS = {
     code: Region(provider="azure", code=code, country=country, continent=continent, lat=lat, lon=lon)
@@ -71,32 +77,6 @@ def request(*capabilities: Capability, regions: dict[str, Region] | None = None)
         now=NOW,
         regions=REGIONS if regions is None else regions,
         capabilities=frozenset(capabilities or (Capability.ON_DEMAND, Capability.SPOT, Capability.RESERVED)),
-    )
-
-
-def envelope(items: list[dict[str, Any]], next_link: str | None = None) -> dict[str, Any]:
-    return {"BillingCurrency": "USD", "Items": items, "NextPageLink": next_link, "Count": len(items)}
-
-
-def item(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """A copy of a recorded item with some fields changed (a value of None removes the field)."""
-    made = copy.deepcopy(base)
-    for key, value in changes.items():
-        if value is None:
-            made.pop(key, None)
-        else:
-            made[key] = value
-    return made
-
-
-def linux(region: str, sku: str, meter: str, price: float, **changes: Any) -> dict[str, Any]:
-    return item(LINUX, armRegionName=region, armSkuName=sku, meterName=meter, retailPrice=price, **changes)
-
-
-def reservation(region: str, sku: str, term: str, price: float) -> dict[str, Any]:
-    """The docs' Reservation item (E64 v4, whose retailPrice is the whole term's price) on a GPU size."""
-    return item(
-        DOCS_RESERVATION, armRegionName=region, armSkuName=sku, reservationTerm=term, retailPrice=price
     )
 
 
@@ -366,190 +346,6 @@ def test_retry_after_header(header: str | None, expected: float | None) -> None:
 
 
 # ---------------------------------------------------------------------------------------- resource SKUs
-
-
-class RecordedResponse(HttpResponse):
-    """A complete azure-core response holding a recorded JSON body."""
-
-    def __init__(self, request: HttpRequest, status: int, body: Any) -> None:
-        self._request = request
-        self._status = status
-        self._content = json.dumps(body).encode()
-        self._headers = {"Content-Type": "application/json"}
-
-    @property
-    def request(self) -> HttpRequest:
-        return self._request
-
-    @property
-    def status_code(self) -> int:
-        return self._status
-
-    @property
-    def headers(self) -> dict[str, str]:  # type: ignore[override]
-        return self._headers
-
-    @property
-    def reason(self) -> str:
-        return "OK" if self._status == 200 else "Error"
-
-    @property
-    def content_type(self) -> str:
-        return self._headers["Content-Type"]
-
-    @property
-    def is_closed(self) -> bool:
-        return True
-
-    @property
-    def is_stream_consumed(self) -> bool:
-        return True
-
-    @property
-    def encoding(self) -> str:
-        return "utf-8"
-
-    @encoding.setter
-    def encoding(self, value: str) -> None:
-        pass
-
-    @property
-    def url(self) -> str:
-        return self._request.url
-
-    @property
-    def content(self) -> bytes:
-        return self._content
-
-    def text(self, encoding: str | None = None) -> str:
-        return self._content.decode()
-
-    def json(self) -> Any:
-        return json.loads(self._content)
-
-    def raise_for_status(self) -> None:
-        if self._status >= 400:
-            raise HttpResponseError(response=self)
-
-    def read(self) -> bytes:
-        return self._content
-
-    def iter_raw(self, **kwargs: Any) -> Iterator[bytes]:
-        yield self._content
-
-    def iter_bytes(self, **kwargs: Any) -> Iterator[bytes]:
-        yield self._content
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> RecordedResponse:
-        return self
-
-    def __exit__(self, *args: Any) -> None:
-        pass
-
-
-class RecordedTransport(HttpTransport):  # type: ignore[type-arg]
-    """Answers ARM requests from recorded (status, JSON) replies keyed by the location filter or nextLink."""
-
-    def __init__(self, replies: dict[str, list[tuple[int, Any]]]) -> None:
-        self.replies = {key: list(answers) for key, answers in replies.items()}
-        self.urls: list[str] = []
-        self.sleeps: list[float] = []
-
-    def send(self, request: HttpRequest, **kwargs: Any) -> RecordedResponse:  # type: ignore[override]
-        self.urls.append(request.url)
-        query = parse_qs(urlparse(request.url).query)
-        key = query.get("$skiptoken", query.get("$filter", [""]))[0]
-        answers = self.replies.get(key)
-        if not answers:
-            raise AssertionError(f"unexpected request {request.url}")
-        status, body = answers.pop(0)
-        return RecordedResponse(request, status, body)
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def sleep(self, duration: float) -> None:  # the retry policy's backoff: recorded, not slept
-        self.sleeps.append(duration)
-
-    def __enter__(self) -> RecordedTransport:
-        return self
-
-    def __exit__(self, *args: Any) -> None:
-        pass
-
-
-class FakeCredential:
-    """A TokenCredential that hands out a fake token (or fails like DefaultAzureCredential without one)."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        if self.fail:
-            raise ClientAuthenticationError(
-                "DefaultAzureCredential failed to retrieve a token from the included credentials.\n"
-                "Attempted credentials:\n\tEnvironmentCredential: authentication unavailable."
-            )
-        return AccessToken("fake-token", int(time.time()) + 3600)
-
-
-def resource_sku(
-    name: str, location: str, zones: list[str], restrictions: list[dict[str, Any]] | None = None
-) -> Any:
-    gpus = {"Standard_NC40ads_H100_v5": "1"}.get(name, "8")
-    return {
-        "resourceType": "virtualMachines",
-        "name": name,
-        "tier": "Standard",
-        "size": name.removeprefix("Standard_"),
-        "locations": [location],
-        "locationInfo": [{"location": location, "zones": zones, "zoneDetails": []}],
-        "capabilities": [
-            {"name": "vCPUs", "value": "96"},
-            {"name": "GPUs", "value": gpus},
-            {"name": "MemoryGB", "value": "1900"},
-        ],
-        "restrictions": restrictions or [],
-    }
-
-
-def not_for_subscription(kind: str, location: str, zones: list[str] | None = None) -> dict[str, Any]:
-    info: dict[str, Any] = {"locations": [location]}
-    if zones is not None:
-        info["zones"] = zones
-    return {
-        "type": kind,
-        "values": [location],
-        "restrictionInfo": info,
-        "reasonCode": "NotAvailableForSubscription",
-    }
-
-
-def arm_error(code: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": f"{code} (test)"}}
-
-
-def compute_client(transport: RecordedTransport, credential: Any = None) -> ComputeManagementClient:
-    return ComputeManagementClient(
-        credential or FakeCredential(), "00000000-0000-0000-0000-000000000000", transport=transport
-    )
-
-
-def filter_for(region: str) -> str:
-    return f"location eq '{region}'"
-
-
-def skus_page(*skus: Any, next_link: str | None = None) -> dict[str, Any]:
-    page: dict[str, Any] = {"value": list(skus)}
-    if next_link:
-        page["nextLink"] = next_link
-    return page
 
 
 AVAILABILITY_REGIONS = {code: REGIONS[code] for code in ("eastus", "polandcentral", "uksouth")}
