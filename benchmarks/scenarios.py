@@ -12,7 +12,7 @@ Sizes: S (8 models, 8 sources, seed 1), M (50, 20, seed 2), L (200, 30, seed 3),
 
 How a scenario is drawn
 -----------------------
-1. Sources: ``n_sources`` metros of ``METROS`` (about 40 world metros, each with its location, country,
+1. Sources: ``n_sources`` metros of ``METROS`` (42 world metros, each with its location, country,
    residency rule and, where one is in the same metro, an anchor AWS or Azure region whose measured
    round trips stand for the users'), drawn without replacement with the table's weights.
 2. Models: an archetype of ``ARCHETYPES`` per model, drawn with the archetypes' shares; profiles from
@@ -23,20 +23,21 @@ How a scenario is drawn
 3. Demand: each model is served to 1 + floor(u^2 x 0.6 x n_sources) sources (u uniform: most models are
    regional, a few global), drawn with the metros' weights, in output tokens/s at the busy hour:
    the archetype's median x lognormal(0, 0.8) x sqrt(metro weight / mean weight), rounded to 100, at
-   least 500. A (model, source) pair is kept only if the shipped catalog's on-demand offers of the
-   hyperscaler that can serve the most pairs (AWS) serve it within the SLO and residency rule, in two
-   regions when the model wants region redundancy, and some other hyperscaler serves it when it wants
-   provider redundancy; otherwise the model's next source is tried. This keeps baseline (a), which puts
-   everything on one cloud, feasible, so that every ratio is defined.
-4. Availability (public data has none; a stand-in, see ``AVAILABILITY``): the scenario's GPU need G is
-   the sum over demand of tokens/s / (0.8 x tokens/s per H100 GPU of the model). Hyperscaler on-demand
-   offers are unlimited (quota is raised on request). Every other (provider, region, GPU type, purchase
-   option) pool is sold out with probability 0.3, otherwise holds u x G GPUs with u uniform in the kind's
-   range (hyperscaler spot [0.002, 0.01], neocloud [0.002, 0.012], marketplace [0, 0.004] and at most 16
-   GPUs); each offer of the pool may buy floor(GPUs / GPUs per instance) instances (the pool's offers of
-   different instance sizes do not share the stock: an optimistic simplification). The cheap capacity
-   is then about what the fleet needs before redundancy, spread over the world: contended, but never
-   the only way to serve anything.
+   least 500. A (model, source) pair is kept only if on-demand offers of ``HOME_CLOUD`` (AWS, the
+   hyperscaler with on-demand GPUs in the most regions) serve it within the SLO and residency rule, in
+   two regions when the model wants region redundancy, and some other hyperscaler serves it when it
+   wants provider redundancy; otherwise the model's next source is tried (a model no source passes is
+   drawn again). This keeps baseline (a), which puts everything on one cloud, feasible, so that every
+   ratio is defined.
+4. Availability (public data has none; a stand-in): the scenario's GPU need G is the sum over demand of
+   tokens/s / (0.8 x tokens/s per H100 GPU of the model). Hyperscaler on-demand offers are unlimited
+   (quota is raised on request). Every other (provider, region, GPU type, purchase option) pool of
+   plannable offers is sold out with probability 0.3, otherwise gets a lognormal(0, 1) weight; each kind
+   of capacity has a total stock of ``AVAILABILITY_SHARE`` x max(G, 400) GPUs (neocloud on-demand 1.0,
+   neocloud spot 0.1, hyperscaler spot 0.3, marketplace on-demand 0.05, spot 0.02), split over its pools
+   by weight; each offer of a pool may buy an equal part of the pool's GPUs in whole instances. The cheap
+   capacity is then about what the fleet needs before redundancy, spread over the world and over GPU
+   types not every SLO can use: contended, but never the only way to serve anything.
 
 Policy: target utilisation 0.8, churn penalty $5 per replica moved (no disruption cap, no minimum
 saving: the stability benchmark measures what moves), no budgets (baselines (a) and (b) ignore budgets).
