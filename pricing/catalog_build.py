@@ -474,6 +474,44 @@ def add_spot_flags(rows: list[OfferRow]) -> None:
             )
 
 
+REGIONAL_PROVIDERS = ("aws", "gcp")
+REGIONAL_OPTIONS = (PurchaseOption.ON_DEMAND, PurchaseOption.FLEX_START)
+
+
+def regional_prices(rows: list[OfferRow]) -> list[OfferRow]:
+    """AWS and GCP price on-demand (and flex-start) per region, as their price APIs and gpuplan's
+    collectors do; the source repeats the price in every zone. Keep one row per region, with an empty
+    zone, so that the catalog's offers have the keys the collectors will report. Spot stays per zone.
+
+    Stops the build if the zones of one region disagree on the price.
+    """
+    kept: dict[tuple[str, str, str, str], OfferRow] = {}
+    zones: dict[tuple[str, str, str, str], list[str]] = {}
+    out: list[OfferRow] = []
+    for row in rows:
+        if row.provider not in REGIONAL_PROVIDERS or row.purchase_option not in REGIONAL_OPTIONS:
+            out.append(row)
+            continue
+        group = (row.provider, row.region, row.instance_type, row.purchase_option.value)
+        first = kept.get(group)
+        if first is None:
+            kept[group] = row
+            zones[group] = [row.zone]
+            out.append(row)
+        elif Decimal(first.price) != Decimal(row.price):
+            raise BuildError(f"{'/'.join(group)}: zones disagree on the price ({first.price}, {row.price})")
+        else:
+            zones[group].append(row.zone)
+    for group, row in kept.items():
+        listed = ", ".join(sorted(z for z in zones[group] if z))
+        row.zone = ""
+        if listed:
+            note = f"regional price: the same in every zone the source lists ({listed})"
+            at = next((i for i, n in enumerate(row.notes) if n.startswith("source notes:")), len(row.notes))
+            row.notes.insert(at, note)
+    return out
+
+
 def add_placeholder_flags(rows: list[OfferRow]) -> None:
     """Mithril's 1.0 USD/GPU-h prices are auction reserves, not prices one can pay."""
     for row in rows:
@@ -584,6 +622,7 @@ def build(source: Path) -> BuildResult:
     add_spot_flags(rows)
     add_placeholder_flags(rows)
     add_location_flags(rows, precision)
+    rows = regional_prices(rows)
     rows.sort(key=lambda row: row.key)
     return BuildResult(rows, {AWS_REGIONS_FILE: apache, ODBL_REGIONS_FILE: odbl, PROVIDER_REGIONS_FILE: ours})
 

@@ -23,7 +23,7 @@ from tests.collector_fakes import FakeCollector, price
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
 SPOT_KEY = "aws/us-east-1/use1-az4/p5.48xlarge/spot"
-GCP_KEY = "gcp/us-central1/us-central1-a/a3-highgpu-8g/on_demand"
+GCP_KEY = "gcp/us-central1/-/a3-highgpu-8g/on_demand"  # on-demand prices are regional
 
 Invoke = Callable[..., tuple[int, str]]
 
@@ -68,7 +68,7 @@ def _aws_spot(request: CollectionRequest) -> CollectionResult:
 def _gcp(request: CollectionRequest) -> CollectionResult:
     return CollectionResult(
         "gcp",
-        prices=[price("gcp", "us-central1", "a3-highgpu-8g", 87_832_466, NOW - H, zone="us-central1-a")],
+        prices=[price("gcp", "us-central1", "a3-highgpu-8g", 87_832_466, NOW - H)],
         errors=["europe-west4: 503 after 5 attempts"],
     )
 

@@ -315,7 +315,12 @@ def test_collect_aws_dry_run_with_the_real_collector(
     use(monkeypatch, aws=lambda: AwsCollector(client_factory=aws))
     before = counts(db)
     known = stored_keys(db, AWS_OFFERS)
-    assert known == {"aws/us-east-1/use1-az4/p5.48xlarge/spot", "aws/us-east-1/use1-az6/p5.48xlarge/spot"}
+    # The catalog prices AWS on-demand per region, as the Price List does: the collector's key matches.
+    assert known == {
+        "aws/us-east-1/-/p5.48xlarge/on_demand",
+        "aws/us-east-1/use1-az4/p5.48xlarge/spot",
+        "aws/us-east-1/use1-az6/p5.48xlarge/spot",
+    }
 
     code, out = run("collect", "--provider", "aws", "--dry-run")
 
@@ -404,7 +409,12 @@ def test_collect_gcp_dry_run_with_the_real_collector(
     use(monkeypatch, gcp=lambda: gcp_collector(api))
     before = counts(db)
     known = stored_keys(db, GCP_OFFERS)
-    assert known == set()  # the catalog files GCP offers per zone, the collector per region
+    # The catalog prices GCP on-demand and flex-start per region, as the Billing Catalog does.
+    assert known == {
+        "gcp/us-central1/-/a3-highgpu-8g/on_demand",
+        "gcp/us-central1/-/a3-highgpu-8g/flex_start",
+        "gcp/us-central1/-/a3-megagpu-8g/on_demand",
+    }
 
     code, out = run("collect", "--provider", "gcp", "--dry-run")
 
@@ -421,7 +431,7 @@ def test_collect_gcp_dry_run_with_the_real_collector(
     assert "error:" not in out and "warning:" not in out and "Traceback" not in out
     assert "Collection (dry run: nothing was written)" in out
     assert counts(db) == before
-    assert stored_keys(db, GCP_OFFERS) == set()
+    assert stored_keys(db, GCP_OFFERS) == known  # nothing new was written
 
 
 # ------------------------------------------------------------------------------------------------- Azure
@@ -547,4 +557,5 @@ def test_collect_without_aws_credentials_fails_aws_alone_and_stores_gcp(
 
     code, out = run("prices", "history", "--offer", "gcp/us-central1/-/a3-highgpu-8g/on_demand")
     assert code == 0, out
-    assert "1 observations" in out and "$87.8325" in out and "gcp:cloudbilling:services.skus.list" in out
+    # the catalog's observation and the collected one
+    assert "2 observations" in out and "$87.8325" in out and "gcp:cloudbilling:services.skus.list" in out

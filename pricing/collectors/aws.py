@@ -410,7 +410,7 @@ class _Run:
             return False
         self.catalogues[region] = catalogue
         if not catalogue:
-            log.info("aws collector: %s has no planned GPU instance types", where)
+            log.debug("aws collector: %s has no planned GPU instance types", where)
             return True
         if self.wanted & _PRICING_CAPABILITIES:
             for name in sorted(catalogue):

@@ -225,14 +225,12 @@ def record_failed_run(
     source: str | None = None,
     actor: str = "gpuplan collect",
 ) -> IngestCounts:
-    """A run that stored nothing: its error, and the staleness of the provider's offers (none was seen)."""
+    """A run that stored nothing: its error. Staleness is left alone: a provider that could not be asked
+    (no credentials, time-out) says nothing about whether its offers are still there."""
     run = CollectionRunRow(kind=kind, source=(source or f"collector:{name}")[:200], started_at=now)
     session.add(run)
     session.flush()
     counts = IngestCounts(run_id=run.id, status=CollectionStatus.FAILED, errors=[message])
-    is_provider = session.scalar(sa.select(ProviderRow.id).where(ProviderRow.name == name)) is not None
-    if kind is CollectionKind.COLLECT and is_provider:
-        counts.stale_marked, counts.stale_cleared = mark_stale(session, {name}, now=now, ttls=ttls)
     _finish_run(session, run, name, counts, now=now, location_of_errors="collector")
     record(
         session,

@@ -6,8 +6,9 @@ The snapshot (``planning_snapshot``) builds the solver's ``Problem`` from what t
   (``PLANNER_EXCLUDED_FLAGS``), except offers the current fleet or a commitment uses, which are kept
   with their flags (``stale`` added) so that churn and sunk cost are counted;
 - availability from the latest availability observation of the offer's instance type in its zone (or,
-  failing that, its region): ``offered`` gives the observed instance count (None when not stated),
-  ``not_offered`` and ``restricted`` give 0; offers without observations are unknown (unlimited);
+  failing that, its region; for a regional offer without a region-level observation, the sum over the
+  region's zones): ``offered`` gives the observed instance count (None when not stated), ``not_offered``
+  and ``restricted`` give 0; offers without observations are unknown (unlimited);
 - regions of those offers and of the demand sources' anchors; provider kinds;
 - round trips from the shipped catalog's measured matrix (``region_rtt_ms.csv``): the database has no
   round-trip table, because the matrix is static reference data that ships with the code and is
@@ -206,9 +207,29 @@ def _offer(row: OfferRow, availability: dict[tuple[int, int, str], int | None]) 
         term=row.term,
         upfront=row.upfront,
         price_micro_usd_per_hour=row.latest_price_micro_usd,
-        availability=availability[key] if key in availability else availability.get(region_level),
+        availability=_offer_availability(availability, key, region_level),
         flags=frozenset(flags),
     )
+
+
+def _offer_availability(
+    availability: dict[tuple[int, int, str], int | None],
+    key: tuple[int, int, str],
+    region_level: tuple[int, int, str],
+) -> int | None:
+    """The offer's own observation; else its region's; and for a regional offer (no zone) without a
+    region-level observation, the sum over the region's zones (unknown if any zone's count is)."""
+    if key in availability:
+        return availability[key]
+    if region_level in availability:
+        return availability[region_level]
+    if key[2] == "":
+        zones = [
+            value for (it, region, zone), value in availability.items() if zone and (it, region) == key[:2]
+        ]
+        if zones:
+            return None if any(value is None for value in zones) else sum(zones)  # type: ignore[arg-type]
+    return None
 
 
 def _region(row: RegionRow) -> Region:

@@ -325,16 +325,24 @@ def test_offers_not_seen_within_their_ttl_are_marked_stale_and_cleared_when_seen
     assert _offer(db, spot_key).stale_since == later
     assert _offer(db, od_key).stale_since is None
 
-    # A failed run judges staleness too: 8 days later nothing was seen, the on-demand offer goes stale.
+    # A failed run judges nothing: the provider could not be asked, so its offers keep their state.
     failed = run_collection(
         transaction_on(db),
         jobs_for([FakeCollector("aws", error=CollectorError("aws", "down"))]),
         now=T0 + 8 * 24 * HOUR,
         ttls=TTLS,
     )
-    assert failed.outcomes[0].stale_marked == 1
-    assert _offer(db, od_key).stale_since == T0 + 8 * 24 * HOUR
-    assert _offer(db, spot_key).stale_since == later  # stays stale since it first went stale
+    assert failed.outcomes[0].stale_marked == 0
+    assert _offer(db, od_key).stale_since is None
+
+    # 8 days later a successful run sees only spot: the on-demand offer goes stale.
+    week = T0 + 8 * 24 * HOUR
+    spot = price(
+        "aws", "us-east-1", "p5.48xlarge", 9_000_000, week, option=PurchaseOption.SPOT, zone="use1-az4"
+    )
+    ingest_result(db, CollectionResult("aws", prices=[spot]), name="aws", now=week, ttls=TTLS)
+    assert _offer(db, od_key).stale_since == week
+    assert _offer(db, spot_key).stale_since is None  # seen again: no longer stale
 
     # Seen again: both cleared; the other provider's offers are never judged by an aws run.
     ingest_result(

@@ -59,7 +59,8 @@ policy:
   budgets: [{scope: global, limit_usd_per_month: 100000}]
 """
 
-P5 = "aws/eu-north-1/eun1-az3/p5.48xlarge/on_demand"
+P5 = "aws/eu-north-1/-/p5.48xlarge/on_demand"  # on-demand prices are regional
+P5_SPOT = "aws/eu-north-1/eun1-az3/p5.48xlarge/spot"
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ def test_current_fleet_commitments_and_availability(loaded: Session) -> None:
     session.add(placement)
     session.flush()
     session.add(FleetReplicaRow(placement_id=placement.id, model_id=model.id, replicas=8))
-    spot = _offer_row(session, "aws/eu-north-1/eun1-az3/p5.48xlarge/spot")
+    spot = _offer_row(session, P5_SPOT)
     session.add(
         CommitmentRow(
             offer=p5, instances=1, starts_at=NOW - dt.timedelta(days=1), ends_at=NOW + dt.timedelta(days=364)
@@ -184,8 +185,9 @@ def test_current_fleet_commitments_and_availability(loaded: Session) -> None:
 
     problem = planning_snapshot(session, now=NOW).problem
     offers = {offer.key: offer for offer in problem.offers}
-    assert OfferFlag.STALE in offers[P5].flags and offers[P5].availability == 3
-    assert offers["aws/eu-north-1/eun1-az3/p5.48xlarge/spot"].availability == 3
+    # The regional on-demand offer takes the region's own (latest) observation: restricted.
+    assert OfferFlag.STALE in offers[P5].flags and offers[P5].availability == 0
+    assert offers[P5_SPOT].availability == 3
     other_zones = [
         o
         for o in offers.values()
@@ -225,3 +227,14 @@ def test_an_infeasible_fleet_stores_no_plan(loaded: Session) -> None:
     assert session.scalar(sa.select(sa.func.count()).select_from(PlanRow)) == 0
     audit = session.scalars(sa.select(AuditLogRow).where(AuditLogRow.action == "plan.not_found")).one()
     assert audit.details["solver_status"] == "infeasible" and audit.details["explanations"]
+
+
+def test_a_regional_offer_without_a_region_observation_sums_its_zones() -> None:
+    from scheduler.services.planning import _offer_availability
+
+    zones = {(1, 7, "use1-az1"): 2, (1, 7, "use1-az4"): 3, (2, 7, "use1-az1"): 9}
+    assert _offer_availability(zones, (1, 7, ""), (1, 7, "")) == 5
+    assert _offer_availability({**zones, (1, 7, "use1-az6"): None}, (1, 7, ""), (1, 7, "")) is None
+    assert _offer_availability({**zones, (1, 7, ""): 1}, (1, 7, ""), (1, 7, "")) == 1  # the region's own
+    assert _offer_availability(zones, (1, 7, "use1-az4"), (1, 7, "")) == 3
+    assert _offer_availability(zones, (3, 7, ""), (3, 7, "")) is None  # nothing observed: unknown

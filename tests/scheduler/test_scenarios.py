@@ -185,15 +185,16 @@ offers: {filter: {providers: [lambda]}}
 current_fleet:
   placements:
     - {offer_key: lambda/us-east-1/-/gpu_8x_h100_sxm5/on_demand, instances: 1, replicas: {chat-8b: 8}}
-    - {offer_key: aws/us-east-1/-/p5.48xlarge/on_demand, instances: 1, replicas: {chat-8b: 8}}
-    - {offer_key: aws/us-east-1/use1-az6/p5.48xlarge/on_demand, instances: 1, replicas: {chat-8b: 8}}
+    - {offer_key: aws/us-east-1/-/p5.48xlarge/spot, instances: 1, replicas: {chat-8b: 8}}
+    - {offer_key: aws/us-east-1/use1-az6/p5.48xlarge/spot, instances: 1, replicas: {chat-8b: 8}}
 """,
     )
     with pytest.raises(SpecError) as caught:
         load_scenario(scenario)
     assert caught.value.problems == [
-        "current_fleet.placements[1].offer_key: unknown offer 'aws/us-east-1/-/p5.48xlarge/on_demand'",
-        "current_fleet.placements[2].offer_key: unknown offer 'aws/us-east-1/use1-az6/p5.48xlarge/on_demand' "
+        # spot is priced per zone: no such offer without one
+        "current_fleet.placements[1].offer_key: unknown offer 'aws/us-east-1/-/p5.48xlarge/spot'",
+        "current_fleet.placements[2].offer_key: unknown offer 'aws/us-east-1/use1-az6/p5.48xlarge/spot' "
         "(left out by offers.filter)",
     ]
 
