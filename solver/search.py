@@ -50,6 +50,7 @@ class Search:
     candidates: dict[int, list[int]] = field(default_factory=dict)
     preferred: dict[int, set[int]] = field(default_factory=dict)
     """Per model, the slots its own relaxed subproblem chose (what it would take if it could)."""
+    accepted: list[Replicas] = field(default_factory=list)
     floor: dict[int, float] = field(default_factory=dict)
     """Per model, its share of the LP relaxation (micro-USD per hour): how cheap it could be."""
     stats: dict[str, float | int | str] = field(default_factory=dict)
@@ -389,12 +390,14 @@ def _spot_ok(index: ProblemIndex, model_id: int, replicas: Replicas) -> bool:
     return spot <= model.max_spot_share * total + 1e-9
 
 
-def trim(index: ProblemIndex, replicas: Replicas) -> Replicas:
+def trim(index: ProblemIndex, replicas: Replicas, *, deadline: float = math.inf) -> Replicas:
     """Drop replicas that serve nothing: per model, the most expensive first, as many as can go while
     the model still routes in normal operation and after every loss, within its spot cap. Never raises
     the cost."""
     current = {k: v for k, v in replicas.items() if v > 0}
     for m in sorted(index.demand):
+        if time.perf_counter() > deadline:
+            break  # what is trimmed so far stands; the rest keeps its replicas
         mine = sorted(
             (key for key in current if key[0] == m),
             key=lambda key: -index.slots[key[1]].list_price / index.slots[key[1]].gpus,
@@ -429,7 +432,11 @@ def improve(
     step_s: float,
     group_size: int,
 ) -> Replicas:
-    """Re-optimise groups of models while time remains; keep every improvement ``cost_of`` accepts."""
+    """Re-optimise groups of models while time remains; keep every improvement ``cost_of`` accepts.
+
+    Every accepted plan is appended to ``search.accepted`` (newest last), so that a caller can fall back
+    to an earlier one if the final check finds fault with the newest.
+    """
     rng = random.Random(search.seed)
     best, best_cost = incumbent, cost_of(incumbent)
     assert best_cost is not None
@@ -453,6 +460,7 @@ def improve(
         cost = cost_of(candidate) if candidate is not None else None
         if cost is not None and cost < best_cost - 1e-6:
             best, best_cost = candidate, cost  # type: ignore[assignment]
+            search.accepted.append(best)
             improved += 1
             stale = 0
         else:

@@ -59,6 +59,7 @@ from solver.search import (
     ensure_initial_cuts,
     greedy_fill,
     improve,
+    moved_count,
     reoptimise,
     repair,
     round_up,
@@ -425,6 +426,13 @@ def _consider(state: SearchState, replicas: Replicas | None, label: str) -> bool
     return False
 
 
+def _penalty_of(index: ProblemIndex, replicas: Replicas) -> int:
+    return (
+        moved_count(index, replicas, exclude=set())
+        * index.problem.policy.churn.penalty_micro_usd_per_replica_move
+    )
+
+
 def _penalty(index: ProblemIndex, plan: Plan) -> int:
     moved, _ = replicas_moved(index.problem, plan)
     return moved * index.problem.policy.churn.penalty_micro_usd_per_replica_move
@@ -491,12 +499,12 @@ def _primal(state: SearchState) -> None:
         )
 
     def cost_of(replicas: Replicas) -> float | None:
-        quick = _cost(index, replicas)
-        if quick >= state.best_cost:
-            return float(quick)
-        return _evaluate(state, replicas)
+        # The neighbourhood MIPs keep every rule for the models they move (Hall cuts added until they
+        # route; instances, availability, budgets and churn in the model); the whole plan is checked
+        # once at the end, with a fall back to earlier accepted plans.
+        return float(_cost(index, replicas) + _penalty_of(index, replicas))
 
-    best = improve(
+    improve(
         search,
         state.best_replicas,
         cost_of,
@@ -504,7 +512,10 @@ def _primal(state: SearchState) -> None:
         step_s=LNS_STEP_S,
         group_size=LNS_MAX_MODELS,
     )
-    _consider(state, best, "large-neighbourhood search")
+    for candidate in reversed(search.accepted):  # newest (cheapest) first
+        if _consider(state, candidate, "large-neighbourhood search"):
+            break
+        state.stats["lns_rejected"] = int(state.stats.get("lns_rejected", 0)) + 1
     state.stats.update(search.stats)
 
 
@@ -530,13 +541,20 @@ def _result(state: SearchState) -> SolveResult:
             ),
             stats=state.stats,
         )
-    trimmed = trim(index, state.best_replicas)
-    trimmed_cost = _evaluate(state, trimmed)
-    if trimmed_cost is not None and trimmed_cost <= state.best_cost:
-        state.best_replicas, state.best_cost = trimmed, trimmed_cost
-    instances = instances_for(index, state.best_replicas)
-    plan = build_plan(index, state.best_replicas, instances)
+    # The plan, trimmed of replicas that serve nothing, goes through the independent checker; if the
+    # trimmed one fails it (or costs more with its churn), the incumbent as it was is checked instead.
+    trimmed = trim(
+        index, state.best_replicas, deadline=state.started + state.search_limit_s + RESULT_RESERVE_S
+    )
+    instances = instances_for(index, trimmed)
+    plan = build_plan(index, trimmed, instances)
     violations = validate(index.problem, plan, purchase_options=params.purchase_options)
+    if violations or plan_cost(index.problem, plan) + _penalty(index, plan) > state.best_cost:
+        instances = instances_for(index, state.best_replicas)
+        plan = build_plan(index, state.best_replicas, instances)
+        violations = validate(index.problem, plan, purchase_options=params.purchase_options)
+    else:
+        state.best_replicas = trimmed
     if violations:
         state.stats["checker"] = "failed"
         return SolveResult(
