@@ -391,6 +391,25 @@ def _report_solver(
     return summary
 
 
+def _cheapest_checked_plan(
+    runs: dict[str, dict[str, Any]], solver_record: dict[str, Any] | None
+) -> float | None:
+    """The lowest cost of a plan of this size that passes the checker (solver or baseline)."""
+    costs = []
+    if solver_record and "error" not in solver_record and solver_record.get("checker") == []:
+        costs.append(solver_record.get("cost"))
+    for key, inner in (("greedy", "a"), ("greedy", "b"), ("direct", "c"), ("direct_long", "c")):
+        held = runs.get(key, {}).get(inner)
+        if isinstance(held, dict) and held.get("violation_count") == 0:
+            costs.append(held.get("cost"))
+    return min((c for c in costs if c is not None), default=None)
+
+
+def _contradicted(bound: float | None, cheapest: float | None) -> bool:
+    """A lower bound above the cost of a checked plan cannot be a valid bound."""
+    return bound is not None and cheapest is not None and bound > cheapest * (1 + 1e-9) + 1e-6
+
+
 def report_size(
     name: str, runs: dict[str, dict[str, Any]], scale: float
 ) -> list[tuple[str, str, bool | None]]:
@@ -419,13 +438,16 @@ def report_size(
     else:
         cost, bound = record["cost"], record["bound"]
         summary += _report_solver(name, record, solve_run, targets, scale)
-    # The best proven lower bound of this run (solver, direct MIPs, LP): no plan can cost less.
+    # The best proven lower bound of this run (solver, direct MIPs, LP): no plan can cost less. A
+    # bound above the cost of a plan that passes the checker is contradicted (an external solver
+    # claiming too much) and is not used.
+    cheapest = _cheapest_checked_plan(runs, record)
     bounds = [bound]
     for key, inner in (("direct", "c"), ("direct_long", "c"), ("lp", "d")):
         held = runs.get(key, {}).get(inner)
         if isinstance(held, dict) and held.get("bound") is not None:
             bounds.append(held["bound"])
-    floor = max((b for b in bounds if b is not None), default=None)
+    floor = max((b for b in bounds if b is not None and not _contradicted(b, cheapest)), default=None)
     greedy = runs.get("greedy", {})
     lines = [
         ("(a) single-cloud on-demand", greedy.get("a"), RATIO_A, greedy),
@@ -489,6 +511,12 @@ def report_size(
             f"bound {_usd(base['bound'])}{base_gap}, {base['wall_s']:.1f} s, "
             f"{base['stats'].get('rounds', '?')} round(s)   ratio {_fmt_ratio(ratio)}{verdict}"
         )
+        if _contradicted(base["bound"], cheapest):
+            assert cheapest is not None
+            print(
+                f"    its bound is WRONG: a plan passing the checker costs {_usd(cheapest)}, less than "
+                f"the {_usd(base['bound'])} HiGHS claims to have proven; the bound is not used here"
+            )
     lp_holder = runs.get("lp", {})
     lp = lp_holder.get("d")
     problem_text = _error(lp_holder) or _error(lp)

@@ -297,11 +297,20 @@ def policy_costs(
     ]
     out = []
     for name, models, relax in changes:
-        if not models or time.perf_counter() > deadline:
+        if not models:
             continue
-        with_policy = per_model_bound(problem, models)
-        without = per_model_bound(relax(problem), models)
+        with_policy = per_model_bound(problem, models) if time.perf_counter() < deadline else {}
+        without = per_model_bound(relax(problem), models) if with_policy else {}
         if not with_policy or not without:
+            out.append(
+                Explanation(
+                    topic=f"policy:{name}",
+                    text=(
+                        f"the cost of the {name} policy ({len(models)} models) was not estimated: the "
+                        "time limit ran out first (a longer time limit gives it)"
+                    ),
+                )
+            )
             continue
         delta = sum(with_policy.values()) - sum(without.values())
         monthly = delta * HOURS_PER_MONTH

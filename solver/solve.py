@@ -83,6 +83,8 @@ RELAXATION_STEP_S = 3.0
 EXPLAIN_SHARE = 0.15
 RESULT_RESERVE_S = 0.5
 BOUND_SHARE = 0.4
+MIN_MODEL_S = 0.5
+POLICY_MIN_STEP_S = 0.1
 GLOBAL_MIP_SHARE = float(os.environ.get("GPUPLAN_GLOBAL_SHARE", "0.3"))
 
 
@@ -348,7 +350,7 @@ def _lower_bound(state: SearchState) -> None:
         state.stats["priced_offers"] = len(prices)
     budget = BOUND_SHARE * state.search_limit_s - (time.perf_counter() - state.started)
     workers = max(1, params.workers)
-    per_model = max(0.5, budget * workers / max(1, len(models)))
+    per_model = max(MIN_MODEL_S, budget * workers / max(1, len(models)))
     if params.deterministic:
         per_model = max(per_model, DETERMINISTIC_TIME_S)
     solutions = solve_models(
@@ -600,7 +602,7 @@ def _result(state: SearchState) -> SolveResult:
 
 def _policy_costs(state: SearchState) -> list[Explanation]:
     params = state.params
-    deadline = max(time.perf_counter() + 0.5, state.started + params.time_limit_s - RESULT_RESERVE_S)
+    deadline = state.started + params.time_limit_s - RESULT_RESERVE_S
 
     def per_model_bound(problem: Problem, names: list[str]) -> dict[str, float]:
         if time.perf_counter() > deadline:
@@ -609,11 +611,14 @@ def _policy_costs(state: SearchState) -> list[Explanation]:
         wanted = [m for m in sorted(index.demand) if index.models[m].name in names]
         if any(not index.eligible.get((m, s)) for m in wanted for s in index.demand[m]):
             return {}
+        per_model_s = (deadline - time.perf_counter()) * max(1, params.workers) / max(1, 2 * len(wanted))
+        if per_model_s < POLICY_MIN_STEP_S:
+            return {}
         solutions = solve_models(
             index,
             wanted,
             price_extra={},
-            time_limit_s=max(0.2, (deadline - time.perf_counter()) / max(1, 2 * len(wanted))),
+            time_limit_s=per_model_s,
             relative_gap=params.relative_gap,
             seed=params.seed,
             workers=params.workers,

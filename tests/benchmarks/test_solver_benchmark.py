@@ -69,6 +69,26 @@ def test_targets_are_judged_against_each_baseline(capsys: pytest.CaptureFixture[
     assert "0.333x" in out and "NOT MET" in out and "$0.00/h" in out
 
 
+def test_a_bound_above_a_checked_plan_is_flagged_and_not_used(capsys: pytest.CaptureFixture[str]) -> None:
+    # An external MIP solver claiming optimality at 800 while a checked plan costs 100: its bound is
+    # wrong and must not make targets look out of reach.
+    runs = {
+        "solve": _solve(100, 90, 20.0),
+        "greedy": {"a": _baseline(300), "b": _baseline(160)},
+        "direct_long": {"c": {**_baseline(800), "status": "optimal", "bound": 800}},
+        "lp": {"d": {**_baseline(None), "bound": 95}},
+    }
+    bench.report_size("M", runs, 1.0)
+    out = capsys.readouterr().out
+    assert "its bound is WRONG" in out
+    assert "no plan can be below 0.594x)" in out  # the LP's 95 against (b)'s 160, not 800
+    assert "out of reach" not in out
+    runs["direct_long"]["c"]["bound"] = 99  # a bound below every checked plan is kept
+    bench.report_size("M", runs, 1.0)
+    out = capsys.readouterr().out
+    assert "WRONG" not in out and "no plan can be below 0.619x)" in out
+
+
 def test_a_failing_run_is_printed_and_the_report_goes_on(capsys: pytest.CaptureFixture[str]) -> None:
     runs = {
         "solve": {"error": "child exited with 1 and no result: MemoryError"},

@@ -1,0 +1,94 @@
+"""Explanations of a feasible plan (solver/explain.py): where each model runs and why, the cheapest
+capacity the plan did not use and the reason, and what each policy costs per month.
+
+Berlin users; Virginia (US) $1.00 and Dublin (IE, EU) $3.00 or Frankfurt (DE, EU) $4.00 per 1-GPU
+instance-hour; one replica (1,000 tokens/s) serves the 900 tokens/s asked; a month is 730 hours.
+"""
+
+from __future__ import annotations
+
+import time
+
+from solver.explain import policy_costs
+from solver.problem import Problem
+from solver.result import Explanation, SolveResult
+from solver.units import HOURS_PER_MONTH
+from tests.solver.helpers import DUB, EXPLAIN, FRA, IAD, TinyProblem, solve_tiny, usd
+
+
+def _by_topic(result: SolveResult) -> dict[str, Explanation]:
+    assert result.plan is not None, result
+    return {e.topic: e for e in result.explanations}
+
+
+def _berlin(*, residency: list[str] | None, slo_ms: int = 1000, eu_region: str = DUB) -> tuple[Problem, str]:
+    tiny = TinyProblem()
+    tiny.source("berlin", rtt_ms={IAD: 95, eu_region: 10}, residency=residency)
+    us = tiny.offer(IAD, 1)
+    tiny.offer(eu_region, 3 if eu_region == DUB else 4)
+    tiny.model("llama", slo_ms=slo_ms)
+    tiny.demand("llama", "berlin", 900)
+    return tiny.build(), us
+
+
+def test_a_residency_rule_is_explained_with_the_cheaper_offer_it_rules_out_and_its_monthly_cost() -> None:
+    problem, us_offer = _berlin(residency=["EU"])
+    told = _by_topic(solve_tiny(problem, EXPLAIN))
+
+    # Where and why: one replica in Dublin, $3/h = $2,190 a month.
+    where = told["model:llama"]
+    assert "1 replicas in 1 regions" in where.text and DUB in where.text, where.text
+    assert "residency rule" in where.text
+    assert where.monthly_usd == 3 * HOURS_PER_MONTH
+
+    # The rejected alternative: Virginia, $2/h cheaper for the same capacity, outside the EU.
+    alternative = told["alternative:llama"]
+    assert us_offer in alternative.text, alternative.text
+    assert "about $2.00/h less" in alternative.text
+    assert "outside berlin's residency rule (EU)" in alternative.text
+
+    # The policy's price: with the rule $3/h, without it $1/h: $2 x 730 = $1,460 a month.
+    assert told["policy:residency"].monthly_usd == 2 * HOURS_PER_MONTH
+    assert "$1,460" in told["policy:residency"].text
+
+
+def test_a_cheaper_region_beyond_the_slo_is_named_with_the_milliseconds_it_misses_by() -> None:
+    # SLO 150 ms, 100 ms of service: Virginia's 95 ms round trip misses by 45 ms; Frankfurt (10 ms) at
+    # $4/h is the plan, and no residency rule applies, so no residency policy is priced.
+    problem, us_offer = _berlin(residency=None, slo_ms=150, eu_region=FRA)
+    told = _by_topic(solve_tiny(problem, EXPLAIN))
+    assert FRA in told["model:llama"].text
+    assert told["model:llama"].monthly_usd == 4 * HOURS_PER_MONTH
+    alternative = told["alternative:llama"].text
+    assert us_offer in alternative and "45 ms over the SLO from berlin" in alternative, alternative
+    assert "about $3.00/h less" in alternative
+    assert "policy:residency" not in told
+
+
+def test_policy_costs_are_differences_of_optima_with_and_without_each_policy() -> None:
+    problem, _ = _berlin(residency=["EU"])
+
+    def per_model(relaxed: Problem, names: list[str]) -> dict[str, float]:
+        # With the rule the optimum is Dublin ($3/h); without it Virginia ($1/h).
+        ruled = any(s.residency for s in relaxed.sources)
+        return {name: usd(3) if ruled else usd(1) for name in names}
+
+    found = {e.topic: e for e in policy_costs(problem, per_model, deadline=time.perf_counter() + 60)}
+    assert found["policy:residency"].monthly_usd == 2 * HOURS_PER_MONTH
+    # The spot cap (llama allows no spot) is priced too: the optimum does not move here, so $0.
+    assert found["policy:spot cap"].monthly_usd == 0
+
+
+def test_a_policy_not_priced_within_the_time_limit_says_so() -> None:
+    problem, _ = _berlin(residency=["EU"])
+    calls: list[list[str]] = []
+
+    def per_model(relaxed: Problem, names: list[str]) -> dict[str, float]:
+        calls.append(names)
+        return {name: usd(1) for name in names}
+
+    found = policy_costs(problem, per_model, deadline=time.perf_counter() - 1)
+    assert calls == []  # nothing is solved past the deadline
+    residency = next(e for e in found if e.topic == "policy:residency")
+    assert residency.monthly_usd is None
+    assert "was not estimated: the time limit ran out" in residency.text
