@@ -502,6 +502,9 @@ def report_size(
             else:
                 ok = ratio is not None and ratio <= target + 1e-12
                 verdict = f"   target <= {target}x: {_verdict(ok)}"
+                if _contradicted(base["bound"], cheapest):
+                    verdict += " (against a faulty direct-MIP run: its bound is wrong, see below)"
+                    shown += ", the direct MIP's run is faulty"
             summary.append((name, f"cost <= {target}x {label} ({shown})", ok))
         base_gap = ""
         if base["cost"] and base["bound"] is not None:

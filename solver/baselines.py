@@ -15,7 +15,7 @@
     A model with a spot cap puts the largest share of each source's traffic on spot that the cap allows
     when spot is cheaper there. Redundancy: the next cheapest eligible offers outside the lost region
     or provider are added until every loss leaves enough capacity.
-(c) ``direct_mip``: the whole problem handed to HiGHS as one MIP (the lead's ``PlacementMip`` over every
+(c) ``direct_mip``: the whole problem handed to HiGHS as one MIP (the solver's own ``PlacementMip`` over every
     model and every slot it can use), no decomposition, no warm start, no neighbourhood search; Hall
     cuts the plan violates are added and the MIP re-solved from scratch within the same time limit.
 (d) ``lp_bound``: the LP relaxation of that MIP, with Hall cuts generated on the LP solution until none
@@ -714,7 +714,7 @@ def direct_mip(
     Precisely: ``PlacementMip`` over every model with demand and every slot it can use
     (``index.slots_of_model``: every plannable offer of the planned purchase options whose pool can
     serve one of its sources within the SLO and residency rule), integer replicas and instances, with
-    packing, availability, spot caps, budgets and churn as the lead's constraint modules state them,
+    packing, availability, spot caps, budgets and churn as the solver's constraint modules state them,
     and routing as Hall conditions: at the start those of ``_start_cuts`` (each source alone, each
     source with every source whose reach lies within its own, all sources, sources sharing a residency
     rule) in normal operation, and after the loss of every failure domain a set's pools touch, for the

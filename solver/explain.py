@@ -274,7 +274,7 @@ def _with_full_spot(problem: Problem) -> Problem:
 
 def policy_costs(
     problem: Problem,
-    per_model_bound: Callable[[Problem, list[str]], dict[str, float]],
+    per_model_bound: Callable[[Problem, list[str], float], dict[str, float]],
     *,
     deadline: float,
 ) -> list[Explanation]:
@@ -282,7 +282,9 @@ def policy_costs(
 
     For each policy, the models it touches are re-solved (relaxed, per model: availability and shared
     instances aside) with and without it; the difference of their optima is the estimate.
-    ``per_model_bound(problem, model names)`` returns micro-USD per hour per model.
+    ``per_model_bound(problem, model names, seconds)`` returns micro-USD per hour per model, using at
+    most about ``seconds`` of wall time: the time left before ``deadline`` is shared equally among the
+    re-solves still to do, so that a first policy does not take the time of the others.
     """
     residency_sources = {s.name for s in problem.sources if s.residency is not None}
     touched_by_residency = sorted({d.model for d in problem.demand if d.source in residency_sources})
@@ -296,11 +298,21 @@ def policy_costs(
         ("spot cap", sorted(m.name for m in problem.models if m.max_spot_share < 1.0), _with_full_spot),
     ]
     out = []
+    calls_left = 2 * sum(1 for _, models, _ in changes if models)
+
+    def bound_of(changed: Problem, models: list[str]) -> dict[str, float]:
+        nonlocal calls_left
+        share = (deadline - time.perf_counter()) / max(1, calls_left)
+        calls_left -= 1
+        return per_model_bound(changed, models, share) if share > 0 else {}
+
     for name, models, relax in changes:
         if not models:
             continue
-        with_policy = per_model_bound(problem, models) if time.perf_counter() < deadline else {}
-        without = per_model_bound(relax(problem), models) if with_policy else {}
+        with_policy = bound_of(problem, models)
+        without = bound_of(relax(problem), models) if with_policy else {}
+        if not with_policy:
+            calls_left -= 1  # the re-solve without the policy is skipped
         if not with_policy or not without:
             out.append(
                 Explanation(

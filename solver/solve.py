@@ -604,14 +604,13 @@ def _policy_costs(state: SearchState) -> list[Explanation]:
     params = state.params
     deadline = state.started + params.time_limit_s - RESULT_RESERVE_S
 
-    def per_model_bound(problem: Problem, names: list[str]) -> dict[str, float]:
-        if time.perf_counter() > deadline:
-            return {}
+    def per_model_bound(problem: Problem, names: list[str], budget_s: float) -> dict[str, float]:
+        until = min(deadline, time.perf_counter() + budget_s)
         index = build_index(problem, params)
         wanted = [m for m in sorted(index.demand) if index.models[m].name in names]
         if any(not index.eligible.get((m, s)) for m in wanted for s in index.demand[m]):
             return {}
-        per_model_s = (deadline - time.perf_counter()) * max(1, params.workers) / max(1, 2 * len(wanted))
+        per_model_s = (until - time.perf_counter()) * max(1, params.workers) / max(1, len(wanted))
         if per_model_s < POLICY_MIN_STEP_S:
             return {}
         solutions = solve_models(

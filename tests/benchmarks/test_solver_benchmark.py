@@ -81,6 +81,7 @@ def test_a_bound_above_a_checked_plan_is_flagged_and_not_used(capsys: pytest.Cap
     bench.report_size("M", runs, 1.0)
     out = capsys.readouterr().out
     assert "its bound is WRONG" in out
+    assert "against a faulty direct-MIP run" in out  # the target it meets is flagged
     assert "no plan can be below 0.594x)" in out  # the LP's 95 against (b)'s 160, not 800
     assert "out of reach" not in out
     runs["direct_long"]["c"]["bound"] = 99  # a bound below every checked plan is kept

@@ -68,7 +68,7 @@ def test_a_cheaper_region_beyond_the_slo_is_named_with_the_milliseconds_it_misse
 def test_policy_costs_are_differences_of_optima_with_and_without_each_policy() -> None:
     problem, _ = _berlin(residency=["EU"])
 
-    def per_model(relaxed: Problem, names: list[str]) -> dict[str, float]:
+    def per_model(relaxed: Problem, names: list[str], budget_s: float) -> dict[str, float]:
         # With the rule the optimum is Dublin ($3/h); without it Virginia ($1/h).
         ruled = any(s.residency for s in relaxed.sources)
         return {name: usd(3) if ruled else usd(1) for name in names}
@@ -79,11 +79,26 @@ def test_policy_costs_are_differences_of_optima_with_and_without_each_policy() -
     assert found["policy:spot cap"].monthly_usd == 0
 
 
+def test_the_time_left_is_shared_among_the_policies_re_solves() -> None:
+    # Residency and spot cap apply (no redundancy): four re-solves share 60 s, about 15 s each; a
+    # re-solve that returns early leaves its time to the next ones.
+    problem, _ = _berlin(residency=["EU"])
+    budgets: list[float] = []
+
+    def per_model(relaxed: Problem, names: list[str], budget_s: float) -> dict[str, float]:
+        budgets.append(budget_s)
+        return {name: usd(1) for name in names}
+
+    policy_costs(problem, per_model, deadline=time.perf_counter() + 60)
+    assert len(budgets) == 4
+    assert [round(b) for b in budgets] == [15, 20, 30, 60]
+
+
 def test_a_policy_not_priced_within_the_time_limit_says_so() -> None:
     problem, _ = _berlin(residency=["EU"])
     calls: list[list[str]] = []
 
-    def per_model(relaxed: Problem, names: list[str]) -> dict[str, float]:
+    def per_model(relaxed: Problem, names: list[str], budget_s: float) -> dict[str, float]:
         calls.append(names)
         return {name: usd(1) for name in names}
 
