@@ -272,6 +272,12 @@ def greedy_fill(search: Search, replicas: Replicas, models: list[int]) -> Replic
                 break
             cut = cuts[0]
             step = _cheapest_step(search, m, cut, current, instances, used_gpus)
+            if step is None and len(search.candidates.get(m, ())) < len(index.slots_of_model[m]):
+                # The model's candidate offers cannot cover this shortfall (others took them): it may
+                # use every offer it can run on from now on.
+                search.candidates[m] = list(index.slots_of_model[m])
+                search.stats["greedy_widened"] = int(search.stats.get("greedy_widened", 0)) + 1
+                step = _cheapest_step(search, m, cut, current, instances, used_gpus)
             if step is None:
                 search.stats["greedy_failed_model"] = index.models[m].name
                 return None
