@@ -24,6 +24,7 @@ from solver.domain import (
     ProviderKind,
     PurchaseOption,
     Redundancy,
+    Region,
     ReservedTerm,
     Upfront,
 )
@@ -107,6 +108,20 @@ class RegionRow(Base):
     location_source: Mapped[str] = mapped_column(sa.Text, default="")
 
     provider: Mapped[ProviderRow] = relationship(back_populates="regions")
+
+    def to_domain(self) -> Region:
+        """The region as the solver and the collectors know it (loads ``provider``)."""
+        return Region(
+            provider=self.provider.name,
+            code=self.code,
+            display_name=self.display_name,
+            city=self.city,
+            country=self.country,
+            continent=self.continent,
+            lat=self.lat,
+            lon=self.lon,
+            jurisdictions=frozenset(self.jurisdictions),
+        )
 
 
 class GpuTypeRow(Base):

@@ -718,17 +718,7 @@ def known_regions(session: Session) -> dict[str, list[Region]]:
     """Every region in the database as domain objects, by provider."""
     regions: dict[str, list[Region]] = {}
     for row in session.scalars(sa.select(RegionRow).options(sa.orm.joinedload(RegionRow.provider))):
-        region = Region(
-            provider=row.provider.name,
-            code=row.code,
-            display_name=row.display_name,
-            city=row.city,
-            country=row.country,
-            continent=row.continent,
-            lat=row.lat,
-            lon=row.lon,
-            jurisdictions=frozenset(row.jurisdictions),
-        )
+        region = row.to_domain()
         regions.setdefault(region.provider, []).append(region)
     return regions
 

@@ -62,7 +62,6 @@ from solver.domain import (
     OfferFlag,
     Placement,
     Plan,
-    Region,
     ReplicaCount,
     Route,
 )
@@ -167,7 +166,7 @@ def planning_snapshot(session: Session, *, now: dt.datetime) -> PlanningSnapshot
     providers = {offer.provider for offer in offers}
     try:
         problem = Problem(
-            regions=tuple(_region(regions[key]) for key in sorted(regions)),
+            regions=tuple(regions[key].to_domain() for key in sorted(regions)),
             offers=tuple(sorted(offers, key=lambda offer: offer.key)),
             models=fleet.models,
             sources=fleet.sources,
@@ -230,20 +229,6 @@ def _offer_availability(
         if zones:
             return None if any(value is None for value in zones) else sum(zones)  # type: ignore[arg-type]
     return None
-
-
-def _region(row: RegionRow) -> Region:
-    return Region(
-        provider=row.provider.name,
-        code=row.code,
-        display_name=row.display_name,
-        city=row.city,
-        country=row.country,
-        continent=row.continent,
-        lat=row.lat,
-        lon=row.lon,
-        jurisdictions=frozenset(row.jurisdictions),
-    )
 
 
 def _availability(session: Session) -> dict[tuple[int, int, str], int | None]:
