@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from scheduler.db.models import Base
+from scheduler.db.base import Base
 from scheduler.settings import get_settings
 
 config = context.config
@@ -16,7 +18,7 @@ def _url() -> str:
     return config.get_main_option("sqlalchemy.url") or get_settings().resolved_database_url
 
 
-def _configure(**kwargs: object) -> None:
+def _configure(**kwargs: Any) -> None:
     context.configure(
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite alters tables by copying them

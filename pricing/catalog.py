@@ -483,7 +483,7 @@ def _region_from_row(row: _Row, license_name: str) -> RegionInfo | None:
         location_source = row.parse("source", _required)
         if country is not None:
             _check_membership(row, country)
-    if len(row.errors) > count:
+    if len(row.errors) > count or provider is None or code is None or country is None:
         return None
     try:
         region = Region(
@@ -641,9 +641,10 @@ def _load_rtt(root: Path, errors: list[CatalogRowError]) -> list[RttMeasurement]
         parts = [row.parse(column, _required) for column in RTT_COLUMNS[:4]]
         rtt_ms = row.parse("rtt_ms", _positive_number)
         source = row.parse("source", _required)
-        if len(row.errors) > count:
+        if len(row.errors) > count or rtt_ms is None or any(part is None for part in parts):
             continue
-        src, dst = region_key(parts[0], parts[1]), region_key(parts[2], parts[3])
+        src_provider, src_region, dst_provider, dst_region = (str(part) for part in parts)
+        src, dst = region_key(src_provider, src_region), region_key(dst_provider, dst_region)
         if (src, dst) in first_line:
             row.error(
                 "dst_region", f"duplicate measurement {src} -> {dst} (first on line {first_line[src, dst]})"

@@ -194,7 +194,7 @@ def _read_yaml(
             )
             return document
     if not isinstance(items, yaml.SequenceNode):
-        line = items.start_mark.line + 1
+        line = items.start_mark.line + 1 if items is not None else 1
         errors.append(CatalogRowError(name, line, list_key, "expected a list of records"))
         return document
     for item in items.value:

@@ -22,6 +22,7 @@ failing after botocore's retries is an entry in ``CollectionResult.errors``; the
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -417,7 +418,7 @@ class _Run:
                 self.attempt(
                     f"{where} {name}",
                     "GetProducts",
-                    lambda n=name: self.collect_pricing(region, catalogue[n]),
+                    functools.partial(self.collect_pricing, region, catalogue[name]),
                 )
         if self.wanted & _SPOT_CAPABILITIES:
             self.attempt(where, "DescribeSpotPriceHistory", lambda: self.collect_spot(region, catalogue))
@@ -430,7 +431,7 @@ class _Run:
                 self.attempt(
                     f"{where} {name}",
                     "DescribeCapacityBlockOfferings",
-                    lambda n=name: self.collect_capacity_blocks(region, catalogue[n]),
+                    functools.partial(self.collect_capacity_blocks, region, catalogue[name]),
                 )
         return True
 
@@ -744,7 +745,7 @@ class _Run:
             if not self.attempt(
                 f"aws {name}",
                 "GetSpotPlacementScores",
-                lambda n=name: self.placement_scores(instances[n], regions_of[n]),
+                functools.partial(self.placement_scores, instances[name], regions_of[name]),
             ):
                 break  # the same refusal (not authorised, throttled) would meet every type
 
@@ -817,7 +818,7 @@ def _usd_text(price_per_unit: Any) -> str:
     if not isinstance(price_per_unit, dict) or not price_per_unit:
         raise _BadItemError("pricePerUnit missing")
     if "USD" in price_per_unit:
-        return price_per_unit["USD"]
+        return str(price_per_unit["USD"])
     require_usd(next(iter(price_per_unit)))  # raises CurrencyError naming the currency
     raise _BadItemError("pricePerUnit without USD")  # pragma: no cover - require_usd raised
 
@@ -901,7 +902,7 @@ def _spot_point(
     if not isinstance(item, dict):
         raise _BadItemError("not an object")
     name = item.get("InstanceType")
-    if name not in catalogue:
+    if not isinstance(name, str) or name not in catalogue:
         raise _BadItemError(f"instance type {name!r} was not asked for")
     if item.get("ProductDescription") not in SPOT_PRODUCT_DESCRIPTIONS:
         raise _BadItemError(f"product description {item.get('ProductDescription')!r} was not asked for")

@@ -265,7 +265,8 @@ def _effective(info: Any) -> dt.datetime:
     stamp = info.effective_time
     if stamp is None:
         return dt.datetime.min.replace(tzinfo=dt.UTC)
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+    moment: dt.datetime = stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+    return moment
 
 
 def hourly_rate(sku: billing_v1.Sku, component: Component, now: dt.datetime) -> Decimal:

@@ -8,6 +8,7 @@ Price sheets are registered on request, one collector per file, named ``sheet:<f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -57,5 +58,5 @@ def default_registry(price_sheets: Iterable[Path | str] = ()) -> CollectorRegist
     registry.register("azure", azure_collector)
     for path in price_sheets:
         sheet = Path(path)
-        registry.register(sheet_collector_name(sheet), lambda sheet=sheet: PriceSheetCollector(sheet))
+        registry.register(sheet_collector_name(sheet), functools.partial(PriceSheetCollector, sheet))
     return registry

@@ -106,9 +106,9 @@ def _differing(session: Session, rows: Sequence[PriceRow]) -> tuple[tuple[PriceR
             stored[(offer_id, observed_at, source)] = price
     out = []
     for row in rows:
-        price = stored.get(_index_order(row))
-        if price is not None and price != row[2]:
-            out.append((row, price))
+        stored_price = stored.get(_index_order(row))
+        if stored_price is not None and stored_price != row[2]:
+            out.append((row, stored_price))
     return tuple(out)
 
 

@@ -28,6 +28,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def rowcount(result: object) -> int:
+    """Rows an INSERT, UPDATE or DELETE touched (0 when the driver cannot tell)."""
+    return max(int(getattr(result, "rowcount", 0) or 0), 0)
+
+
 def redact(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 

@@ -114,13 +114,14 @@ def _add_observations(
     session: Session, catalog: Catalog, offers: dict[str, OfferRow], run: CollectionRunRow, source: str
 ) -> int:
     offer_ids = [offers[item.offer.key].id for item in catalog.offers]
-    existing = set(
-        session.execute(
+    existing: set[tuple[int, dt.datetime]] = {
+        (offer_id, observed_at)
+        for offer_id, observed_at in session.execute(
             sa.select(PriceObservationRow.offer_id, PriceObservationRow.observed_at).where(
                 PriceObservationRow.source == source
             )
-        ).all()
-    )
+        )
+    }
     new_rows = []
     for item, offer_id in zip(catalog.offers, offer_ids, strict=True):
         if (offer_id, item.observed_at) in existing:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from pricing.discounts import DiscountOverlay, DiscountRule
 from scheduler.db.models import DiscountRuleRow
+from scheduler.db.session import rowcount
 from scheduler.services.audit import record
 
 
@@ -39,7 +40,7 @@ def replace_discounts(
     session: Session, overlay: DiscountOverlay, *, source: str, now: dt.datetime, actor: str
 ) -> tuple[int, int]:
     """Replace the stored overlay with ``overlay``; returns (rules removed, rules stored). Flushes only."""
-    removed = session.execute(sa.delete(DiscountRuleRow)).rowcount or 0
+    removed = rowcount(session.execute(sa.delete(DiscountRuleRow)))
     for position, rule in enumerate(overlay.rules):
         session.add(
             DiscountRuleRow(

@@ -112,17 +112,17 @@ def load_fleet(session: Session, fleet: FleetSpec, *, now: dt.datetime, actor: s
 
     sources = {row.name: row for row in session.scalars(sa.select(DemandSourceRow))}
     for source in fleet.sources:
-        row = sources.get(source.name)
-        if row is None:
-            row = DemandSourceRow(name=source.name)
-            session.add(row)
-            sources[source.name] = row
-        row.lat = source.lat
-        row.lon = source.lon
-        row.country = source.country
-        row.jurisdictions = sorted(source.jurisdictions)
-        row.residency = sorted(source.residency) if source.residency is not None else None
-        row.anchor_region = regions[source.anchor_region] if source.anchor_region else None
+        source_row = sources.get(source.name)
+        if source_row is None:
+            source_row = DemandSourceRow(name=source.name)
+            session.add(source_row)
+            sources[source.name] = source_row
+        source_row.lat = source.lat
+        source_row.lon = source.lon
+        source_row.country = source.country
+        source_row.jurisdictions = sorted(source.jurisdictions)
+        source_row.residency = sorted(source.residency) if source.residency is not None else None
+        source_row.anchor_region = regions[source.anchor_region] if source.anchor_region else None
     session.flush()
 
     named_models = [models[model.name].id for model in fleet.models]

@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 
@@ -37,8 +37,8 @@ from solver.problem import Problem, SolveParams
 from solver.result import Explanation, SolveResult, SolveStatus, Violation
 from solver.units import micro_to_usd, per_month
 
-PLAN_FILE_FORMAT = "gpuplan-plan"
-PLAN_FILE_VERSION = 1
+PLAN_FILE_FORMAT: Final = "gpuplan-plan"
+PLAN_FILE_VERSION: Final = 1
 
 
 class _Document(BaseModel):

@@ -152,10 +152,10 @@ def planning_snapshot(session: Session, *, now: dt.datetime) -> PlanningSnapshot
         raise PlanningError("no offers with prices in the database: run `gpuplan catalog load`")
 
     anchors = {source.anchor_region for source in fleet.sources if source.anchor_region is not None}
-    for row in session.scalars(sa.select(RegionRow).options(joinedload(RegionRow.provider))):
-        key = f"{row.provider.name}/{row.code}"
+    for region_row in session.scalars(sa.select(RegionRow).options(joinedload(RegionRow.provider))):
+        key = f"{region_row.provider.name}/{region_row.code}"
         if key in anchors:
-            regions[key] = row
+            regions[key] = region_row
     region_keys = set(regions)
     rtt = tuple(
         RttMeasurement(src=m.src, dst=m.dst, rtt_ms=m.rtt_ms)

@@ -110,7 +110,7 @@ def spot_risks(
     }
 
 
-def _spot_observations(provider_names: frozenset[str]) -> sa.Select[tuple[int, dt.datetime, int]]:
+def _spot_observations(provider_names: frozenset[str]) -> sa.Select[int, dt.datetime, int]:
     query = (
         sa.select(
             PriceObservationRow.offer_id,
@@ -170,6 +170,8 @@ def _on_demand_prices(session: Session) -> dict[tuple[int, int], int]:
     regional: dict[tuple[int, int], int] = {}
     zonal: dict[tuple[int, int], int] = {}
     for instance_type_id, region_id, zone, price in session.execute(query):
+        if price is None:
+            continue
         place = (instance_type_id, region_id)
         if not zone:
             regional[place] = price
