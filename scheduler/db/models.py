@@ -531,7 +531,7 @@ class PlanRow(Base):
     decided_by: Mapped[str | None] = mapped_column(sa.String(200))
     decided_at: Mapped[dt.datetime | None]
     problem_hash: Mapped[str | None] = mapped_column(sa.String(64))
-    """SHA-256 of the problem's canonical JSON: two plans with the same hash were computed from the same inputs."""
+    """SHA-256 of the problem's canonical JSON: plans with the same hash had the same inputs."""
     trigger: Mapped[str] = mapped_column(sa.String(32), default="manual", server_default="manual")
     """Why the plan was made: manual, rebalance, preemption, capacity (an offer ran out), reconcile."""
     diff: Mapped[dict[str, Any] | None]
@@ -703,7 +703,9 @@ class FleetInstanceRow(Base):
     offer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("offers.id"))
     action_id: Mapped[int | None] = mapped_column(sa.ForeignKey("provisioning_actions.id"), index=True)
     plan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plans.id"), index=True)
-    state: Mapped[InstanceRecordState] = mapped_column(enum_column_type(InstanceRecordState, "instance_state"))
+    state: Mapped[InstanceRecordState] = mapped_column(
+        enum_column_type(InstanceRecordState, "instance_state")
+    )
     spot: Mapped[bool] = mapped_column(default=False)
     region: Mapped[str] = mapped_column(sa.String(100), default="")
     zone: Mapped[str] = mapped_column(sa.String(100), default="")

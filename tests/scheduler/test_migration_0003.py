@@ -13,7 +13,8 @@ NOW = "2026-11-22 12:00:00+00:00"
 
 def _seed_plan(connection: sa.Connection) -> None:
     statements = [
-        "INSERT INTO providers (id, name, kind, display_name, pricing_api) VALUES (1, 'p', 'neocloud', 'P', '')",
+        "INSERT INTO providers (id, name, kind, display_name, pricing_api) "
+        "VALUES (1, 'p', 'neocloud', 'P', '')",
         "INSERT INTO gpu_types (id, name, vendor, memory_gib, memory_bandwidth_gbps) "
         "VALUES (1, 'H100', 'nvidia', 80, 3350)",
         "INSERT INTO instance_types (id, provider_id, name, gpu_type_id, gpu_count) VALUES (1, 1, 'x', 1, 8)",
