@@ -338,6 +338,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("provider", sa.String(length=64), nullable=False),
         sa.Column("instance_id", sa.String(length=200), nullable=False),
+        sa.Column("provisioner", sa.String(length=64), nullable=False),
         sa.Column("offer_id", sa.Integer(), nullable=True),
         sa.Column("action_id", sa.Integer(), nullable=True),
         sa.Column("plan_id", sa.Integer(), nullable=True),

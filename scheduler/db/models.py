@@ -700,6 +700,8 @@ class FleetInstanceRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     provider: Mapped[str] = mapped_column(sa.String(64))
     instance_id: Mapped[str] = mapped_column(sa.String(200))
+    provisioner: Mapped[str] = mapped_column(sa.String(64))
+    """The adapter that launched or found it, which reconciliation asks about it."""
     offer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("offers.id"))
     action_id: Mapped[int | None] = mapped_column(sa.ForeignKey("provisioning_actions.id"), index=True)
     plan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plans.id"), index=True)

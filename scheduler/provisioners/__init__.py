@@ -1,0 +1,1 @@
+"""Provisioner adapters: launch, terminate and list cloud instances behind one Protocol (base.py)."""
