@@ -117,6 +117,8 @@ class ProvisionerError(Exception):
     def __init__(self, message: str, *, provider: str = "") -> None:
         super().__init__(message)
         self.provider = provider
+        self.attempts = 1
+        """How many times the caller tried before giving up (set by the caller's retry loop)."""
 
 
 class InsufficientCapacityError(ProvisionerError):

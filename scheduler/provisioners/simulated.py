@@ -145,9 +145,14 @@ class SimulatedCloud:
                     )
                     if int(live or 0) + missing > limit:
                         self._record(
-                            session, Verb.LAUNCH, request.provider, request.idempotency_key, None, None,
+                            session,
+                            Verb.LAUNCH,
+                            request.provider,
+                            request.idempotency_key,
+                            None,
+                            None,
                             outcome="insufficient_capacity",
-                        )  # fmt: skip
+                        )
                         session.commit()
                         raise InsufficientCapacityError(
                             f"{offer_key}: {missing} more instances asked, {limit - int(live or 0)} left "

@@ -1,0 +1,717 @@
+"""The apply engine: a plan's diff becomes actions, stored before any is sent, then carried out make
+before break, resumably.
+
+1. ``begin`` (one transaction): the plan must be approved (and still fresh) or, with ``resume``, applying,
+   partially applied or failed; it takes the plan's apply lease (``apply:plan:ID``), which refuses a
+   second applier while the first is alive; on a first apply it stores every action with its idempotency
+   key and moves the plan to applying.
+2. Phases in order: 1 launch (new capacity), 2 shift routing, 3 terminate. Each action is marked sent
+   and committed before its call (the intent is stored before the side effect), and its outcome is
+   committed after. Launch is find-or-create by the action's tag, so an action found sent after a crash
+   is simply sent again: what the first attempt made is found, not made twice. Terminate is idempotent.
+3. Retryable errors (throttling, time-outs, lost answers) are retried with exponential backoff up to a
+   ceiling; an offer out of capacity gets a hold (``offer_holds``) and its launch fails; other errors fail
+   their action with one line and the rest go on. A termination waits (is cancelled) when a launch for a
+   model it hosts failed, so that no model loses capacity it has not got elsewhere.
+4. ``finish``: applied when every action succeeded, partially applied when some did, failed when none
+   did; the fleet's per-offer view is rebuilt from the instances (scheduler.services.fleetstate).
+
+Nothing here commits except through ``Database.transaction()``, one per step; no transaction is open
+during a provider call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, joinedload
+
+from scheduler.db.models import (
+    ActionKind,
+    ActionStatus,
+    FleetInstanceRow,
+    FleetPlacementRow,
+    FleetReplicaRow,
+    InstanceRecordState,
+    OfferHoldRow,
+    OfferRow,
+    PlanRow,
+    PlanStatus,
+    ProvisioningActionRow,
+    RegionRow,
+    ServedModelRow,
+)
+from scheduler.db.session import Database, rowcount
+from scheduler.provisioners.base import (
+    CloudInstance,
+    InstanceState,
+    InsufficientCapacityError,
+    LaunchRequest,
+    ProvisionerError,
+    ProvisionerRegistry,
+    canonical_tags,
+    idempotency_key,
+)
+from scheduler.services import leases
+from scheduler.services.audit import record
+from scheduler.services.fleetstate import LIVE, live_by_offer, record_instances, sync_placements
+from scheduler.services.planning import read_stored_plan
+from scheduler.services.plans import (
+    PlanBusyError,
+    PlanError,
+    get_plan,
+    mark_if_stale,
+    raise_if_stale,
+    transition,
+)
+from scheduler.settings import Settings
+
+PHASES = {ActionKind.LAUNCH: 1, ActionKind.SHIFT_ROUTING: 2, ActionKind.TERMINATE: 3}
+RESUMABLE = frozenset({PlanStatus.APPLYING, PlanStatus.PARTIALLY_APPLIED, PlanStatus.FAILED})
+
+Step = Callable[[str], None]
+"""Told of every step of an apply ("launch:sent:3", "launch:done:3", ...): progress output, and the
+crash tests, which end the process at a chosen step."""
+
+
+def lease_name(plan_id: int) -> str:
+    return f"apply:plan:{plan_id}"
+
+
+@dataclass
+class ApplyContext:
+    database: Database
+    registry: ProvisionerRegistry
+    settings: Settings
+    holder: str
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    sleep: Callable[[float], None] = time.sleep
+    on_step: Step | None = None
+
+    def step(self, name: str) -> None:
+        if self.on_step is not None:
+            self.on_step(name)
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    seq: int
+    kind: ActionKind
+    subject: str
+    """The offer key (launch), the instance (terminate) or the routing table."""
+    status: ActionStatus
+    attempts: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    plan_id: int
+    status: PlanStatus
+    outcomes: list[ActionOutcome]
+    capacity_failures: dict[str, list[str]]
+    """Offer key -> models whose launch there ran out of capacity (to re-plan without the offer)."""
+    lost: dict[str, int]
+    """Replicas per model the fleet could not hold after the apply."""
+    seconds: float
+
+    @property
+    def succeeded(self) -> int:
+        return sum(1 for o in self.outcomes if o.status is ActionStatus.SUCCEEDED)
+
+
+class NotApprovedError(PlanError):
+    pass
+
+
+# ----------------------------------------------------------------------------------------- actions
+
+
+def build_actions(session: Session, row: PlanRow) -> list[ProvisioningActionRow]:
+    """The plan's diff against the live instances as actions: launches, one routing change, terminations.
+
+    Terminations pick the most recently launched instances of an offer first."""
+    plan = read_stored_plan(session, row.id)
+    keys = {p.offer_key for p in plan.placements}
+    live = live_by_offer(session)
+    offers = {
+        o.key: o
+        for o in session.scalars(
+            sa.select(OfferRow)
+            .where(sa.or_(OfferRow.key.in_(sorted(keys)), OfferRow.id.in_(sorted(live))))
+            .options(
+                joinedload(OfferRow.region).joinedload(RegionRow.provider), joinedload(OfferRow.instance_type)
+            )
+        )
+    }
+    actions: list[ProvisioningActionRow] = []
+
+    def add(kind: ActionKind, **values: object) -> None:
+        seq = len(actions) + 1
+        actions.append(
+            ProvisioningActionRow(
+                plan_id=row.id,
+                seq=seq,
+                phase=PHASES[kind],
+                idempotency_key=idempotency_key(row.id, seq),
+                kind=kind,
+                status=ActionStatus.PENDING,
+                attempts=0,
+                **values,
+            )
+        )
+
+    for placement in sorted(plan.placements, key=lambda p: p.offer_key):
+        offer = offers[placement.offer_key]
+        running = len(live.get(offer.id, []))
+        if placement.instances > running:
+            add(
+                ActionKind.LAUNCH,
+                provider=offer.region.provider.name,
+                offer_id=offer.id,
+                instances=placement.instances - running,
+                replicas={count.model: count.replicas for count in placement.replicas},
+            )
+    if plan.routes:
+        add(
+            ActionKind.SHIFT_ROUTING,
+            instances=0,
+            replicas={"routes": [r.model_dump(mode="json") for r in plan.routes]},
+        )
+    target = {offers[p.offer_key].id: p.instances for p in plan.placements}
+    for offer_id in sorted(live):
+        extra = len(live[offer_id]) - target.get(offer_id, 0)
+        if extra <= 0:
+            continue
+        newest_first = sorted(
+            live[offer_id], key=lambda r: (r.launched_at or r.first_seen_at, r.id), reverse=True
+        )
+        for instance in newest_first[:extra]:
+            add(
+                ActionKind.TERMINATE,
+                provider=instance.provider,
+                offer_id=offer_id,
+                instances=1,
+                instance_id=instance.instance_id,
+            )
+    return actions
+
+
+# ------------------------------------------------------------------------------------------- begin
+
+
+def begin(ctx: ApplyContext, plan_id: int, *, actor: str, resume: bool = False) -> list[int]:
+    """Check the plan, take its apply lease, store its actions if new; the ids of the actions to run."""
+    now = ctx.clock()
+    with ctx.database.transaction() as session:
+        row = get_plan(session, plan_id, for_update=True)
+        name = lease_name(plan_id)
+        holder = leases.holder_of(session, name, now=now)
+        if holder is not None and holder.holder != ctx.holder:
+            raise PlanBusyError(
+                f"plan {plan_id} is {row.status.value}: it is being applied by {holder.holder} "
+                f"(lease renewed {holder.renewed_at:%H:%M:%S} UTC, expires {holder.expires_at:%H:%M:%S} UTC)"
+            )
+        if row.status is PlanStatus.APPLYING and not resume:
+            raise PlanBusyError(
+                f"plan {plan_id} is applying: a second apply is refused; "
+                f"`gpuplan apply {plan_id} --resume` finishes an interrupted apply"
+            )
+        if row.status in RESUMABLE and not resume:
+            raise PlanBusyError(
+                f"plan {plan_id} is {row.status.value}: `gpuplan apply {plan_id} --resume` retries what "
+                "did not succeed"
+            )
+        if row.status in RESUMABLE:
+            pass
+        elif row.status is PlanStatus.APPROVED:
+            if not mark_if_stale(session, row, now=now, settings=ctx.settings, actor=actor):
+                pass
+        else:
+            raise NotApprovedError(
+                f"plan {plan_id} is {row.status.value}: only an approved plan is applied "
+                f"(`gpuplan plans approve {plan_id} --actor NAME`)"
+            )
+        if row.status is PlanStatus.STALE:
+            stale = True
+        else:
+            stale = False
+            leases.acquire(session, name, ctx.holder, now=now, ttl_s=ctx.settings.apply_lease_s)
+            if row.status is PlanStatus.APPROVED:
+                actions = build_actions(session, row)
+                session.add_all(actions)
+                transition(
+                    session,
+                    row,
+                    PlanStatus.APPLYING,
+                    actor=actor,
+                    reason=f"{len(actions)} actions stored",
+                    now=now,
+                )
+            elif row.status is not PlanStatus.APPLYING:
+                retried = session.execute(
+                    sa.update(ProvisioningActionRow)
+                    .where(
+                        ProvisioningActionRow.plan_id == plan_id,
+                        ProvisioningActionRow.status.in_((ActionStatus.FAILED, ActionStatus.CANCELLED)),
+                    )
+                    .values(status=ActionStatus.PENDING, error=None, finished_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+                transition(
+                    session,
+                    row,
+                    PlanStatus.APPLYING,
+                    actor=actor,
+                    reason=f"resumed: {rowcount(retried)} actions retried",
+                    now=now,
+                )
+            else:
+                record(
+                    session,
+                    actor=actor,
+                    action="plan.resumed",
+                    entity_type="plan",
+                    entity_id=str(plan_id),
+                    details={"holder": ctx.holder},
+                    at=now,
+                )
+            session.flush()
+        ids = list(
+            session.scalars(
+                sa.select(ProvisioningActionRow.id)
+                .where(
+                    ProvisioningActionRow.plan_id == plan_id,
+                    ProvisioningActionRow.status.in_((ActionStatus.PENDING, ActionStatus.SENT)),
+                )
+                .order_by(ProvisioningActionRow.phase, ProvisioningActionRow.seq)
+            )
+        )
+    if stale:
+        with ctx.database.transaction() as session:
+            raise_if_stale(get_plan(session, plan_id))
+    ctx.step("begin")
+    return ids
+
+
+# ----------------------------------------------------------------------------------------- execute
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"{type(error).__name__}: {text}"[:500]
+
+
+def _with_retries(
+    ctx: ApplyContext, call: Callable[[], list[CloudInstance] | None]
+) -> tuple[list[CloudInstance] | None, int]:
+    """Run the call, retrying retryable errors with exponential backoff; (result, attempts)."""
+    delay = ctx.settings.apply_backoff_s
+    for attempt in range(1, ctx.settings.apply_max_attempts + 1):
+        try:
+            return call(), attempt
+        except ProvisionerError as exc:
+            if not exc.retryable or attempt == ctx.settings.apply_max_attempts:
+                exc.attempts = attempt
+                raise
+            ctx.sleep(min(delay, ctx.settings.apply_backoff_max_s))
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+def _mark_sent(ctx: ApplyContext, action_id: int) -> ProvisioningActionRow | None:
+    """Store the intent: the action is sent (or sent again). None when it is no longer to run."""
+    now = ctx.clock()
+    with ctx.database.transaction() as session:
+        action = session.get(ProvisioningActionRow, action_id, with_for_update=True)
+        if action is None or action.status not in (ActionStatus.PENDING, ActionStatus.SENT):
+            return None
+        action.status = ActionStatus.SENT
+        action.attempts += 1
+        action.started_at = action.started_at or now
+        action.updated_at = now
+        leases.acquire(
+            session, lease_name(action.plan_id), ctx.holder, now=now, ttl_s=ctx.settings.apply_lease_s
+        )
+        if action.kind is ActionKind.TERMINATE:
+            session.execute(
+                sa.update(FleetInstanceRow)
+                .where(
+                    FleetInstanceRow.provider == action.provider,
+                    FleetInstanceRow.instance_id == action.instance_id,
+                    FleetInstanceRow.state.in_(LIVE),
+                )
+                .values(state=InstanceRecordState.TERMINATING)
+                .execution_options(synchronize_session=False)
+            )
+        session.flush()
+        session.expunge(action)
+        return action
+
+
+def _finish_action(
+    ctx: ApplyContext,
+    action_id: int,
+    status: ActionStatus,
+    *,
+    attempts: int,
+    error: str | None = None,
+    provider_ref: str | None = None,
+) -> None:
+    now = ctx.clock()
+    with ctx.database.transaction() as session:
+        action = session.get_one(ProvisioningActionRow, action_id)
+        action.status = status
+        action.attempts += max(0, attempts - 1)
+        action.error = error
+        action.finished_at = now
+        action.updated_at = now
+        if provider_ref is not None:
+            action.provider_ref = provider_ref
+
+
+def _launch(
+    ctx: ApplyContext, action: ProvisioningActionRow, plan_id: int
+) -> tuple[ActionStatus, str | None]:
+    with ctx.database.transaction() as session:
+        offer = session.scalars(
+            sa.select(OfferRow)
+            .where(OfferRow.id == action.offer_id)
+            .options(
+                joinedload(OfferRow.region).joinedload(RegionRow.provider), joinedload(OfferRow.instance_type)
+            )
+        ).one()
+        offer_key, offer_id = offer.key, offer.id
+        provider, region, zone = offer.region.provider.name, offer.region.code, offer.zone
+        instance_type, option = offer.instance_type.name, offer.purchase_option
+    adapter = ctx.registry.for_offer(provider, option)
+    if adapter is None:
+        error = f"no provisioner covers {provider} {option.value} (offer {offer_key})"
+        _finish_action(ctx, action.id, ActionStatus.FAILED, attempts=1, error=error)
+        return ActionStatus.FAILED, error
+    request = LaunchRequest(
+        idempotency_key=action.idempotency_key,
+        provider=provider,
+        region=region,
+        zone=zone,
+        instance_type=instance_type,
+        purchase_option=option,
+        count=action.instances,
+        tags=canonical_tags(
+            plan_id=plan_id, action_key=action.idempotency_key, offer_key=offer_key, models=action.replicas
+        ),
+    )
+    ctx.step(f"launch:call:{action.seq}")
+    try:
+        instances, attempts = _with_retries(ctx, lambda: adapter.launch(request))
+    except InsufficientCapacityError as exc:
+        now = ctx.clock()
+        error = _one_line(exc)
+        with ctx.database.transaction() as session:
+            until = now + dt.timedelta(minutes=ctx.settings.offer_hold_minutes)
+            session.add(
+                OfferHoldRow(
+                    offer_id=offer_id, until=until, reason=error, created_at=now, action_id=action.id
+                )
+            )
+            record(
+                session,
+                actor="apply",
+                action="offer.out_of_capacity",
+                entity_type="offer",
+                entity_id=offer_key,
+                details={"until": until.isoformat(), "plan": plan_id, "action": action.seq},
+                at=now,
+            )
+        _finish_action(ctx, action.id, ActionStatus.FAILED, attempts=exc.attempts, error=error)
+        return ActionStatus.FAILED, error
+    except ProvisionerError as exc:
+        error = _one_line(exc)
+        _finish_action(ctx, action.id, ActionStatus.FAILED, attempts=exc.attempts, error=error)
+        return ActionStatus.FAILED, error
+    assert instances is not None
+    ctx.step(f"launch:answered:{action.seq}")
+    now = ctx.clock()
+    with ctx.database.transaction() as session:
+        record_instances(
+            session,
+            instances,
+            provisioner=adapter.name,
+            now=now,
+            offer_id=offer_id,
+            action_id=action.id,
+            plan_id=plan_id,
+        )
+    _finish_action(
+        ctx,
+        action.id,
+        ActionStatus.SUCCEEDED,
+        attempts=attempts,
+        provider_ref=",".join(i.instance_id for i in instances),
+    )
+    return ActionStatus.SUCCEEDED, None
+
+
+def _terminate(ctx: ApplyContext, action: ProvisioningActionRow) -> tuple[ActionStatus, str | None]:
+    with ctx.database.transaction() as session:
+        row = session.scalar(
+            sa.select(FleetInstanceRow).where(
+                FleetInstanceRow.provider == action.provider,
+                FleetInstanceRow.instance_id == action.instance_id,
+            )
+        )
+        if row is None:
+            error = f"instance {action.provider}/{action.instance_id} is not in the fleet"
+        else:
+            error = None
+            instance = CloudInstance(
+                provider=row.provider,
+                instance_id=row.instance_id,
+                region=row.region,
+                zone=row.zone,
+                instance_type=row.instance_type,
+                spot=row.spot,
+                state=InstanceState.RUNNING,
+                tags=dict(row.tags),
+            )
+            provisioner, gone = row.provisioner, row.state not in (*LIVE, InstanceRecordState.TERMINATING)
+    if error is not None:
+        _finish_action(ctx, action.id, ActionStatus.FAILED, attempts=1, error=error)
+        return ActionStatus.FAILED, error
+    if gone:  # preempted or gone meanwhile: nothing to terminate
+        _finish_action(ctx, action.id, ActionStatus.SUCCEEDED, attempts=1, provider_ref=action.instance_id)
+        return ActionStatus.SUCCEEDED, None
+    try:
+        adapter = ctx.registry.get(provisioner)
+    except KeyError as exc:
+        error = str(exc.args[0])
+        _finish_action(ctx, action.id, ActionStatus.FAILED, attempts=1, error=error)
+        return ActionStatus.FAILED, error
+    ctx.step(f"terminate:call:{action.seq}")
+    try:
+        _result, attempts = _with_retries(ctx, lambda: adapter.terminate([instance]))
+    except ProvisionerError as exc:
+        error = _one_line(exc)
+        with ctx.database.transaction() as session:
+            session.execute(
+                sa.update(FleetInstanceRow)
+                .where(
+                    FleetInstanceRow.provider == action.provider,
+                    FleetInstanceRow.instance_id == action.instance_id,
+                    FleetInstanceRow.state == InstanceRecordState.TERMINATING,
+                )
+                .values(state=InstanceRecordState.RUNNING)
+                .execution_options(synchronize_session=False)
+            )
+        _finish_action(ctx, action.id, ActionStatus.FAILED, attempts=exc.attempts, error=error)
+        return ActionStatus.FAILED, error
+    ctx.step(f"terminate:answered:{action.seq}")
+    now = ctx.clock()
+    with ctx.database.transaction() as session:
+        session.execute(
+            sa.update(FleetInstanceRow)
+            .where(
+                FleetInstanceRow.provider == action.provider,
+                FleetInstanceRow.instance_id == action.instance_id,
+                FleetInstanceRow.state.in_((*LIVE, InstanceRecordState.TERMINATING)),
+            )
+            .values(state=InstanceRecordState.TERMINATED, ended_at=now, last_seen_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    _finish_action(ctx, action.id, ActionStatus.SUCCEEDED, attempts=attempts, provider_ref=action.instance_id)
+    return ActionStatus.SUCCEEDED, None
+
+
+def _models_on(session: Session, provider: str | None, instance_id: str | None) -> set[str]:
+    """Models the fleet runs on the instance's offer."""
+    offer_id = session.scalar(
+        sa.select(FleetInstanceRow.offer_id).where(
+            FleetInstanceRow.provider == provider, FleetInstanceRow.instance_id == instance_id
+        )
+    )
+    if offer_id is None:
+        return set()
+    return set(
+        session.scalars(
+            sa.select(ServedModelRow.name)
+            .join(FleetReplicaRow, FleetReplicaRow.model_id == ServedModelRow.id)
+            .join(FleetPlacementRow, FleetPlacementRow.id == FleetReplicaRow.placement_id)
+            .where(FleetPlacementRow.offer_id == offer_id)
+        )
+    )
+
+
+def run_actions(ctx: ApplyContext, plan_id: int, action_ids: list[int]) -> None:
+    failed_models: set[str] = set()
+    with ctx.database.transaction() as session:
+        for action in session.scalars(
+            sa.select(ProvisioningActionRow).where(
+                ProvisioningActionRow.plan_id == plan_id,
+                ProvisioningActionRow.kind == ActionKind.LAUNCH,
+                ProvisioningActionRow.status == ActionStatus.FAILED,
+            )
+        ):
+            failed_models |= set(action.replicas)
+    for action_id in action_ids:
+        sent = _mark_sent(ctx, action_id)
+        if sent is None:
+            continue
+        action = sent
+        if action.kind is ActionKind.TERMINATE and failed_models:
+            with ctx.database.transaction() as session:
+                hosted = _models_on(session, action.provider, action.instance_id)
+            if hosted & failed_models:
+                with ctx.database.transaction() as session:
+                    session.execute(
+                        sa.update(FleetInstanceRow)
+                        .where(
+                            FleetInstanceRow.provider == action.provider,
+                            FleetInstanceRow.instance_id == action.instance_id,
+                            FleetInstanceRow.state == InstanceRecordState.TERMINATING,
+                        )
+                        .values(state=InstanceRecordState.RUNNING)
+                        .execution_options(synchronize_session=False)
+                    )
+                _finish_action(
+                    ctx,
+                    action.id,
+                    ActionStatus.CANCELLED,
+                    attempts=1,
+                    error=f"held back: a launch failed for {', '.join(sorted(hosted & failed_models))}",
+                )
+                continue
+        ctx.step(f"{action.kind.value}:sent:{action.seq}")
+        if action.kind is ActionKind.LAUNCH:
+            status, _error = _launch(ctx, action, plan_id)
+            if status is ActionStatus.FAILED:
+                failed_models |= set(action.replicas)
+        elif action.kind is ActionKind.TERMINATE:
+            _terminate(ctx, action)
+        else:
+            # gpuplan has no traffic router of its own: the routing table is recorded on the action and
+            # the plan (plan_routes) for the router to read.
+            _finish_action(ctx, action.id, ActionStatus.SUCCEEDED, attempts=1)
+        ctx.step(f"{action.kind.value}:done:{action.seq}")
+
+
+# ------------------------------------------------------------------------------------------ finish
+
+
+def finish(ctx: ApplyContext, plan_id: int, *, actor: str, started: float) -> ApplyReport:
+    now = ctx.clock()
+    with ctx.database.transaction() as session:
+        row = get_plan(session, plan_id, for_update=True)
+        actions = session.scalars(
+            sa.select(ProvisioningActionRow)
+            .where(ProvisioningActionRow.plan_id == plan_id)
+            .options(joinedload(ProvisioningActionRow.offer))
+            .order_by(ProvisioningActionRow.seq)
+        ).all()
+        open_ = [a for a in actions if a.status in (ActionStatus.PENDING, ActionStatus.SENT)]
+        if open_:
+            raise PlanBusyError(
+                f"plan {plan_id}: {len(open_)} actions are still open; `gpuplan apply {plan_id} --resume`"
+            )
+        succeeded = [a for a in actions if a.status is ActionStatus.SUCCEEDED]
+        if len(succeeded) == len(actions):
+            final = PlanStatus.APPLIED
+        elif succeeded:
+            final = PlanStatus.PARTIALLY_APPLIED
+        else:
+            final = PlanStatus.FAILED
+        lost = sync_placements(session, now=now, plan_id=plan_id)
+        not_done = [a for a in actions if a.status is not ActionStatus.SUCCEEDED]
+        reason = f"{len(succeeded)} of {len(actions)} actions succeeded"
+        if not_done:
+            first = not_done[0]
+            reason += f"; {len(not_done)} did not, first: #{first.seq} {first.kind.value}: {first.error}"
+        if row.status is PlanStatus.APPLYING:
+            transition(session, row, final, actor=actor, reason=reason, now=now)
+        leases.release(session, lease_name(plan_id), ctx.holder)
+        capacity: dict[str, list[str]] = defaultdict(list)
+        for action in actions:
+            if (
+                action.kind is ActionKind.LAUNCH
+                and action.status is ActionStatus.FAILED
+                and action.error
+                and action.error.startswith(InsufficientCapacityError.__name__)
+                and action.offer is not None
+            ):
+                capacity[action.offer.key] += sorted(action.replicas)
+        outcomes = [
+            ActionOutcome(
+                seq=a.seq,
+                kind=a.kind,
+                subject=(
+                    a.offer.key
+                    if a.kind is ActionKind.LAUNCH and a.offer is not None
+                    else f"{a.provider}/{a.instance_id}"
+                    if a.kind is ActionKind.TERMINATE
+                    else f"{len(a.replicas.get('routes', []))} routes"
+                ),
+                status=a.status,
+                attempts=a.attempts,
+                error=a.error,
+            )
+            for a in actions
+        ]
+        status = row.status
+    ctx.step("finish")
+    return ApplyReport(
+        plan_id=plan_id,
+        status=status,
+        outcomes=outcomes,
+        capacity_failures=dict(capacity),
+        lost=lost,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def apply_plan(ctx: ApplyContext, plan_id: int, *, actor: str, resume: bool = False) -> ApplyReport:
+    """Apply an approved plan (or, with ``resume``, finish one an interrupted apply left)."""
+    started = time.perf_counter()
+    action_ids = begin(ctx, plan_id, actor=actor, resume=resume)
+    run_actions(ctx, plan_id, action_ids)
+    return finish(ctx, plan_id, actor=actor, started=started)
+
+
+def cancel(session: Session, plan_id: int, *, actor: str, now: dt.datetime) -> PlanRow:
+    """Cancel a plan: one not yet applying is rejected; an applying one stops sending actions (those not
+    yet sent are cancelled; the applier, or ``apply --resume``, finishes the ones in flight)."""
+    row = get_plan(session, plan_id, for_update=True)
+    if row.status is PlanStatus.APPLYING:
+        count = session.execute(
+            sa.update(ProvisioningActionRow)
+            .where(
+                ProvisioningActionRow.plan_id == plan_id, ProvisioningActionRow.status == ActionStatus.PENDING
+            )
+            .values(status=ActionStatus.CANCELLED, error=f"cancelled by {actor}", finished_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        record(
+            session,
+            actor=actor,
+            action="plan.cancel_requested",
+            entity_type="plan",
+            entity_id=str(plan_id),
+            details={"actions_cancelled": rowcount(count)},
+            at=now,
+        )
+        session.flush()
+        return row
+    transition(session, row, PlanStatus.REJECTED, actor=actor, reason=f"cancelled by {actor}", now=now)
+    return row
+
+
+def resumable_plans(session: Session) -> list[int]:
+    """Plans left applying (an apply was interrupted) or partially applied."""
+    return list(
+        session.scalars(
+            sa.select(PlanRow.id).where(PlanRow.status == PlanStatus.APPLYING).order_by(PlanRow.id)
+        )
+    )
