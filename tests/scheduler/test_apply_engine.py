@@ -1,0 +1,359 @@
+"""The plan lifecycle and the apply engine against the simulated cloud, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from scheduler.db.models import (
+    ActionKind,
+    ActionStatus,
+    AuditLogRow,
+    DemandRow,
+    OfferHoldRow,
+    PlanRow,
+    PlanStatus,
+    ProvisioningActionRow,
+    SimCallRow,
+)
+from scheduler.db.session import Database
+from scheduler.provisioners.base import (
+    TAG_MANAGED,
+    TAG_OFFER,
+    Coverage,
+    CredentialsError,
+    LaunchRequest,
+    ProvisionerRegistry,
+    canonical_tags,
+)
+from scheduler.provisioners.faults import FaultConfig, parse_fault_config
+from scheduler.services import apply as apply_service
+from scheduler.services import plans as plan_service
+from scheduler.services.loop import plan_and_apply, replan_models
+from scheduler.services.reconcile import reconcile
+from scheduler.settings import Settings, StrayPolicy
+from solver.domain import PurchaseOption
+from solver.errors import SpecError
+from tests.scheduler.loop_helpers import (
+    PARAMS,
+    context,
+    duplicates,
+    fleet_instances_by_offer,
+    live_cloud,
+    live_fleet,
+    planned_instances,
+    prepare,
+)
+
+MANUAL = Settings(auto_apply=False, apply_backoff_s=0.0, apply_backoff_max_s=0.0)
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    db = prepare(database_url)
+    yield db
+    db.dispose()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def test_a_plan_is_auto_applied_and_the_cloud_matches_the_fleet(database: Database) -> None:
+    ctx, cloud = context(database)
+    run = plan_and_apply(ctx, PARAMS, actor="alice")
+    assert run.plan_id is not None and run.apply is not None
+    assert run.status is PlanStatus.APPLIED, run.apply.outcomes
+    assert live_cloud(cloud) == live_fleet(database)
+    assert fleet_instances_by_offer(database) == planned_instances(database, run.plan_id)
+    assert not duplicates(database, cloud)
+    with database.transaction() as session:
+        trail = [row.action for row in plan_service.plan_history(session, run.plan_id)]
+        row = session.get_one(PlanRow, run.plan_id)
+        kinds = session.scalars(
+            sa.select(ProvisioningActionRow.kind)
+            .where(ProvisioningActionRow.plan_id == run.plan_id)
+            .order_by(ProvisioningActionRow.seq)
+        ).all()
+    assert trail == ["plan.created", "plan.approved", "plan.applying", "plan.applied"]
+    assert row.problem_hash and row.diff and row.diff["coverage_after"]["slo"] == pytest.approx(1.0)
+    assert kinds[0] is ActionKind.LAUNCH and ActionKind.TERMINATE not in kinds  # an empty fleet to start
+
+
+def test_a_second_plan_changes_only_what_differs_and_terminates_last(database: Database) -> None:
+    ctx, cloud = context(database)
+    first = plan_and_apply(ctx, PARAMS, actor="alice")
+    assert first.status is PlanStatus.APPLIED
+    with database.transaction() as session:  # demand halves in Europe
+        session.execute(
+            sa.update(DemandRow).where(DemandRow.tokens_per_s == 60000).values(tokens_per_s=20000)
+        )
+    second = plan_and_apply(ctx, PARAMS, actor="alice")
+    assert second.status is PlanStatus.APPLIED and second.plan_id is not None
+    with database.transaction() as session:
+        phases = session.scalars(
+            sa.select(ProvisioningActionRow.phase)
+            .where(ProvisioningActionRow.plan_id == second.plan_id)
+            .order_by(ProvisioningActionRow.started_at, ProvisioningActionRow.seq)
+        ).all()
+    assert list(phases) == sorted(phases)  # launch, then routing, then terminate
+    assert live_cloud(cloud) == live_fleet(database)
+    assert fleet_instances_by_offer(database) == planned_instances(database, second.plan_id)
+
+
+def test_four_eyes_illegal_transitions_and_unknown_plans(database: Database) -> None:
+    ctx, _cloud = context(database, settings=MANUAL)
+    run = plan_and_apply(ctx, PARAMS, actor="alice")
+    assert run.status is PlanStatus.PENDING_APPROVAL and run.plan_id is not None
+    assert "auto-apply is off" in (run.reason or "")
+    with database.transaction() as session, pytest.raises(plan_service.FourEyesError, match="someone else"):
+        plan_service.approve(session, run.plan_id, actor="alice", now=_now(), settings=MANUAL)
+    with pytest.raises(apply_service.NotApprovedError, match="pending_approval"):
+        apply_service.apply_plan(ctx, run.plan_id, actor="bob")
+    with database.transaction() as session:
+        plan_service.approve(session, run.plan_id, actor="bob", now=_now(), settings=MANUAL)
+    report = apply_service.apply_plan(ctx, run.plan_id, actor="bob")
+    assert report.status is PlanStatus.APPLIED
+    with (
+        database.transaction() as session,
+        pytest.raises(plan_service.IllegalTransitionError, match="is applied"),
+    ):
+        plan_service.reject(session, run.plan_id, actor="carol", now=_now())
+    with (
+        database.transaction() as session,
+        pytest.raises(plan_service.PlanNotFoundError, match="no plan 999"),
+    ):
+        plan_service.get_plan(session, 999)
+
+
+def test_a_stale_plan_is_refused_and_marked(database: Database) -> None:
+    ctx, _cloud = context(database, settings=MANUAL)
+    run = plan_and_apply(ctx, PARAMS, actor="alice")
+    assert run.plan_id is not None
+    with database.transaction() as session:
+        session.execute(sa.update(DemandRow).values(tokens_per_s=DemandRow.tokens_per_s + 1000))
+    with database.transaction() as session:
+        row = plan_service.approve(session, run.plan_id, actor="bob", now=_now(), settings=MANUAL)
+    with pytest.raises(plan_service.StalePlanError, match="demand changed"):
+        plan_service.raise_if_stale(row)
+    with database.transaction() as session:
+        assert session.get_one(PlanRow, run.plan_id).status is PlanStatus.STALE
+
+
+def test_a_second_apply_of_a_plan_applying_is_refused(database: Database) -> None:
+    ctx, cloud = context(database, settings=MANUAL)
+    run = plan_and_apply(ctx, PARAMS, actor="alice")
+    assert run.plan_id is not None
+    with database.transaction() as session:
+        plan_service.approve(session, run.plan_id, actor="bob", now=_now(), settings=MANUAL)
+    apply_service.begin(ctx, run.plan_id, actor="bob")  # then the process "dies" before any action
+    other, _ = context(database, settings=MANUAL, holder="other")
+    with pytest.raises(apply_service.PlanBusyError, match="being applied by test"):
+        apply_service.apply_plan(other, run.plan_id, actor="carol")
+    with pytest.raises(apply_service.PlanBusyError, match="second apply is refused"):
+        apply_service.apply_plan(ctx, run.plan_id, actor="bob")
+    report = apply_service.apply_plan(ctx, run.plan_id, actor="bob", resume=True)
+    assert report.status is PlanStatus.APPLIED
+    assert live_cloud(cloud) == live_fleet(database) and not duplicates(database, cloud)
+
+
+def test_throttling_time_outs_and_lost_answers_are_retried_without_duplicates(database: Database) -> None:
+    faults = parse_fault_config(
+        {
+            "faults": [
+                {"kind": "throttled", "verbs": ["launch"], "calls": [1, 2]},
+                {"kind": "lost_answer", "verbs": ["launch"], "calls": [3, 5]},
+                {"kind": "timeout", "verbs": ["launch"], "calls": [6]},
+            ]
+        },
+        source="faults.yaml",
+    )
+    ctx, cloud = context(database, faults=faults)
+    run = plan_and_apply(ctx, PARAMS, actor="alice")
+    assert run.status is PlanStatus.APPLIED
+    assert not duplicates(database, cloud)
+    assert live_cloud(cloud) == live_fleet(database)
+    with database.transaction() as session:
+        attempts = session.scalars(
+            sa.select(ProvisioningActionRow.attempts).where(ProvisioningActionRow.kind == ActionKind.LAUNCH)
+        ).all()
+        outcomes = session.scalars(sa.select(SimCallRow.outcome).where(SimCallRow.verb == "launch")).all()
+    assert max(attempts) >= 3
+    assert sum(o.endswith("lost_answer") for o in outcomes) == 2
+
+
+def test_retries_stop_at_the_ceiling(database: Database) -> None:
+    faults = FaultConfig.model_validate({"faults": [{"kind": "throttled", "verbs": ["launch"]}]})
+    settings = Settings(apply_max_attempts=3, apply_backoff_s=0.0, apply_backoff_max_s=0.0)
+    ctx, cloud = context(database, faults=faults, settings=settings)
+    run = plan_and_apply(ctx, PARAMS, actor="alice", depth=0)
+    assert run.status is PlanStatus.FAILED and run.apply is not None
+    assert all(
+        o.attempts == 3 and "ThrottledError" in (o.error or "")
+        for o in run.apply.outcomes
+        if o.kind is ActionKind.LAUNCH
+    )
+    assert not live_cloud(cloud) and not live_fleet(database)
+
+
+def test_capacity_error_holds_the_offer_and_replans_without_it(database: Database) -> None:
+    ctx, cloud = context(database)
+    with database.transaction() as session:
+        inputs = plan_service.take_inputs(session, now=_now())
+    from solver.solve import solve
+
+    first_choice = solve(inputs.problem, PARAMS).plan
+    assert first_choice is not None
+    victim = max(first_choice.placements, key=lambda p: p.instances).offer_key
+    ctx.registry = ProvisionerRegistry(
+        [
+            type(cloud)(
+                database,
+                faults=FaultConfig.model_validate(
+                    {"faults": [{"kind": "insufficient_capacity", "verbs": ["launch"], "offers": [victim]}]}
+                ),
+            )
+        ]
+    )
+    run = plan_and_apply(ctx, PARAMS, actor="alice")
+    assert run.apply is not None and victim in run.apply.capacity_failures
+    assert run.status in (PlanStatus.PARTIALLY_APPLIED, PlanStatus.FAILED)
+    assert run.followups and run.followups[0].trigger == "capacity"
+    follow = run.followups[0]
+    assert follow.status is PlanStatus.APPLIED
+    with database.transaction() as session:
+        holds = session.scalars(sa.select(OfferHoldRow)).all()
+    assert len(holds) == 1 and holds[0].until > _now()
+    assert victim not in fleet_instances_by_offer(database)
+    assert live_cloud(ctx.registry.all()[0]) == live_fleet(database)  # type: ignore[arg-type]
+    assert follow.diff is not None and follow.diff.coverage_after.slo == pytest.approx(1.0)
+
+
+class _NoCredentials:
+    """An adapter for one provider whose credentials are missing: every call fails at once."""
+
+    name = "nocreds"
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+
+    def coverage(self) -> Coverage:
+        return Coverage(options={self.provider: frozenset(PurchaseOption)})
+
+    def launch(self, request: LaunchRequest) -> list:  # type: ignore[type-arg]
+        raise CredentialsError(f"no credentials for {self.provider}", provider=self.provider)
+
+    def terminate(self, instances: object) -> None:
+        raise CredentialsError(f"no credentials for {self.provider}", provider=self.provider)
+
+    def list_instances(self, tags: object = None) -> list:  # type: ignore[type-arg]
+        raise CredentialsError(f"no credentials for {self.provider}", provider=self.provider)
+
+
+def test_a_provider_without_credentials_fails_its_actions_and_the_others_go_on(database: Database) -> None:
+    ctx, cloud = context(database)
+    with database.transaction() as session:
+        inputs = plan_service.take_inputs(session, now=_now())
+    from solver.solve import solve
+
+    plan = solve(inputs.problem, PARAMS).plan
+    assert plan is not None
+    providers = sorted({p.offer_key.split("/")[0] for p in plan.placements})
+    if len(providers) < 2:
+        pytest.skip("the plan uses one provider")
+    ctx.registry = ProvisionerRegistry([_NoCredentials(providers[0]), cloud])  # type: ignore[list-item]
+    run = plan_and_apply(ctx, PARAMS, actor="alice", depth=0)
+    assert run.status is PlanStatus.PARTIALLY_APPLIED and run.apply is not None
+    failed = [o for o in run.apply.outcomes if o.status is ActionStatus.FAILED]
+    assert failed and all(o.error == f"CredentialsError: no credentials for {providers[0]}" for o in failed)
+    assert any(o.status is ActionStatus.SUCCEEDED for o in run.apply.outcomes)
+
+
+def test_preemption_is_replanned_for_the_affected_models_and_applied(database: Database) -> None:
+    ctx, cloud = context(database)
+    run = plan_and_apply(ctx, PARAMS, actor="alice")
+    assert run.status is PlanStatus.APPLIED
+    spot = [i for i in cloud.inventory() if i.live and i.spot]
+    if not spot:
+        pytest.skip("the plan uses no spot capacity")
+    taken = cloud.preempt([spot[0].instance_id])
+    assert [i.instance_id for i in taken] == [spot[0].instance_id]
+    report = reconcile(database, ctx.registry, now=_now(), stray_policy=StrayPolicy.REPORT)
+    assert report.lost and report.lost_replicas
+    replan = replan_models(ctx, set(report.lost_replicas), PARAMS, actor="scheduler", trigger="preemption")
+    assert replan is not None and replan.status is PlanStatus.APPLIED
+    assert set(replan.models) == set(report.lost_replicas)
+    assert replan.diff is not None and replan.diff.coverage_after.slo == pytest.approx(1.0)
+    assert live_cloud(cloud) == live_fleet(database) and not duplicates(database, cloud)
+    again = reconcile(database, ctx.registry, now=_now(), stray_policy=StrayPolicy.REPORT)
+    assert not again.lost and not again.lost_replicas and not again.strays
+
+
+@pytest.mark.parametrize("policy", list(StrayPolicy))
+def test_strays_are_reported_adopted_or_terminated(database: Database, policy: StrayPolicy) -> None:
+    ctx, cloud = context(database)
+    assert plan_and_apply(ctx, PARAMS, actor="alice").status is PlanStatus.APPLIED
+    offer = "aws/us-east-1/-/p5.48xlarge/on_demand"
+    key = "hand-made-1"
+    cloud.launch(
+        LaunchRequest(
+            idempotency_key=key,
+            provider="aws",
+            region="us-east-1",
+            zone="",
+            instance_type="p5.48xlarge",
+            purchase_option=PurchaseOption.ON_DEMAND,
+            count=1,
+            tags=canonical_tags(plan_id=0, action_key=key, offer_key=offer, models=[]),
+        )
+    )
+    report = reconcile(database, ctx.registry, now=_now(), stray_policy=policy)
+    assert [i.tags[TAG_OFFER] for i in report.strays] == [offer]
+    stray = report.strays[0].instance_id
+    assert (stray in live_fleet(database)) is (policy is StrayPolicy.ADOPT)
+    assert (stray in live_cloud(cloud)) is (policy is not StrayPolicy.TERMINATE)
+    with database.transaction() as session:
+        audit = session.scalars(
+            sa.select(AuditLogRow.action).where(AuditLogRow.entity_type == "instance")
+        ).all()
+    assert audit == [f"stray.{policy.value}"]
+    assert all(i.tags.get(TAG_MANAGED) == "true" for i in report.strays)
+
+
+def test_instances_deleted_by_hand_are_marked_gone(database: Database) -> None:
+    ctx, cloud = context(database)
+    assert plan_and_apply(ctx, PARAMS, actor="alice").status is PlanStatus.APPLIED
+    victim = sorted(live_cloud(cloud))[0]
+    cloud.delete_by_hand([victim])
+    report = reconcile(database, ctx.registry, now=_now(), stray_policy=StrayPolicy.REPORT)
+    assert [(i, s.value) for _p, i, s in report.lost] == [(victim, "gone")]
+    assert victim not in live_fleet(database)
+
+
+def test_a_malformed_fault_configuration_is_refused_naming_the_fields() -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_fault_config(
+            {"latency_ms": -1, "faults": [{"kind": "meteor", "probability": 2}]}, source="faults.yaml"
+        )
+    text = str(caught.value)
+    assert "faults.yaml" in text and "latency_ms" in text and "faults[0].kind" in text
+    assert "faults[0].probability" in text
+    with pytest.raises(SpecError, match="expected a mapping"):
+        parse_fault_config(["throttled"], source="faults.yaml")
+
+
+def test_cancel_rejects_an_open_plan_and_stops_an_applying_one(database: Database) -> None:
+    ctx, _cloud = context(database, settings=MANUAL)
+    run = plan_and_apply(ctx, PARAMS, actor="alice")
+    assert run.plan_id is not None
+    with database.transaction() as session:
+        plan_service.approve(session, run.plan_id, actor="bob", now=_now(), settings=MANUAL)
+    apply_service.begin(ctx, run.plan_id, actor="bob")
+    with database.transaction() as session:
+        apply_service.cancel(session, run.plan_id, actor="carol", now=_now())
+    report = apply_service.apply_plan(ctx, run.plan_id, actor="bob", resume=True)
+    assert report.status is PlanStatus.FAILED
+    assert all(o.status is ActionStatus.CANCELLED for o in report.outcomes)
