@@ -618,8 +618,12 @@ def finish(ctx: ApplyContext, plan_id: int, *, actor: str, started: float) -> Ap
                 f"plan {plan_id}: {len(open_)} actions are still open; `gpuplan apply {plan_id} --resume`"
             )
         succeeded = [a for a in actions if a.status is ActionStatus.SUCCEEDED]
+        # The routing change is bookkeeping: a plan whose every cloud action failed has failed.
+        cloud_actions = [a for a in actions if a.kind is not ActionKind.SHIFT_ROUTING]
         if len(succeeded) == len(actions):
             final = PlanStatus.APPLIED
+        elif cloud_actions and not any(a.status is ActionStatus.SUCCEEDED for a in cloud_actions):
+            final = PlanStatus.FAILED
         elif succeeded:
             final = PlanStatus.PARTIALLY_APPLIED
         else:

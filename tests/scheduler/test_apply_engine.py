@@ -200,76 +200,62 @@ def test_retries_stop_at_the_ceiling(database: Database) -> None:
 
 
 def test_capacity_error_holds_the_offer_and_replans_without_it(database: Database) -> None:
-    ctx, cloud = context(database)
-    with database.transaction() as session:
-        inputs = plan_service.take_inputs(session, now=_now())
-    from solver.solve import solve
-
-    first_choice = solve(inputs.problem, PARAMS).plan
-    assert first_choice is not None
-    victim = max(first_choice.placements, key=lambda p: p.instances).offer_key
-    ctx.registry = ProvisionerRegistry(
-        [
-            type(cloud)(
-                database,
-                faults=FaultConfig.model_validate(
-                    {"faults": [{"kind": "insufficient_capacity", "verbs": ["launch"], "offers": [victim]}]}
-                ),
-            )
-        ]
+    faults = FaultConfig.model_validate(
+        {"faults": [{"kind": "insufficient_capacity", "verbs": ["launch"], "calls": [1]}]}
     )
+    ctx, cloud = context(database, faults=faults)
     run = plan_and_apply(ctx, PARAMS, actor="alice")
-    assert run.apply is not None and victim in run.apply.capacity_failures
+    assert run.apply is not None and len(run.apply.capacity_failures) == 1
+    victim = next(iter(run.apply.capacity_failures))
     assert run.status in (PlanStatus.PARTIALLY_APPLIED, PlanStatus.FAILED)
     assert run.followups and run.followups[0].trigger == "capacity"
     follow = run.followups[0]
     assert follow.status is PlanStatus.APPLIED
+    assert set(follow.models) == set(run.apply.capacity_failures[victim])
     with database.transaction() as session:
         holds = session.scalars(sa.select(OfferHoldRow)).all()
     assert len(holds) == 1 and holds[0].until > _now()
     assert victim not in fleet_instances_by_offer(database)
-    assert live_cloud(ctx.registry.all()[0]) == live_fleet(database)  # type: ignore[arg-type]
+    assert live_cloud(cloud) == live_fleet(database) and not duplicates(database, cloud)
     assert follow.diff is not None and follow.diff.coverage_after.slo == pytest.approx(1.0)
 
 
 class _NoCredentials:
-    """An adapter for one provider whose credentials are missing: every call fails at once."""
+    """An adapter for AWS on-demand whose credentials are missing: every call fails at once."""
 
     name = "nocreds"
 
-    def __init__(self, provider: str) -> None:
-        self.provider = provider
-
     def coverage(self) -> Coverage:
-        return Coverage(options={self.provider: frozenset(PurchaseOption)})
+        return Coverage(options={"aws": frozenset({PurchaseOption.ON_DEMAND})})
 
     def launch(self, request: LaunchRequest) -> list:  # type: ignore[type-arg]
-        raise CredentialsError(f"no credentials for {self.provider}", provider=self.provider)
+        raise CredentialsError("no AWS credentials (AWS_PROFILE unset)", provider="aws")
 
     def terminate(self, instances: object) -> None:
-        raise CredentialsError(f"no credentials for {self.provider}", provider=self.provider)
+        raise CredentialsError("no AWS credentials (AWS_PROFILE unset)", provider="aws")
 
     def list_instances(self, tags: object = None) -> list:  # type: ignore[type-arg]
-        raise CredentialsError(f"no credentials for {self.provider}", provider=self.provider)
+        raise CredentialsError("no AWS credentials (AWS_PROFILE unset)", provider="aws")
 
 
-def test_a_provider_without_credentials_fails_its_actions_and_the_others_go_on(database: Database) -> None:
+def test_an_adapter_without_credentials_fails_its_actions_and_the_others_go_on(database: Database) -> None:
     ctx, cloud = context(database)
-    with database.transaction() as session:
-        inputs = plan_service.take_inputs(session, now=_now())
-    from solver.solve import solve
-
-    plan = solve(inputs.problem, PARAMS).plan
-    assert plan is not None
-    providers = sorted({p.offer_key.split("/")[0] for p in plan.placements})
-    if len(providers) < 2:
-        pytest.skip("the plan uses one provider")
-    ctx.registry = ProvisionerRegistry([_NoCredentials(providers[0]), cloud])  # type: ignore[list-item]
+    ctx.registry = ProvisionerRegistry([_NoCredentials(), cloud])  # type: ignore[list-item]
     run = plan_and_apply(ctx, PARAMS, actor="alice", depth=0)
-    assert run.status is PlanStatus.PARTIALLY_APPLIED and run.apply is not None
+    assert run.apply is not None
     failed = [o for o in run.apply.outcomes if o.status is ActionStatus.FAILED]
-    assert failed and all(o.error == f"CredentialsError: no credentials for {providers[0]}" for o in failed)
-    assert any(o.status is ActionStatus.SUCCEEDED for o in run.apply.outcomes)
+    succeeded = [
+        o for o in run.apply.outcomes if o.status is ActionStatus.SUCCEEDED and o.kind is ActionKind.LAUNCH
+    ]
+    assert failed and all(
+        o.error == "CredentialsError: no AWS credentials (AWS_PROFILE unset)" for o in failed
+    )
+    assert all(o.subject.endswith("/on_demand") for o in failed)
+    if succeeded:  # the plan used spot capacity too: that went on
+        assert run.status is PlanStatus.PARTIALLY_APPLIED
+        assert all(o.subject.endswith("/spot") for o in succeeded)
+    else:
+        assert run.status is PlanStatus.FAILED
 
 
 def test_preemption_is_replanned_for_the_affected_models_and_applied(database: Database) -> None:
