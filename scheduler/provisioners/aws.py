@@ -1,7 +1,7 @@
 """The AWS adapter: EC2 ``RunInstances``, ``TerminateInstances`` and ``DescribeInstances`` by tag (boto3).
 
-Launch is find-or-create. ``DescribeInstances`` in the request's region, filtered by the action tag, this
-deployment and the live states (pending, running), counts what the action already has; ``RunInstances``
+Launch is find-or-create. ``DescribeInstances`` in the request's region, filtered by the action tag and this
+deployment, counts the action's instances that are present (not terminated, not interrupted); ``RunInstances``
 launches only the missing count, ``MinCount = MaxCount`` (all or nothing), with:
 
 - ``TagSpecifications`` on the instance and its volumes: the canonical tags as they are (EC2 allows ``:``
@@ -71,9 +71,6 @@ from scheduler.settings import Settings
 from solver.units import micro_to_usd
 
 PROVIDER = "aws"
-
-LIVE_STATES = ("pending", "running")
-"""States that count as the action's instances when finding before creating."""
 
 CAPACITY_CODES = frozenset(
     {
@@ -210,7 +207,7 @@ class AwsProvisioner:
             found = [
                 instance
                 for instance in self._describe(request.region, listing_filter(self._deployment, wanted), deadline)
-                if instance.state in (InstanceState.PENDING, InstanceState.RUNNING)
+                if instance.present
             ]
             missing = request.count - len(found)
             if missing <= 0:

@@ -23,7 +23,7 @@ import datetime as dt
 import re
 import types
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -200,6 +200,7 @@ class InstanceState(StrEnum):
 
 
 ALIVE_STATES = frozenset({InstanceState.PENDING, InstanceState.RUNNING})
+GONE_STATES = frozenset({InstanceState.TERMINATED, InstanceState.PREEMPTED})
 
 
 @dataclass(frozen=True, eq=False)
@@ -266,7 +267,15 @@ class CloudInstance:
 
     @property
     def alive(self) -> bool:
+        """Pending or running."""
         return self.state in ALIVE_STATES
+
+    @property
+    def present(self) -> bool:
+        """It counts toward its action's instances: not terminated and not preempted. A stopped one
+        counts too (gpuplan never stops an instance; one stopped by hand is the engine's to handle), so a
+        launch never adds a replacement beside it."""
+        return self.state not in GONE_STATES
 
 
 # ------------------------------------------------------------------------------------------- coverage
@@ -522,11 +531,3 @@ def listing_filter(deployment: str, tags: Mapping[str, str] | None) -> dict[str,
 
 def matches(instance_tags: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
     return all(instance_tags.get(key) == value for key, value in wanted.items())
-
-
-@dataclass
-class LaunchPlan:
-    """What a find-or-create launch found and what it still has to make (used by the adapters)."""
-
-    found: list[CloudInstance] = field(default_factory=list)
-    missing: int = 0

@@ -54,6 +54,11 @@ def gcp_request_id(deployment: str, request: LaunchRequest, index: int) -> str:
     return str(uuid.uuid5(GPUPLAN_UUID_NAMESPACE, f"{deployment}|{request.idempotency_key}|{index}"))
 
 
+def gcp_delete_request_id(deployment: str, action_key: str, zone: str, name: str) -> str:
+    """The ``requestId`` of deleting one instance for a terminate action: the same on every retry."""
+    return str(uuid.uuid5(GPUPLAN_UUID_NAMESPACE, f"{deployment}|{action_key}|delete|{zone}|{name}"))
+
+
 def index_of(name: str) -> int | None:
     """The instance index at the end of a name made by ``instance_name``."""
     head, _, tail = name.rpartition("-")
