@@ -49,8 +49,8 @@ class Settings(BaseSettings):
     deployment: str = Field(
         default="default",
         pattern=r"^[a-z][a-z0-9-]{0,30}$",
-        description="Name of this gpuplan deployment, tagged on every instance it launches (gpuplan:deployment); "
-        "two deployments sharing a cloud account never touch each other's instances.",
+        description="Name of this gpuplan deployment, tagged on every instance it launches "
+        "(gpuplan:deployment); two deployments sharing a cloud account never touch each other's instances.",
     )
     provisioner_call_timeout_s: float = Field(
         default=900.0, gt=0, description="Longest one provisioner call (launch, terminate, list) may take."
@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     )
     aws_ami_ssm_parameter: str | None = Field(
         default=None,
-        description="SSM parameter naming the AMI (EC2 resolves it at launch), for regions without an AMI id.",
+        description=(
+            "SSM parameter naming the AMI (EC2 resolves it at launch), for regions without an AMI id."
+        ),
     )
     aws_subnet_ids: dict[str, str] = Field(
         default_factory=dict,
@@ -84,7 +86,8 @@ class Settings(BaseSettings):
         default=None, description="IAM instance profile name or ARN (optional)."
     )
     gcp_project: str | None = Field(
-        default=None, description="GCP project to launch in; default: GOOGLE_CLOUD_PROJECT or the ADC project."
+        default=None,
+        description="GCP project to launch in; default: GOOGLE_CLOUD_PROJECT or the ADC project.",
     )
     gcp_source_image: str | None = Field(
         default=None,
@@ -97,7 +100,9 @@ class Settings(BaseSettings):
     )
     gcp_zones: dict[str, str] = Field(
         default_factory=dict,
-        description="Zone per GCP region for offers that have no zone, JSON: {\"us-central1\": \"us-central1-a\"}.",
+        description=(
+            'Zone per GCP region for offers that have no zone, JSON: {"us-central1": "us-central1-a"}.'
+        ),
     )
     gcp_service_account: str | None = Field(default=None, description="Service account email (optional).")
     azure_subscription_id: str | None = Field(
@@ -112,7 +117,9 @@ class Settings(BaseSettings):
     )
     azure_image: str | None = Field(
         default=None,
-        description="VM image: a URN publisher:offer:sku:version or an image resource id; required to launch.",
+        description=(
+            "VM image: a URN publisher:offer:sku:version or an image resource id; required to launch."
+        ),
     )
     azure_admin_username: str = Field(default="gpuplan", description="Admin user of Azure VMs.")
     azure_ssh_public_key: str | None = Field(

@@ -136,7 +136,9 @@ def map_error(exc: Exception, operation: Operation, action: str | None) -> Provi
         return CredentialsError(PROVIDER, operation, "no AWS credentials found", action=action)
     if isinstance(exc, NoRegionError):
         return ConfigurationError(PROVIDER, operation, "no AWS region", action=action)
-    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError, ConnectionClosedError)):
+    if isinstance(
+        exc, (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError, ConnectionClosedError)
+    ):
         return OutcomeUnknownError(PROVIDER, operation, f"{type(exc).__name__}: {exc}", action=action)
     if isinstance(exc, BotoCoreError):
         return OutcomeUnknownError(PROVIDER, operation, f"{type(exc).__name__}: {exc}", action=action)
@@ -206,14 +208,18 @@ class AwsProvisioner:
             wanted = {Tag.ACTION.value: action}
             found = [
                 instance
-                for instance in self._describe(request.region, listing_filter(self._deployment, wanted), deadline)
+                for instance in self._describe(
+                    request.region, listing_filter(self._deployment, wanted), deadline
+                )
                 if instance.present
             ]
             missing = request.count - len(found)
             if missing <= 0:
                 return found
             token = aws_client_token(self._deployment, request, alive=len(found))
-            response = client.run_instances(MinCount=missing, MaxCount=missing, ClientToken=token, **parameters)
+            response = client.run_instances(
+                MinCount=missing, MaxCount=missing, ClientToken=token, **parameters
+            )
             fallback_tags = AWS_TAGS.encode(request.tags(deployment=self._deployment))
             launched = [
                 self._instance(request.region, item, fallback_tags) for item in response.get("Instances", [])
@@ -277,7 +283,9 @@ class AwsProvisioner:
             parameters["KeyName"] = settings.aws_key_name
         if settings.aws_iam_instance_profile:
             profile = settings.aws_iam_instance_profile
-            parameters["IamInstanceProfile"] = {"Arn": profile} if profile.startswith("arn:") else {"Name": profile}
+            parameters["IamInstanceProfile"] = (
+                {"Arn": profile} if profile.startswith("arn:") else {"Name": profile}
+            )
         if request.spot:
             spot_options: dict[str, Any] = {
                 "SpotInstanceType": "one-time",
@@ -338,7 +346,9 @@ class AwsProvisioner:
         return sorted(region["RegionName"] for region in response.get("Regions", []))
 
     def _describe(self, region: str, wanted: Mapping[str, str], deadline: float) -> list[CloudInstance]:
-        filters = [{"Name": f"tag:{key}", "Values": [value]} for key, value in AWS_TAGS.encode(wanted).items()]
+        filters = [
+            {"Name": f"tag:{key}", "Values": [value]} for key, value in AWS_TAGS.encode(wanted).items()
+        ]
         instances: list[CloudInstance] = []
         for item in self._pages(self._client(region), filters, deadline):
             instance = self._instance(region, item)

@@ -99,7 +99,7 @@ def _error_code(exc: HttpResponseError) -> str:
     response = getattr(exc, "response", None)
     try:
         body = response.json() if response is not None else None
-    except Exception:  # noqa: BLE001 - a body that is not JSON has no code
+    except Exception:
         body = None
     if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
         return str(body["error"].get("code", ""))
@@ -138,7 +138,9 @@ def map_error(exc: BaseException, operation: Operation, action: str | None) -> P
                 return InsufficientCapacityError(PROVIDER, operation, message, action=action)
             return QuotaExceededError(PROVIDER, operation, message, action=action)
         if status == 429:
-            return ThrottledError(PROVIDER, operation, message, action=action, retry_after_s=_retry_after(exc))
+            return ThrottledError(
+                PROVIDER, operation, message, action=action, retry_after_s=_retry_after(exc)
+            )
         if status in (401, 403) or code in {"AuthorizationFailed", "InvalidAuthenticationToken"}:
             return CredentialsError(PROVIDER, operation, message, action=action)
         if status >= 500:
@@ -149,7 +151,9 @@ def map_error(exc: BaseException, operation: Operation, action: str | None) -> P
     if isinstance(exc, (ServiceRequestError, ServiceResponseError, TimeoutError)):
         return OutcomeUnknownError(PROVIDER, operation, f"{type(exc).__name__}: {exc}", action=action)
     if isinstance(exc, AzureError):
-        return OutcomeUnknownError(PROVIDER, operation, f"{type(exc).__name__}: {_message(exc)}", action=action)
+        return OutcomeUnknownError(
+            PROVIDER, operation, f"{type(exc).__name__}: {_message(exc)}", action=action
+        )
     return ProvisionerError(PROVIDER, operation, f"{type(exc).__name__}: {exc}", action=action)
 
 
@@ -167,7 +171,9 @@ def image_reference(image: str) -> Any:
         return compute_models.ImageReference(id=image)
     parts = image.split(":")
     if len(parts) != 4 or not all(parts):
-        raise ValueError(f"GPUPLAN_AZURE_IMAGE {image!r}: expected publisher:offer:sku:version or an image id")
+        raise ValueError(
+            f"GPUPLAN_AZURE_IMAGE {image!r}: expected publisher:offer:sku:version or an image id"
+        )
     publisher, offer, sku, version = parts
     return compute_models.ImageReference(publisher=publisher, offer=offer, sku=sku, version=version)
 
@@ -190,7 +196,9 @@ class AzureProvisioner:
         self._compute = compute_client
         self._resources = resource_client
         self._credential = credential
-        self._subscription = settings.azure_subscription_id or os.environ.get(SUBSCRIPTION_ENV, "").strip() or None
+        self._subscription = (
+            settings.azure_subscription_id or os.environ.get(SUBSCRIPTION_ENV, "").strip() or None
+        )
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -222,7 +230,7 @@ class AzureProvisioner:
                     from azure.identity import DefaultAzureCredential  # noqa: PLC0415 - only when needed
 
                     credential = DefaultAzureCredential()
-                options = {
+                options: dict[str, Any] = {
                     "retry_total": self._settings.provisioner_sdk_retries,
                     "retry_backoff_factor": 1.0,
                     "retry_backoff_max": 30,
@@ -238,7 +246,9 @@ class AzureProvisioner:
     def _remaining(self, deadline: float, operation: Operation, action: str | None) -> float:
         remaining = deadline - self._clock()
         if remaining <= 0:
-            raise OutcomeUnknownError(PROVIDER, operation, f"no answer within {self._timeout_s:g} s", action=action)
+            raise OutcomeUnknownError(
+                PROVIDER, operation, f"no answer within {self._timeout_s:g} s", action=action
+            )
         return remaining
 
     # ------------------------------------------------------------------------------------ launch
@@ -255,7 +265,9 @@ class AzureProvisioner:
             reason = coverage.reason(request.provider, request.purchase_option)
             raise InvalidRequestError(PROVIDER, Operation.LAUNCH, f"not covered: {reason}", action=action)
         settings = self._settings
-        group = self._require(settings.azure_resource_group, "GPUPLAN_AZURE_RESOURCE_GROUP", "resource group", action)
+        group = self._require(
+            settings.azure_resource_group, "GPUPLAN_AZURE_RESOURCE_GROUP", "resource group", action
+        )
         subnet = self._require(
             settings.azure_subnet_ids.get(request.region),
             "GPUPLAN_AZURE_SUBNET_IDS",
@@ -263,7 +275,9 @@ class AzureProvisioner:
             action,
         )
         image = self._require(settings.azure_image, "GPUPLAN_AZURE_IMAGE", "VM image", action)
-        ssh_key = self._require(settings.azure_ssh_public_key, "GPUPLAN_AZURE_SSH_PUBLIC_KEY", "SSH key", action)
+        ssh_key = self._require(
+            settings.azure_ssh_public_key, "GPUPLAN_AZURE_SSH_PUBLIC_KEY", "SSH key", action
+        )
         try:
             reference = image_reference(image)
         except ValueError as exc:
@@ -278,7 +292,10 @@ class AzureProvisioner:
                 instance = self._get(compute, group, name, deadline, Operation.LAUNCH, action)
                 if instance is None:
                     continue
-                if instance.tags.get(Tag.ACTION) != action or instance.tags.get(Tag.DEPLOYMENT) != self._deployment:
+                if (
+                    instance.tags.get(Tag.ACTION) != action
+                    or instance.tags.get(Tag.DEPLOYMENT) != self._deployment
+                ):
                     raise InvalidRequestError(
                         PROVIDER,
                         Operation.LAUNCH,
@@ -301,7 +318,10 @@ class AzureProvisioner:
                     poller.wait(timeout=self._remaining(deadline, Operation.LAUNCH, action))
                     if not poller.done():
                         raise OutcomeUnknownError(
-                            PROVIDER, Operation.LAUNCH, f"VM not created within {self._timeout_s:g} s", action=action
+                            PROVIDER,
+                            Operation.LAUNCH,
+                            f"VM not created within {self._timeout_s:g} s",
+                            action=action,
                         )
                     poller.result()
                 except HttpResponseError as exc:  # this VM failed; the others may not have
@@ -317,9 +337,9 @@ class AzureProvisioner:
                 error.instances = tuple(existing.values())
             raise
         except Exception as exc:
-            error = map_error(exc, Operation.LAUNCH, action)
-            error.instances = tuple(existing.values())
-            raise error from exc
+            mapped = map_error(exc, Operation.LAUNCH, action)
+            mapped.instances = tuple(existing.values())
+            raise mapped from exc
         if failure is not None:
             failure.instances = tuple(made.values())
             raise failure
@@ -335,13 +355,17 @@ class AzureProvisioner:
         return [made[name] for name in names]
 
     def _vm(
-        self, request: LaunchRequest, name: str, tags: dict[str, str], subnet: str, reference: Any, ssh_key: str
+        self,
+        request: LaunchRequest,
+        name: str,
+        tags: dict[str, str],
+        subnet: str,
+        reference: Any,
+        ssh_key: str,
     ) -> Any:
         m = compute_models
         user = self._settings.azure_admin_username
-        vm = m.VirtualMachine(
-            location=request.region,
-            tags=tags,
+        properties = m.VirtualMachineProperties(
             hardware_profile=m.HardwareProfile(vm_size=request.instance_type),
             storage_profile=m.StorageProfile(
                 image_reference=reference,
@@ -353,7 +377,9 @@ class AzureProvisioner:
                 linux_configuration=m.LinuxConfiguration(
                     disable_password_authentication=True,
                     ssh=m.SshConfiguration(
-                        public_keys=[m.SshPublicKey(path=f"/home/{user}/.ssh/authorized_keys", key_data=ssh_key)]
+                        public_keys=[
+                            m.SshPublicKey(path=f"/home/{user}/.ssh/authorized_keys", key_data=ssh_key)
+                        ]
                     ),
                 ),
             ),
@@ -362,26 +388,34 @@ class AzureProvisioner:
                 network_interface_configurations=[
                     m.VirtualMachineNetworkInterfaceConfiguration(
                         name=f"{name}-nic",
-                        primary=True,
-                        delete_option="Delete",
-                        ip_configurations=[
-                            m.VirtualMachineNetworkInterfaceIPConfiguration(
-                                name="ipconfig1", subnet=m.SubResource(id=subnet)
-                            )
-                        ],
+                        properties=m.VirtualMachineNetworkInterfaceConfigurationProperties(
+                            primary=True,
+                            delete_option="Delete",
+                            ip_configurations=[
+                                m.VirtualMachineNetworkInterfaceIPConfiguration(
+                                    name="ipconfig1",
+                                    properties=m.VirtualMachineNetworkInterfaceIPConfigurationProperties(
+                                        subnet=m.SubResource(id=subnet)
+                                    ),
+                                )
+                            ],
+                        ),
                     )
                 ],
             ),
         )
-        if request.zone:
-            vm.zones = [request.zone]
         if request.spot:
             price = request.max_spot_price_micro_usd_per_hour
-            vm.priority = "Spot"
-            vm.eviction_policy = "Delete"
-            vm.billing_profile = m.BillingProfile(max_price=-1 if price is None else float(micro_to_usd(price)))
+            properties.priority = "Spot"
+            properties.eviction_policy = "Delete"
+            properties.billing_profile = m.BillingProfile(
+                max_price=-1 if price is None else float(micro_to_usd(price))
+            )
         else:
-            vm.priority = "Regular"
+            properties.priority = "Regular"
+        vm = m.VirtualMachine(location=request.region, tags=tags, properties=properties)
+        if request.zone:
+            vm.zones = [request.zone]
         return vm
 
     def _get(

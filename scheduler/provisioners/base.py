@@ -68,7 +68,9 @@ def check_canonical_tags(tags: Mapping[str, str]) -> None:
         if not CANONICAL_TAG_KEY.match(key):
             raise ValueError(f"tag key {key!r}: must be 'gpuplan:' and a lower-case name ([a-z][a-z0-9_]*)")
         if len(value) > MAX_TAG_VALUE_CHARS:
-            raise ValueError(f"tag {key}: value of {len(value)} characters, the limit is {MAX_TAG_VALUE_CHARS}")
+            raise ValueError(
+                f"tag {key}: value of {len(value)} characters, the limit is {MAX_TAG_VALUE_CHARS}"
+            )
         if any(ord(char) < 32 or ord(char) == 127 for char in value):
             raise ValueError(f"tag {key}: value holds a control character")
 

@@ -151,7 +151,7 @@ def skypilot_coverage(sky: Any | None = None) -> Coverage:
             return Coverage(adapter="skypilot", covered=frozenset(), not_covered=tuple(not_covered))
         try:
             sky = importlib.import_module("sky")
-        except Exception as exc:  # noqa: BLE001 - any import failure means: not usable, say why in one line
+        except Exception as exc:
             reason = f"SkyPilot cannot be imported ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
             not_covered += [NotCovered(provider, None, reason) for provider in SKYPILOT_CLOUDS]
             return Coverage(adapter="skypilot", covered=frozenset(), not_covered=tuple(not_covered))
@@ -167,7 +167,9 @@ def skypilot_coverage(sky: Any | None = None) -> Coverage:
             covered.add((provider, PurchaseOption.SPOT))
         else:
             not_covered.append(
-                NotCovered(provider, PurchaseOption.SPOT, f"SkyPilot does not launch spot instances on {provider}")
+                NotCovered(
+                    provider, PurchaseOption.SPOT, f"SkyPilot does not launch spot instances on {provider}"
+                )
             )
         not_covered.append(
             NotCovered(provider, PurchaseOption.CAPACITY_BLOCK, f"{provider} sells no capacity blocks")

@@ -79,7 +79,9 @@ CAPACITY_CODES = frozenset(
 )
 QUOTA_CODES = frozenset({"QUOTA_EXCEEDED", "quotaExceeded"})
 THROTTLE_CODES = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
-INVALID_CODES = frozenset({"RESOURCE_NOT_FOUND", "INVALID_FIELD_VALUE", "BAD_REQUEST", "UNSUPPORTED_OPERATION"})
+INVALID_CODES = frozenset(
+    {"RESOURCE_NOT_FOUND", "INVALID_FIELD_VALUE", "BAD_REQUEST", "UNSUPPORTED_OPERATION"}
+)
 
 STATES = {
     "PROVISIONING": InstanceState.PENDING,
@@ -123,7 +125,9 @@ def map_error(exc: BaseException, operation: Operation, action: str | None) -> P
     if isinstance(exc, api_exceptions.RetryError) and exc.cause is not None:
         return map_error(exc.cause, operation, action)
     if isinstance(exc, (auth_exceptions.DefaultCredentialsError, auth_exceptions.RefreshError)):
-        return CredentialsError(PROVIDER, operation, f"no usable credentials ({type(exc).__name__})", action=action)
+        return CredentialsError(
+            PROVIDER, operation, f"no usable credentials ({type(exc).__name__})", action=action
+        )
     if isinstance(exc, api_exceptions.GoogleAPICallError):
         reasons = _error_reasons(exc)
         message = f"{exc.code} {exc.message}"
@@ -293,9 +297,9 @@ class GcpProvisioner:
                 error.instances = tuple(existing.values())
             raise
         except Exception as exc:
-            error = map_error(exc, Operation.LAUNCH, action)
-            error.instances = tuple(existing.values())
-            raise error from exc
+            mapped = map_error(exc, Operation.LAUNCH, action)
+            mapped.instances = tuple(existing.values())
+            raise mapped from exc
         if failure is not None:
             failure.instances = tuple(made.values())
             raise failure
@@ -378,13 +382,21 @@ class GcpProvisioner:
             for instance in instances:
                 if instance.zone is None:
                     raise InvalidRequestError(
-                        PROVIDER, Operation.TERMINATE, f"instance {instance.instance_id} has no zone", action=action_key
+                        PROVIDER,
+                        Operation.TERMINATE,
+                        f"instance {instance.instance_id} has no zone",
+                        action=action_key,
                     )
-                request_id = gcp_delete_request_id(self._deployment, action_key, instance.zone, instance.instance_id)
+                request_id = gcp_delete_request_id(
+                    self._deployment, action_key, instance.zone, instance.instance_id
+                )
                 try:
                     op = client.delete(
                         request=compute_v1.DeleteInstanceRequest(
-                            project=project, zone=instance.zone, instance=instance.instance_id, request_id=request_id
+                            project=project,
+                            zone=instance.zone,
+                            instance=instance.instance_id,
+                            request_id=request_id,
                         ),
                         timeout=min(WAIT_SLICE_S, self._remaining(deadline, Operation.TERMINATE, action_key)),
                     )
@@ -423,7 +435,9 @@ class GcpProvisioner:
         except Exception as exc:
             raise map_error(exc, Operation.LIST, None) from exc
 
-    def _list_zone(self, project: str, zone: str, wanted: Mapping[str, str], deadline: float) -> list[CloudInstance]:
+    def _list_zone(
+        self, project: str, zone: str, wanted: Mapping[str, str], deadline: float
+    ) -> list[CloudInstance]:
         client = self._instances
         request = compute_v1.ListInstancesRequest(project=project, zone=zone, filter=label_filter(wanted))
         pager = client.list(

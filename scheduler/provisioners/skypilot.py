@@ -71,9 +71,17 @@ CREDENTIAL_ERRORS = frozenset(
         "ApiServerAuthenticationError",
     }
 )
-UNKNOWN_OUTCOME_ERRORS = frozenset({"ApiServerConnectionError", "RequestCancelled", "TimeoutError", "ConnectionError"})
+UNKNOWN_OUTCOME_ERRORS = frozenset(
+    {"ApiServerConnectionError", "RequestCancelled", "TimeoutError", "ConnectionError"}
+)
 INVALID_ERRORS = frozenset(
-    {"InvalidClusterNameError", "NotSupportedError", "InvalidCloudConfigs", "ValueError", "InvalidSkyPilotConfigError"}
+    {
+        "InvalidClusterNameError",
+        "NotSupportedError",
+        "InvalidCloudConfigs",
+        "ValueError",
+        "InvalidSkyPilotConfigError",
+    }
 )
 
 
@@ -88,7 +96,9 @@ def _names(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
 
 
-def map_error(exc: BaseException, provider: str, operation: Operation, action: str | None) -> ProvisionerError:
+def map_error(
+    exc: BaseException, provider: str, operation: Operation, action: str | None
+) -> ProvisionerError:
     """A SkyPilot error (matched by class, whatever module raised it) as the contract's error."""
     names = _names(exc)
     message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
@@ -155,7 +165,7 @@ class SkyPilotProvisioner:
         def wait() -> None:
             try:
                 outcome["value"] = sky.get(request_id)
-            except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            except BaseException as exc:
                 outcome["error"] = exc
 
         worker = threading.Thread(target=wait, name=f"sky.get {request_id}", daemon=True)
@@ -218,7 +228,13 @@ class SkyPilotProvisioner:
                     )
                 )
                 submitted.append(
-                    sky.launch(task, cluster_name=name, retry_until_up=False, idle_minutes_to_autostop=None, down=False)
+                    sky.launch(
+                        task,
+                        cluster_name=name,
+                        retry_until_up=False,
+                        idle_minutes_to_autostop=None,
+                        down=False,
+                    )
                 )
             failure: ProvisionerError | None = None
             for request_id in submitted:
@@ -236,9 +252,9 @@ class SkyPilotProvisioner:
                 error.instances = tuple(found.values())
             raise
         except Exception as exc:
-            error = map_error(exc, provider, Operation.LAUNCH, action)
-            error.instances = tuple(found.values())
-            raise error from exc
+            mapped = map_error(exc, provider, Operation.LAUNCH, action)
+            mapped.instances = tuple(found.values())
+            raise mapped from exc
         if failure is not None:
             failure.instances = tuple(made.values())
             raise failure
@@ -268,29 +284,27 @@ class SkyPilotProvisioner:
                 raise InvalidRequestError(
                     instance.provider,
                     Operation.TERMINATE,
-                    f"cluster {instance.instance_id} is not a gpuplan cluster of deployment {self._deployment}",
+                    f"cluster {instance.instance_id} is not a gpuplan cluster of deployment "
+                    f"{self._deployment}",
                     action=action_key,
                 )
         if not instances:
             return
-        provider = instances[0].provider
-        sky = self._sky(provider, Operation.TERMINATE, action_key)
+        sky = self._sky(instances[0].provider, Operation.TERMINATE, action_key)
         deadline = self._clock() + self._timeout_s
-        submitted = []
-        try:
-            for instance in instances:
-                submitted.append((instance.provider, sky.down(instance.instance_id)))
-            for provider, request_id in submitted:
-                try:
-                    self._wait(sky, request_id, deadline)
-                except Exception as exc:
-                    if "ClusterDoesNotExist" in _names(exc):
-                        continue  # already gone
-                    raise
-        except ProvisionerError:
-            raise
-        except Exception as exc:
-            raise map_error(exc, provider, Operation.TERMINATE, action_key) from exc
+        submitted: list[tuple[CloudInstance, Any]] = []
+        for instance in instances:
+            try:
+                submitted.append((instance, sky.down(instance.instance_id)))
+            except Exception as exc:
+                raise map_error(exc, instance.provider, Operation.TERMINATE, action_key) from exc
+        for instance, request_id in submitted:
+            try:
+                self._wait(sky, request_id, deadline)
+            except Exception as exc:
+                if "ClusterDoesNotExist" in _names(exc):
+                    continue  # already gone
+                raise map_error(exc, instance.provider, Operation.TERMINATE, action_key) from exc
 
     # ------------------------------------------------------------------------------------ list
 
@@ -319,7 +333,9 @@ class SkyPilotProvisioner:
         resources = getattr(handle, "launched_resources", None)
         offer = tags.get(Tag.OFFER, "")
         offer_parts = offer.split("/") if offer else []
-        instance_type = getattr(resources, "instance_type", None) or (offer_parts[3] if len(offer_parts) > 4 else "")
+        instance_type = getattr(resources, "instance_type", None) or (
+            offer_parts[3] if len(offer_parts) > 4 else ""
+        )
         spot = getattr(resources, "use_spot", None)
         if spot is None:
             spot = offer.endswith("/spot")

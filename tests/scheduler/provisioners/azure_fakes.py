@@ -41,7 +41,9 @@ _VM = re.compile(
     r"virtualMachines/(?P<name>[^/]+)$",
     re.IGNORECASE,
 )
-_OPERATION = re.compile(rf"^/subscriptions/{SUBSCRIPTION}/providers/Microsoft\.Compute/locations/[^/]+/operations/(?P<id>.+)$")
+_OPERATION = re.compile(
+    rf"^/subscriptions/{SUBSCRIPTION}/providers/Microsoft\.Compute/locations/[^/]+/operations/(?P<id>.+)$"
+)
 _RESOURCES = f"/subscriptions/{SUBSCRIPTION}/resources"
 _TAG_FILTER = re.compile(r"^tagName eq '(?P<key>[^']*)' and tagValue eq '(?P<value>[^']*)'$")
 
@@ -52,7 +54,8 @@ def arm_error(code: str, message: str) -> dict[str, Any]:
 
 ALLOCATION_FAILED = arm_error(
     "AllocationFailed",
-    "Allocation failed. We do not have sufficient capacity for the requested VM size in this region. Read more "
+    "Allocation failed. We do not have sufficient capacity for the requested VM size in this region. "
+    "Read more "
     "about improving likelihood of allocation success at http://aka.ms/allocation-guidance",
 )
 ZONAL_ALLOCATION_FAILED = arm_error(
@@ -68,8 +71,10 @@ SKU_NOT_AVAILABLE = arm_error(
 )
 QUOTA = arm_error(
     "OperationNotAllowed",
-    "Operation could not be completed as it results in exceeding approved standardNDSH100v5Family Cores quota. "
-    "Additional details - Deployment Model: Resource Manager, Location: eastus, Current Limit: 0, Current Usage: "
+    "Operation could not be completed as it results in exceeding approved standardNDSH100v5Family "
+    "Cores quota. "
+    "Additional details - Deployment Model: Resource Manager, Location: eastus, Current Limit: 0, "
+    "Current Usage: "
     "0, Additional Required: 96, (Minimum) New Limit Required: 96.",
 )
 THROTTLED = arm_error(
@@ -81,7 +86,9 @@ THROTTLED = arm_error(
 class Response(RecordedResponse):
     """A recorded response with headers of its own."""
 
-    def __init__(self, request: HttpRequest, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, request: HttpRequest, status: int, body: Any, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(request, status, body)
         self._headers = CaseInsensitiveDict({"Content-Type": "application/json", **(headers or {})})
 
@@ -167,7 +174,8 @@ class FakeArm(HttpTransport):  # type: ignore[type-arg]
                     404,
                     arm_error(
                         "ResourceNotFound",
-                        f"The Resource 'Microsoft.Compute/virtualMachines/{name}' under resource group '{group}' "
+                        f"The Resource 'Microsoft.Compute/virtualMachines/{name}' under resource "
+                        f"group '{group}' "
                         "was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
                     ),
                 )
@@ -203,13 +211,17 @@ class FakeArm(HttpTransport):  # type: ignore[type-arg]
     @staticmethod
     def _stored(group: str, name: str, body: dict[str, Any], state: str) -> dict[str, Any]:
         data = copy.deepcopy(body)
-        data["id"] = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{name}"
+        data["id"] = (
+            f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{name}"
+        )
         data["name"] = name
         data["type"] = "Microsoft.Compute/virtualMachines"
         properties = data.setdefault("properties", {})
         properties["provisioningState"] = state
         properties["vmId"] = "5a2d1c3b-0000-4000-8000-000000000001"
-        properties["timeCreated"] = dt.datetime(2026, 9, 20, 12, 0, tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
+        properties["timeCreated"] = (
+            dt.datetime(2026, 9, 20, 12, 0, tzinfo=dt.UTC).isoformat().replace("+00:00", "Z")
+        )
         power = "PowerState/running" if state == "Succeeded" else "PowerState/starting"
         properties["instanceView"] = {
             "statuses": [

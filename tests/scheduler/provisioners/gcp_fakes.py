@@ -69,7 +69,8 @@ RATE_LIMITED = error_body(
 TOO_MANY_REQUESTS = error_body(429, "Too many requests", "rateLimitExceeded", "RESOURCE_EXHAUSTED")
 FORBIDDEN = error_body(
     403,
-    "Required 'compute.instances.create' permission for 'projects/test-project/zones/us-central1-a/instances/x'",
+    "Required 'compute.instances.create' permission for "
+    "'projects/test-project/zones/us-central1-a/instances/x'",
     "forbidden",
     "PERMISSION_DENIED",
 )
@@ -108,7 +109,9 @@ class FakeComputeEngine(BaseAdapter):  # type: ignore[misc]
     operations: dict[str, compute_v1.Operation] = field(default_factory=dict)
     by_request_id: dict[str, str] = field(default_factory=dict)
     calls: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
-    http_faults: dict[str, deque[tuple[int, dict[str, Any]]]] = field(default_factory=lambda: defaultdict(deque))
+    http_faults: dict[str, deque[tuple[int, dict[str, Any]]]] = field(
+        default_factory=lambda: defaultdict(deque)
+    )
     operation_faults: deque[OperationFault] = field(default_factory=deque)
     lose_answers: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     finish_on_wait: bool = True
@@ -225,7 +228,9 @@ class FakeComputeEngine(BaseAdapter):  # type: ignore[misc]
         )
         return 200, to_json(compute_v1.InstanceAggregatedList(items=scoped))
 
-    def _insert(self, zone: str, query: dict[str, list[str]], request: requests.PreparedRequest) -> tuple[int, str]:
+    def _insert(
+        self, zone: str, query: dict[str, list[str]], request: requests.PreparedRequest
+    ) -> tuple[int, str]:
         request_id = query.get("requestId", [""])[0]
         if request_id and request_id in self.by_request_id:
             return 200, to_json(self.operations[self.by_request_id[request_id]])
@@ -235,7 +240,8 @@ class FakeComputeEngine(BaseAdapter):  # type: ignore[misc]
             return 409, json.dumps(
                 error_body(
                     409,
-                    f"The resource 'projects/{PROJECT}/zones/{zone}/instances/{instance.name}' already exists",
+                    f"The resource 'projects/{PROJECT}/zones/{zone}/instances/{instance.name}' "
+                    f"already exists",
                     "alreadyExists",
                     "ALREADY_EXISTS",
                 )
@@ -261,7 +267,9 @@ class FakeComputeEngine(BaseAdapter):  # type: ignore[misc]
             self.by_request_id[request_id] = op.name
         return 200, to_json(op)
 
-    def _operation(self, zone: str, kind: str, name: str, query: dict[str, list[str]]) -> compute_v1.Operation:
+    def _operation(
+        self, zone: str, kind: str, name: str, query: dict[str, list[str]]
+    ) -> compute_v1.Operation:
         op = compute_v1.Operation(
             kind="compute#operation",
             id=next(self._ids),
@@ -269,7 +277,9 @@ class FakeComputeEngine(BaseAdapter):  # type: ignore[misc]
             zone=f"{BASE}/zones/{zone}",
             operation_type=kind,
             target_link=f"{BASE}/zones/{zone}/instances/{name}",
-            status=compute_v1.Operation.Status.RUNNING if self.finish_on_wait else compute_v1.Operation.Status.DONE,
+            status=compute_v1.Operation.Status.RUNNING
+            if self.finish_on_wait
+            else compute_v1.Operation.Status.DONE,
             progress=0,
         )
         self.operations[op.name] = op

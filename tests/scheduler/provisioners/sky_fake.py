@@ -44,12 +44,14 @@ def _exceptions() -> types.ModuleType:
     module = types.ModuleType("sky.exceptions")
 
     class ResourcesUnavailableError(Exception):
-        def __init__(self, message: str, no_failover: bool = False, failover_history: list[Exception] | None = None):
+        def __init__(
+            self, message: str, no_failover: bool = False, failover_history: list[Exception] | None = None
+        ):
             super().__init__(message)
             self.no_failover = no_failover
             self.failover_history = list(failover_history or [])
 
-    class ClusterDoesNotExist(ValueError):
+    class ClusterDoesNotExist(ValueError):  # noqa: N818 - SkyPilot's name
         pass
 
     class ApiServerConnectionError(RuntimeError):
@@ -77,7 +79,9 @@ class Resources:
     zone: str | None = None
 
     def __post_init__(self) -> None:
-        if self.infra is not None and (self.cloud is not None or self.region is not None or self.zone is not None):
+        if self.infra is not None and (
+            self.cloud is not None or self.region is not None or self.zone is not None
+        ):
             raise ValueError("Cannot specify both `infra` and `cloud`, `region`, or `zone` parameters.")
         if self.infra is not None:
             parts = self.infra.split("/")
@@ -168,7 +172,9 @@ class FakeSky:
                 "labels": dict(resources.labels or {}),
                 "handle": types.SimpleNamespace(
                     launched_resources=types.SimpleNamespace(
-                        instance_type=resources.instance_type, use_spot=bool(resources.use_spot), zone=resources.zone
+                        instance_type=resources.instance_type,
+                        use_spot=bool(resources.use_spot),
+                        zone=resources.zone,
                     )
                 ),
             }
@@ -189,7 +195,10 @@ class FakeSky:
         return self._request(run)
 
     def status(
-        self, cluster_names: list[str] | None = None, refresh: StatusRefreshMode = StatusRefreshMode.NONE, **kwargs: Any
+        self,
+        cluster_names: list[str] | None = None,
+        refresh: StatusRefreshMode = StatusRefreshMode.NONE,
+        **kwargs: Any,
     ) -> str:
         self.calls.append(("status", {"cluster_names": cluster_names, "refresh": refresh}))
 

@@ -16,8 +16,8 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
-from botocore.credentials import CredentialResolver
 from botocore.config import Config
+from botocore.credentials import CredentialResolver
 from botocore.exceptions import ReadTimeoutError
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -39,6 +39,7 @@ from scheduler.provisioners.base import (
 from solver.domain import PurchaseOption
 from tests.scheduler.provisioners.conftest import launch_request, settings
 
+SSM_AMI = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
@@ -54,11 +55,15 @@ def _offline_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def client_factory(region: str) -> Any:
-    return boto3.client("ec2", region_name=region, config=Config(retries={"total_max_attempts": 1}), **CREDENTIALS)
+    return boto3.client(
+        "ec2", region_name=region, config=Config(retries={"total_max_attempts": 1}), **CREDENTIALS
+    )
 
 
 def amazon_ami(region: str) -> str:
-    return {"us-east-1": "ami-0a1b2c3d4e5f60718", "eu-west-1": "ami-0f1e2d3c4b5a69788"}.get(region, "ami-0123abcd")
+    return {"us-east-1": "ami-0a1b2c3d4e5f60718", "eu-west-1": "ami-0f1e2d3c4b5a69788"}.get(
+        region, "ami-0123abcd"
+    )
 
 
 @pytest.fixture
@@ -319,9 +324,10 @@ def test_list_reads_every_region_by_tag_and_leaves_others_out(aws: AwsProvisione
     assert all(i.tags[Tag.DEPLOYMENT] == "prod" for i in everything)
     assert [i.region for i in action_4] == ["eu-west-1"]
     assert [i.tags[Tag.ACTION] for i in other.list_instances({Tag.PLAN: "7"})] == ["plan-7-action-5"]
-    zone_ids = {z["ZoneName"]: z["ZoneId"] for z in client_factory("us-east-1").describe_availability_zones()[
-        "AvailabilityZones"
-    ]}
+    zone_ids = {
+        z["ZoneName"]: z["ZoneId"]
+        for z in client_factory("us-east-1").describe_availability_zones()["AvailabilityZones"]
+    }
     assert {i.zone for i in everything if i.region == "us-east-1"} <= set(zone_ids.values())
 
 
@@ -356,7 +362,8 @@ EC2_ERRORS = {
     "InsufficientCapacity": (500, "Insufficient capacity.", InsufficientCapacityError),
     "SpotMaxPriceTooLow": (
         400,
-        "Your Spot request price of 1.5 is lower than the minimum required Spot request fulfillment price of 12.2.",
+        "Your Spot request price of 1.5 is lower than the minimum required Spot request fulfillment "
+        "price of 12.2.",
         InsufficientCapacityError,
     ),
     "MaxSpotInstanceCountExceeded": (
@@ -366,8 +373,10 @@ EC2_ERRORS = {
     ),
     "VcpuLimitExceeded": (
         400,
-        "You have requested more vCPU capacity than your current vCPU limit of 0 allows for the instance bucket "
-        "that the specified instance type belongs to. Please visit http://aws.amazon.com/contact-us/ec2-request "
+        "You have requested more vCPU capacity than your current vCPU limit of 0 allows for the "
+        "instance bucket "
+        "that the specified instance type belongs to. Please visit "
+        "http://aws.amazon.com/contact-us/ec2-request "
         "to request an adjustment to this limit.",
         QuotaExceededError,
     ),
@@ -404,8 +413,12 @@ def test_run_instances_errors_are_mapped(code: str) -> None:
             "MaxResults": 500,
         },
     )
-    stubber.add_client_error("run_instances", service_error_code=code, service_message=message, http_status_code=status)
-    aws = AwsProvisioner(settings(aws_ami_ids={"us-east-1": "ami-0abc"}), client_factory=lambda region: client)
+    stubber.add_client_error(
+        "run_instances", service_error_code=code, service_message=message, http_status_code=status
+    )
+    aws = AwsProvisioner(
+        settings(aws_ami_ids={"us-east-1": "ami-0abc"}), client_factory=lambda region: client
+    )
 
     with stubber, pytest.raises(ProvisionerError) as raised:
         aws.launch(launch_request(count=2))
@@ -434,7 +447,7 @@ def test_spot_launch_sends_market_options_token_and_placement() -> None:
             "MinCount": 2,
             "MaxCount": 2,
             "ClientToken": aws_client_token("default", request, alive=0),
-            "ImageId": "resolve:ssm:/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
+            "ImageId": f"resolve:ssm:{SSM_AMI}",
             "InstanceType": "p5.48xlarge",
             "TagSpecifications": [
                 {"ResourceType": "instance", "Tags": expected_tags},
@@ -456,7 +469,7 @@ def test_spot_launch_sends_market_options_token_and_placement() -> None:
     )
     aws = AwsProvisioner(
         settings(
-            aws_ami_ssm_parameter="/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
+            aws_ami_ssm_parameter=SSM_AMI,
             aws_security_group_ids={"us-east-1": ["sg-1"]},
             aws_key_name="ops",
             aws_iam_instance_profile="gpuplan-node",
@@ -489,7 +502,9 @@ def test_no_credentials_is_one_line() -> None:
         session.register_component("credential_provider", CredentialResolver(providers=[]))  # finds none
         return boto3.Session(botocore_session=session).client("ec2", region_name=region)
 
-    aws = AwsProvisioner(settings(aws_ami_ids={"us-east-1": "ami-1"}, aws_regions=["us-east-1"]), client_factory=anonymous)
+    aws = AwsProvisioner(
+        settings(aws_ami_ids={"us-east-1": "ami-1"}, aws_regions=["us-east-1"]), client_factory=anonymous
+    )
     with pytest.raises(CredentialsError) as error:
         aws.list_instances()
     assert str(error.value) == "aws list: no credentials: no AWS credentials found"

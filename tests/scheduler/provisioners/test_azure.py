@@ -100,7 +100,9 @@ def test_launch_creates_named_tagged_vms_with_their_own_nic(arm: FakeArm) -> Non
 
 def test_spot_launch_sets_priority_eviction_and_max_price(arm: FakeArm) -> None:
     azure = provisioner(arm)
-    (capped,) = azure.launch(azure_request(option=PurchaseOption.SPOT, count=1, max_price=21_500_000, zone="2"))
+    (capped,) = azure.launch(
+        azure_request(option=PurchaseOption.SPOT, count=1, max_price=21_500_000, zone="2")
+    )
     azure.launch(azure_request(option=PurchaseOption.SPOT, count=1, action_id=4))
 
     by_action = {vm["tags"]["gpuplan:action"]: vm for group in arm.vms.values() for vm in group.values()}
@@ -148,12 +150,34 @@ def test_allocation_failures_are_insufficient_capacity(arm: FakeArm, error: Any,
         (409, SKU_NOT_AVAILABLE, {}, InsufficientCapacityError),
         (409, QUOTA, {}, QuotaExceededError),
         (429, THROTTLED, {"Retry-After": "17"}, ThrottledError),
-        (403, {"error": {"code": "AuthorizationFailed", "message": "The client does not have authorization"}}, {}, CredentialsError),
-        (400, {"error": {"code": "InvalidParameter", "message": "The value of parameter imageReference is invalid."}}, {}, InvalidRequestError),
-        (500, {"error": {"code": "InternalServerError", "message": "An unexpected error occured"}}, {}, OutcomeUnknownError),
+        (
+            403,
+            {"error": {"code": "AuthorizationFailed", "message": "The client does not have authorization"}},
+            {},
+            CredentialsError,
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "code": "InvalidParameter",
+                    "message": "The value of parameter imageReference is invalid.",
+                }
+            },
+            {},
+            InvalidRequestError,
+        ),
+        (
+            500,
+            {"error": {"code": "InternalServerError", "message": "An unexpected error occured"}},
+            {},
+            OutcomeUnknownError,
+        ),
     ],
 )
-def test_create_errors_are_mapped(arm: FakeArm, status: int, body: Any, headers: dict[str, str], expected: type) -> None:
+def test_create_errors_are_mapped(
+    arm: FakeArm, status: int, body: Any, headers: dict[str, str], expected: type
+) -> None:
     azure = provisioner(arm)
     arm.fail("put", status, body, headers)
     with pytest.raises(expected) as raised:
@@ -170,7 +194,8 @@ def test_no_credentials_is_one_line(arm: FakeArm) -> None:
     with pytest.raises(CredentialsError) as error:
         azure.list_instances()
     assert str(error.value) == (
-        "azure list: no credentials: DefaultAzureCredential failed to retrieve a token from the included credentials."
+        "azure list: no credentials: "
+        "DefaultAzureCredential failed to retrieve a token from the included credentials."
     )
 
 
@@ -228,7 +253,9 @@ def test_created_body_is_the_virtual_machine_json_shape(arm: FakeArm) -> None:
     azure = provisioner(arm)
     azure.launch(azure_request(count=1))
     (path, _) = arm.calls_of("put")[0]
-    assert path.endswith(f"/virtualMachines/{instance_names('prod', azure_request(count=1), max_chars=64)[0]}")
+    assert path.endswith(
+        f"/virtualMachines/{instance_names('prod', azure_request(count=1), max_chars=64)[0]}"
+    )
     vm = sent(arm)
     json.dumps(vm)  # plain JSON, as ARM stores it
     assert vm["location"] == "eastus" and "properties" in vm

@@ -97,7 +97,9 @@ def test_for_offer_carries_the_offer_key_with_term() -> None:
         term=ReservedTerm.ONE_YEAR,
         price_micro_usd_per_hour=30_000_000,
     )
-    request = LaunchRequest.for_offer(offer, plan_id=1, action_id=2, placement_id=3, count=1, models=["b", "a"])
+    request = LaunchRequest.for_offer(
+        offer, plan_id=1, action_id=2, placement_id=3, count=1, models=["b", "a"]
+    )
     assert request.offer_key == offer.key == "aws/us-east-1/use1-az4/p5.48xlarge/reserved:1y"
     assert request.models == ("a", "b") and request.zone == "use1-az4" and not request.spot
 
@@ -130,8 +132,12 @@ def instance(**changes: Any) -> CloudInstance:
 
 
 def test_errors_are_one_line_naming_provider_operation_and_action() -> None:
-    error = ThrottledError("aws", Operation.LAUNCH, "RequestLimitExceeded:\n Request limit exceeded.", action="plan-1-action-2")
-    assert str(error) == "aws launch plan-1-action-2: throttled: RequestLimitExceeded: Request limit exceeded."
+    error = ThrottledError(
+        "aws", Operation.LAUNCH, "RequestLimitExceeded:\n Request limit exceeded.", action="plan-1-action-2"
+    )
+    assert (
+        str(error) == "aws launch plan-1-action-2: throttled: RequestLimitExceeded: Request limit exceeded."
+    )
     assert error.retryable and OutcomeUnknownError.retryable
     assert not InsufficientCapacityError.retryable
     assert str(SdkMissingError("gcp", Operation.LIST, "x")) == "gcp list: SDK missing: x"
@@ -301,8 +307,13 @@ def test_default_registry_answers_which_offers_can_be_applied(monkeypatch: pytes
     assert registry.can_apply("gcp/us-central1/us-central1-a/a3-highgpu-8g/spot")
     assert registry.can_apply("azure/eastus/-/Standard_ND96isr_H100_v5/reserved:3y:no_upfront")
     assert not registry.can_apply("aws/us-east-1/use1-az4/p5.48xlarge/capacity_block")
-    assert "PurchaseCapacityBlock" in (registry.why_not("aws/us-east-1/use1-az4/p5.48xlarge/capacity_block") or "")
-    assert registry.why_not("lambda/us-east-1/-/gpu_8x_h100_sxm5/on_demand") == "SkyPilot is not installed: install gpuplan[skypilot]"
+    assert "PurchaseCapacityBlock" in (
+        registry.why_not("aws/us-east-1/use1-az4/p5.48xlarge/capacity_block") or ""
+    )
+    assert (
+        registry.why_not("lambda/us-east-1/-/gpu_8x_h100_sxm5/on_demand")
+        == "SkyPilot is not installed: install gpuplan[skypilot]"
+    )
     assert registry.why_not("hotaisle/x/-/y/on_demand") == "SkyPilot 0.14.1 has no cloud for hotaisle"
     assert registry.why_not("newcloud/x/-/y/on_demand") == "no provisioner covers newcloud"
     offers = [
@@ -315,7 +326,11 @@ def test_default_registry_answers_which_offers_can_be_applied(monkeypatch: pytes
             purchase_option=option,
             price_micro_usd_per_hour=1,
         )
-        for provider, option in (("aws", PurchaseOption.SPOT), ("lambda", PurchaseOption.ON_DEMAND), ("aws", PurchaseOption.CAPACITY_BLOCK))
+        for provider, option in (
+            ("aws", PurchaseOption.SPOT),
+            ("lambda", PurchaseOption.ON_DEMAND),
+            ("aws", PurchaseOption.CAPACITY_BLOCK),
+        )
     ]
     assert [offer.provider for offer in registry.applicable(offers)] == ["aws"]
     with pytest.raises(ValueError, match="unknown purchase option"):

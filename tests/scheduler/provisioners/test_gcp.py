@@ -121,7 +121,9 @@ def test_launch_is_find_or_create(api: FakeComputeEngine) -> None:
     assert len(api.all_instances()) == 2
 
 
-def test_retry_after_a_lost_insert_answer_reuses_request_ids_and_duplicates_nothing(api: FakeComputeEngine) -> None:
+def test_retry_after_a_lost_insert_answer_reuses_request_ids_and_duplicates_nothing(
+    api: FakeComputeEngine,
+) -> None:
     gcp = provisioner(api)
     request = gcp_request(count=2)
     api.lose_answer("insert")  # the first insert is carried out, its answer never arrives
@@ -186,12 +188,27 @@ def test_quota_errors_from_the_operation_and_from_the_call(api: FakeComputeEngin
         (429, TOO_MANY_REQUESTS, ThrottledError),
         (403, RATE_LIMITED, ThrottledError),
         (403, FORBIDDEN, CredentialsError),
-        (503, {"error": {"code": 503, "message": "Backend Error", "status": "UNAVAILABLE"}}, OutcomeUnknownError),
-        (400, {"error": {"code": 400, "message": "Invalid value for field 'resource.machineType'", "errors": [
-            {"reason": "invalid", "message": "Invalid value"}]}}, InvalidRequestError),
+        (
+            503,
+            {"error": {"code": 503, "message": "Backend Error", "status": "UNAVAILABLE"}},
+            OutcomeUnknownError,
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "code": 400,
+                    "message": "Invalid value for field 'resource.machineType'",
+                    "errors": [{"reason": "invalid", "message": "Invalid value"}],
+                }
+            },
+            InvalidRequestError,
+        ),
     ],
 )
-def test_insert_http_errors_are_mapped(api: FakeComputeEngine, status: int, body: Any, expected: type) -> None:
+def test_insert_http_errors_are_mapped(
+    api: FakeComputeEngine, status: int, body: Any, expected: type
+) -> None:
     gcp = provisioner(api)
     api.fail("insert", status, body)
     with pytest.raises(expected) as error:
@@ -250,15 +267,21 @@ def test_terminate_refuses_an_instance_gpuplan_did_not_label(api: FakeComputeEng
 def test_list_filters_by_labels_across_zones_and_reads_states(api: FakeComputeEngine) -> None:
     gcp = provisioner(api)
     gcp.launch(gcp_request(count=2))
-    gcp.launch(gcp_request(count=1, action_id=4, zone="us-east4-a", region="us-east4", option=PurchaseOption.SPOT))
+    gcp.launch(
+        gcp_request(count=1, action_id=4, zone="us-east4-a", region="us-east4", option=PurchaseOption.SPOT)
+    )
     provisioner(api, deployment="staging").launch(gcp_request(count=1, action_id=5))
-    api.put("us-central1-a", compute_v1.Instance(name="someone-elses", status="RUNNING", labels={"team": "x"}))
+    api.put(
+        "us-central1-a", compute_v1.Instance(name="someone-elses", status="RUNNING", labels={"team": "x"})
+    )
     preempted = compute_v1.Instance(
         name="gp-old",
         status="TERMINATED",
         machine_type="zones/us-east4-a/machineTypes/a3-highgpu-8g",
         scheduling=compute_v1.Scheduling(provisioning_model="SPOT"),
-        labels=GCP_LABELS.encode({Tag.MANAGED: "true", Tag.DEPLOYMENT: "prod", Tag.ACTION: "plan-1-action-1"}),
+        labels=GCP_LABELS.encode(
+            {Tag.MANAGED: "true", Tag.DEPLOYMENT: "prod", Tag.ACTION: "plan-1-action-1"}
+        ),
     )
     api.put("us-east4-a", preempted)
 
@@ -270,7 +293,9 @@ def test_list_filters_by_labels_across_zones_and_reads_states(api: FakeComputeEn
     assert [i.zone for i in action_4] == ["us-east4-a"] and action_4[0].spot
     assert {i.instance_id: i.state for i in everything}["gp-old"] is InstanceState.PREEMPTED
     (query,) = api.calls_of("aggregated")[1:]
-    assert query["filter"] == [label_filter({Tag.MANAGED: "true", Tag.DEPLOYMENT: "prod", Tag.ACTION: "plan-7-action-4"})]
+    assert query["filter"] == [
+        label_filter({Tag.MANAGED: "true", Tag.DEPLOYMENT: "prod", Tag.ACTION: "plan-7-action-4"})
+    ]
 
 
 def test_label_filter_is_an_and_of_label_equalities() -> None:

@@ -66,7 +66,9 @@ def test_launch_makes_one_cluster_per_instance_on_the_offers_cloud(sky: FakeSky)
 
 
 def test_spot_on_a_cloud_with_spot_and_the_zone_in_infra(sky: FakeSky) -> None:
-    request = lambda_request(provider="runpod", region="US-TX-3", zone="US-TX-3a", option=PurchaseOption.SPOT, count=1)
+    request = lambda_request(
+        provider="runpod", region="US-TX-3", zone="US-TX-3a", option=PurchaseOption.SPOT, count=1
+    )
     (instance,) = provisioner().launch(request)
     resources = sky.calls_of("launch")[0]["task"].resources
     assert resources.infra == "runpod/US-TX-3/US-TX-3a"
@@ -87,7 +89,9 @@ def test_retry_after_a_lost_answer_reuses_the_cluster(sky: FakeSky) -> None:
 
     with pytest.raises(OutcomeUnknownError) as lost:
         gp.launch(request)
-    assert str(lost.value).startswith("lambda launch plan-7-action-3: outcome unknown: ApiServerConnectionError")
+    assert str(lost.value).startswith(
+        "lambda launch plan-7-action-3: outcome unknown: ApiServerConnectionError"
+    )
     instances = gp.launch(request)
     gp.launch(request)
 
@@ -111,14 +115,17 @@ def test_an_init_cluster_is_launched_again_under_its_name(sky: FakeSky) -> None:
 
 def test_capacity_and_quota_failures(sky: FakeSky) -> None:
     errors = sky.exceptions
-    sky.fail_next_launch(lambda: errors.ResourcesUnavailableError("Failed to provision all possible launchable resources."))
+    sky.fail_next_launch(
+        lambda: errors.ResourcesUnavailableError("Failed to provision all possible launchable resources.")
+    )
     with pytest.raises(InsufficientCapacityError) as capacity:
         provisioner().launch(lambda_request(count=2))
     assert len(capacity.value.instances) == 1  # the other cluster came up and is reported
 
     sky.fail_next_launch(
         lambda: errors.ResourcesUnavailableError(
-            "Failed to acquire resources", failover_history=[RuntimeError("Quota exceeded for gpu_8x_h100_sxm5")]
+            "Failed to acquire resources",
+            failover_history=[RuntimeError("Quota exceeded for gpu_8x_h100_sxm5")],
         )
     )
     with pytest.raises(QuotaExceededError):
