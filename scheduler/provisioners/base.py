@@ -441,9 +441,11 @@ def _one_line(text: str, limit: int = 300) -> str:
 class Provisioner(Protocol):
     """One cloud's launch, terminate and list, behind the same words for every provider.
 
-    Calls are synchronous and thread-safe to call from one worker thread at a time per adapter; each is
-    bounded by the adapter's per-call timeout (``GPUPLAN_PROVISIONER_CALL_TIMEOUT_S``), after which it
-    raises ``OutcomeUnknownError``. Every failure is a ``ProvisionerError``.
+    Calls are synchronous and may come from several worker threads at once (SDK clients are built once,
+    under a lock, and shared); each is bounded by the adapter's per-call timeout
+    (``GPUPLAN_PROVISIONER_CALL_TIMEOUT_S``), after which it raises ``OutcomeUnknownError``. Every failure
+    is a ``ProvisionerError``. Two concurrent launches of the same request are not supported: the engine
+    sends one action from one thread at a time.
     """
 
     @property
