@@ -9,15 +9,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
-from rich.console import Console
-from typer.testing import CliRunner
 
-from api import cli
-from api.cli import app
+from api.cli.app import Runtime
 from pricing.collectors.base import CollectionRequest, CollectionResult, CollectorError, CollectorRegistry
 from pricing.collectors.registry import aws_collector
 from scheduler.settings import get_settings
 from solver.domain import PurchaseOption
+from tests.cli_helpers import Invoke, invoker
 from tests.collector_fakes import FakeCollector, price
 
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
@@ -25,23 +23,18 @@ H = dt.timedelta(hours=1)
 SPOT_KEY = "aws/us-east-1/use1-az4/p5.48xlarge/spot"
 GCP_KEY = "gcp/us-central1/-/a3-highgpu-8g/on_demand"  # on-demand prices are regional
 
-Invoke = Callable[..., tuple[int, str]]
+
+@pytest.fixture
+def cli_runtime() -> Runtime:
+    """The commands' runtime at ``NOW``; tests set its ``collectors``."""
+    return Runtime(now=lambda: NOW)
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Invoke:
+def run(monkeypatch: pytest.MonkeyPatch, database_url: str, cli_runtime: Runtime) -> Invoke:
     monkeypatch.setenv("GPUPLAN_DATABASE_URL", database_url)
-    monkeypatch.setattr(cli, "console", Console(width=250))
-    monkeypatch.setattr(cli, "err_console", Console(width=250, stderr=True))
-    monkeypatch.setattr(cli, "_now", lambda: NOW)
     get_settings.cache_clear()
-    runner = CliRunner()
-
-    def invoke(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, list(args))
-        return result.exit_code, result.output
-
-    return invoke
+    return invoker(cli_runtime)
 
 
 @pytest.fixture
@@ -87,9 +80,9 @@ def _registry(
 
 
 def test_collect_stores_the_providers_that_work_and_reports_the_one_that_fails(
-    loaded: Invoke, monkeypatch: pytest.MonkeyPatch
+    loaded: Invoke, monkeypatch: pytest.MonkeyPatch, cli_runtime: Runtime
 ) -> None:
-    monkeypatch.setattr(cli, "collector_registry", _registry(
+    monkeypatch.setattr(cli_runtime, "collectors", _registry(
         aws=FakeCollector("aws", make=_aws_spot),
         gcp=FakeCollector("gcp", make=_gcp),
         azure=FakeCollector("azure", error=CollectorError("azure", "no credentials: AZURE_SUBSCRIPTION_ID")),
@@ -146,8 +139,10 @@ def test_collect_stores_the_providers_that_work_and_reports_the_one_that_fails(
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_collect_dry_run_writes_nothing(loaded: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "collector_registry", _registry(aws=FakeCollector("aws", make=_aws_spot)))
+def test_collect_dry_run_writes_nothing(
+    loaded: Invoke, monkeypatch: pytest.MonkeyPatch, cli_runtime: Runtime
+) -> None:
+    monkeypatch.setattr(cli_runtime, "collectors", _registry(aws=FakeCollector("aws", make=_aws_spot)))
     code, out = loaded("collect", "--provider", "aws", "--dry-run")
     assert code == 0, out
     assert "dry run: nothing was written" in out
@@ -159,11 +154,11 @@ def test_collect_dry_run_writes_nothing(loaded: Invoke, monkeypatch: pytest.Monk
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_collect_through_the_registry_with_a_module_that_fails_to_import(
-    loaded: Invoke, monkeypatch: pytest.MonkeyPatch
+    loaded: Invoke, monkeypatch: pytest.MonkeyPatch, cli_runtime: Runtime
 ) -> None:
     monkeypatch.setitem(sys.modules, "pricing.collectors.aws", None)
     monkeypatch.setattr(
-        cli, "collector_registry", _registry(aws=aws_collector, gcp=FakeCollector("gcp", make=_gcp))
+        cli_runtime, "collectors", _registry(aws=aws_collector, gcp=FakeCollector("gcp", make=_gcp))
     )
     code, out = loaded("collect")
     assert code == 1
@@ -174,9 +169,9 @@ def test_collect_through_the_registry_with_a_module_that_fails_to_import(
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_collect_refuses_unknown_providers_and_bad_since(
-    loaded: Invoke, monkeypatch: pytest.MonkeyPatch
+    loaded: Invoke, monkeypatch: pytest.MonkeyPatch, cli_runtime: Runtime
 ) -> None:
-    monkeypatch.setattr(cli, "collector_registry", _registry(aws=FakeCollector("aws", make=_aws_spot)))
+    monkeypatch.setattr(cli_runtime, "collectors", _registry(aws=FakeCollector("aws", make=_aws_spot)))
     code, out = loaded("collect", "--provider", "oracle")
     assert code == 1 and out.strip() == "error: no collector for provider 'oracle' (known: aws)"
     code, out = loaded("collect", "--since", "last week")
@@ -184,9 +179,11 @@ def test_collect_refuses_unknown_providers_and_bad_since(
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_collect_passes_since_to_the_collectors(loaded: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_collect_passes_since_to_the_collectors(
+    loaded: Invoke, monkeypatch: pytest.MonkeyPatch, cli_runtime: Runtime
+) -> None:
     fake = FakeCollector("aws", result=CollectionResult("aws"))
-    monkeypatch.setattr(cli, "collector_registry", _registry(aws=fake))
+    monkeypatch.setattr(cli_runtime, "collectors", _registry(aws=fake))
     assert loaded("collect", "--since", "2026-11-01T00:00:00Z")[0] == 0
     assert fake.requests[0].spot_history_since == dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
