@@ -30,9 +30,10 @@ def invoker(runtime: Runtime | None = None) -> Invoke:
 def table_rows(output: str, title: str) -> list[dict[str, str]]:
     """The body rows of the rich table printed under ``title``, each as {header: cell text}.
 
-    Tables in tests are printed wide enough that cells do not wrap, so one line is one row."""
+    Tables in tests are printed wide enough that cells do not wrap, so one line is one row; a title longer
+    than its table wraps, so its first line is looked for."""
     lines = output.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip() == title)
+    start = next(i for i, line in enumerate(lines) if _starts(title, line.strip()))
     header_line = next(line for line in lines[start + 1 :] if line.startswith("┃"))
     headers = [cell.strip() for cell in header_line.strip("┃").split("┃")]
     body_start = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("┡")) + 1
@@ -43,3 +44,7 @@ def table_rows(output: str, title: str) -> list[dict[str, str]]:
         cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
         rows.append(dict(zip(headers, cells, strict=True)))
     return rows
+
+
+def _starts(title: str, line: str) -> bool:
+    return line == title or (len(line) >= min(len(title), 20) and title.startswith(line))

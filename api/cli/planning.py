@@ -75,6 +75,7 @@ def solve_scenario(
 ) -> None:
     """Plan a scenario file (no database needed) and print the plan; --out writes it as JSON."""
     rt = runtime(ctx)
+    check_out(out)
     if scenario == "sample" and not Path(scenario).exists():
         problem, _, spec = scenario_service.sample_scenario()
         label = f"scheduler/data/{scenario_service.SAMPLE_SCENARIO}"
@@ -105,15 +106,11 @@ def plan(
     no_baselines: Annotated[bool, NO_BASELINES_OPTION] = False,
 ) -> None:
     """Plan the fleet in the database on its latest prices and store the plan as a draft."""
+    check_out(out)
     params = SolveParams(time_limit_s=time_limit, seed=seed, deterministic=deterministic)
+    baselines = Baselines.NONE if no_baselines else Baselines.ALL
     with open_database() as database:
-        plan_from_database(
-            runtime(ctx),
-            database,
-            params,
-            out=out,
-            baselines=Baselines.NONE if no_baselines else Baselines.ALL,
-        )
+        plan_from_database(runtime(ctx), database, params, out=out, baselines=baselines)
 
 
 @dataclass
@@ -192,6 +189,16 @@ def show_plan(rt: Runtime, document: planfile.PlanFile, notes: tuple[str, ...]) 
         rt.show(baselines_table(document))
     for note in notes:
         rt.say(f"  {note}")
+
+
+def check_out(path: Path | None) -> None:
+    """Refuse an ``--out`` path that cannot be a file before anything is solved or stored."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise InputError(f"--out: {path} is a directory")
+    if not path.parent.is_dir():
+        raise InputError(f"--out: there is no directory {path.parent} to write {path.name} in")
 
 
 def write_plan(path: Path, document: planfile.PlanFile) -> None:
