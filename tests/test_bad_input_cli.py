@@ -10,7 +10,11 @@ that a solved plan is written to its file before the store is refused.
 from __future__ import annotations
 
 import builtins
+import os
+import signal
+import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -375,3 +379,25 @@ def test_ctrl_c_while_the_libraries_load_is_one_line(
     assert caught.value.code == ExitStatus.INTERRUPTED
     captured = capsys.readouterr()
     assert captured.err == "interrupted\n" and captured.out == ""
+
+
+def test_ctrl_c_sent_to_a_running_gpuplan_is_one_line(tmp_path: Path) -> None:
+    """A real SIGINT to the installed command, while it loads or while it solves: either way one line."""
+    gpuplan = Path(sys.executable).with_name("gpuplan")
+    env = {**os.environ, "GPUPLAN_DATA_DIR": str(tmp_path / "data")}
+    process = subprocess.Popen(
+        [str(gpuplan), "solve", "sample", "--time-limit", "300", "--no-baselines"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == ExitStatus.INTERRUPTED
+    assert err == "interrupted\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from api.cli.app import Runtime
+from api.cli.status import ExitStatus
 from pricing.collectors.base import CollectionRequest, CollectionResult, CollectorError, CollectorRegistry
 from pricing.collectors.registry import aws_collector
 from scheduler.settings import get_settings
@@ -88,7 +89,7 @@ def test_collect_stores_the_providers_that_work_and_reports_the_one_that_fails(
         azure=FakeCollector("azure", error=CollectorError("azure", "no credentials: AZURE_SUBSCRIPTION_ID")),
     ))  # fmt: skip
     code, out = loaded("collect")
-    assert code == 1, out
+    assert code == ExitStatus.PROVIDER_FAILED, out
     rows = {
         line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
         for line in out.splitlines()
@@ -161,7 +162,7 @@ def test_collect_through_the_registry_with_a_module_that_fails_to_import(
         cli_runtime, "collectors", _registry(aws=aws_collector, gcp=FakeCollector("gcp", make=_gcp))
     )
     code, out = loaded("collect")
-    assert code == 1
+    assert code == ExitStatus.PROVIDER_FAILED
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: aws: collector unavailable: cannot import it (")
     assert loaded("prices", "history", "--offer", GCP_KEY)[0] == 0
@@ -173,9 +174,10 @@ def test_collect_refuses_unknown_providers_and_bad_since(
 ) -> None:
     monkeypatch.setattr(cli_runtime, "collectors", _registry(aws=FakeCollector("aws", make=_aws_spot)))
     code, out = loaded("collect", "--provider", "oracle")
-    assert code == 1 and out.strip() == "error: no collector for provider 'oracle' (known: aws)"
+    assert code == ExitStatus.BAD_INPUT
+    assert out.strip() == "error: no collector for provider 'oracle' (known: aws)"
     code, out = loaded("collect", "--since", "last week")
-    assert code == 1 and "--since: not an ISO 8601 date or date-time: 'last week'" in out
+    assert code == ExitStatus.BAD_INPUT and "--since: not an ISO 8601 date or date-time: 'last week'" in out
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -201,7 +203,7 @@ def test_price_sheet_load_good_and_bad(loaded: Invoke, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text(SHEET.replace("18.40", "18,40").replace("us-east-1,gpu_8x", "us-mars-1,gpu_8x", 1))
     code, out = loaded("prices", "sheet", "load", str(bad))
-    assert code == 1
+    assert code == ExitStatus.BAD_INPUT
     assert "bad.csv:2: column region: unknown region 'lambda/us-mars-1'" in out
     assert "bad.csv:3: expected 9 fields, found 10" in out
     assert "nothing was loaded" in out
@@ -257,7 +259,7 @@ def test_discounts_load_and_show(loaded: Invoke, tmp_path: Path) -> None:
 
     path.write_text(DISCOUNTS.replace("12.5", "12.345"))
     code, out = loaded("discounts", "load", str(path))
-    assert code == 1
+    assert code == ExitStatus.BAD_INPUT
     assert "discounts.yaml:8: column percent_off: at most two decimals, got '12.345'" in out
     assert "12.50" in loaded("discounts", "show")[1]
 
@@ -271,7 +273,7 @@ def test_collect_with_a_sheet_through_the_default_registry(
     sheet = tmp_path / "neg.csv"
     sheet.write_text(SHEET)
     code, out = loaded("collect", "--provider", "aws", "--sheet", str(sheet))
-    assert code == 1
+    assert code == ExitStatus.PROVIDER_FAILED
     rows = {
         line.split("│")[1].strip(): line.split("│")[2].strip() for line in out.splitlines() if "│ " in line
     }

@@ -31,6 +31,7 @@ from typer.testing import CliRunner
 
 from api.cli.app import Runtime
 from api.cli.commands import app
+from api.cli.status import ExitStatus
 from pricing.collectors.aws import NO_CREDENTIALS_MESSAGE, AwsCollector
 from pricing.collectors.azure import RETAIL_PRICES_URL, AzureCollector
 from pricing.collectors.base import CollectorRegistry
@@ -523,7 +524,7 @@ def test_collect_without_aws_credentials_fails_aws_alone_and_stores_gcp(
 
     code, out = run("collect", "--provider", "aws", "--provider", "gcp")
 
-    assert code == 1, out
+    assert code == ExitStatus.PROVIDER_FAILED, out
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     assert errors == [f"error: aws: {NO_CREDENTIALS_MESSAGE}"]
     assert "warning:" not in out and "Traceback" not in out

@@ -242,8 +242,9 @@ def _offer_availability(
         zones = [
             value for (it, region, zone), value in availability.items() if zone and (it, region) == key[:2]
         ]
+        known = [value for value in zones if value is not None]
         if zones:
-            return None if any(value is None for value in zones) else sum(zones)  # type: ignore[arg-type]
+            return sum(known) if len(known) == len(zones) else None
     return None
 
 
@@ -271,8 +272,9 @@ def _availability(session: Session) -> dict[tuple[int, int, str], int | None]:
         value = available if status is AvailabilityStatus.OFFERED else 0
         key = (instance_type_id, region_id, zone)
         # Two sources at the same moment: the more restrictive statement wins.
-        if key in out and out[key] is not None:
-            value = out[key] if value is None else min(value, out[key])  # type: ignore[type-var]
+        previous = out.get(key)
+        if previous is not None:
+            value = previous if value is None else min(value, previous)
         out[key] = value
     return out
 
