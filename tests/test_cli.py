@@ -125,6 +125,10 @@ def test_plan_from_the_database(run: Invoke, tmp_path: Path) -> None:
     assert code == 0, out
     assert "stored as draft plan 1" in out and "chat-8b" in out and "lower bound" in out
     assert json.loads(out_file.read_text(encoding="utf-8"))["scenario"] == "database"
+    if Path("/dev/full").exists():  # a file that cannot be written: the plan is stored all the same
+        code, out = run("plan", "--time-limit", "2", "--no-baselines", "--out", "/dev/full")
+        assert code == ExitStatus.BAD_INPUT and "stored as draft plan 2" in out
+        assert out.rstrip().endswith("error: cannot write the plan file /dev/full: No space left on device")
 
     fleet.write_text(TINY_FLEET.replace("residency: [EU]", "residency: [AQ]"), encoding="utf-8")
     assert run("fleet", "load", str(fleet))[0] == 0

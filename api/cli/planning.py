@@ -6,7 +6,6 @@ writes the plan file."""
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,16 +42,8 @@ def register(app: typer.Typer) -> None:
     app.command("schema")(schema)
 
 
-def _finite(value: float | None) -> float | None:
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"{value} is not a number of seconds")
-    return value
-
-
 def time_limit_option(help_text: str) -> Any:
-    return typer.Option(
-        "--time-limit", min=MIN_TIME_LIMIT_S, max=MAX_TIME_LIMIT_S, callback=_finite, help=help_text
-    )
+    return typer.Option("--time-limit", min=MIN_TIME_LIMIT_S, max=MAX_TIME_LIMIT_S, help=help_text)
 
 
 SEED_OPTION = typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed of the search.")
