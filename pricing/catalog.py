@@ -34,6 +34,7 @@ from solver.domain import (
     Upfront,
     region_key,
 )
+from solver.errors import InputError
 from solver.jurisdictions import EEA_MEMBERS, EU_MEMBERS, jurisdictions_for
 
 T = TypeVar("T")
@@ -181,7 +182,7 @@ class CatalogRowError:
         return f"{self.file}:{self.line}: column {self.column}: {self.message}"
 
 
-class CatalogError(ValueError):
+class CatalogError(InputError):
     """The catalog has problems; ``errors`` lists every one of them."""
 
     MAX_LISTED = 20

@@ -25,6 +25,7 @@ from pathlib import Path
 from pricing.catalog import CatalogRowError
 from pricing.sheetfile import SheetRecord, read_sheet
 from solver.domain import Offer, PurchaseOption
+from solver.errors import InputError
 
 BASIS_POINTS = 10_000
 """100 % in basis points."""
@@ -149,7 +150,7 @@ def apply_discounts(offers: Iterable[Offer], overlay: DiscountOverlay) -> list[O
 # ------------------------------------------------------------------------------------------------- file
 
 
-class DiscountFileError(ValueError):
+class DiscountFileError(InputError):
     """The discount file has problems; ``errors`` lists every one. Nothing of it is loaded."""
 
     def __init__(self, file: str, errors: Sequence[CatalogRowError]) -> None:

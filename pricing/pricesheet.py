@@ -48,6 +48,7 @@ from solver.domain import (
     Upfront,
     region_key,
 )
+from solver.errors import InputError
 
 REQUIRED_COLUMNS = (
     "provider",
@@ -102,7 +103,7 @@ class PriceSheet:
         return frozenset(row.offer.provider for row in self.rows)
 
 
-class PriceSheetError(ValueError):
+class PriceSheetError(InputError):
     """The sheet has problems; ``errors`` lists every one of them. Nothing of the sheet is loaded."""
 
     MAX_LISTED = 20

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,6 +51,18 @@ def read_fleet_file(text: str, *, source: str) -> FleetSpec:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         raise SpecError(source, [f"{where}not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
     return parse_fleet(document, source=source)
+
+
+def read_fleet_path(path: Path) -> FleetSpec:
+    """Read and validate a fleet document file (YAML or JSON)."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(source, [f"cannot read the fleet document: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(source, [f"not UTF-8 text (byte {exc.start} cannot be decoded)"]) from exc
+    return read_fleet_file(text, source=source)
 
 
 def sample_fleet() -> FleetSpec:
