@@ -100,6 +100,7 @@ def _create_actions() -> None:
         ),
         sa.Column("provider", sa.String(length=64), nullable=True),
         sa.Column("offer_id", sa.Integer(), nullable=True),
+        sa.Column("placement_id", sa.Integer(), nullable=True),
         sa.Column("instances", sa.Integer(), nullable=False),
         sa.Column("instance_id", sa.String(length=200), nullable=True),
         sa.Column("replicas", JSON, nullable=False),
@@ -133,6 +134,11 @@ def _create_actions() -> None:
         ),
         sa.ForeignKeyConstraint(
             ["plan_id"], ["plans.id"], name=op.f("fk_provisioning_actions_plan_id_plans")
+        ),
+        sa.ForeignKeyConstraint(
+            ["placement_id"],
+            ["plan_placements.id"],
+            name=op.f("fk_provisioning_actions_placement_id_plan_placements"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_provisioning_actions")),
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_provisioning_actions_idempotency_key")),

@@ -663,6 +663,8 @@ class ProvisioningActionRow(Base):
     kind: Mapped[ActionKind] = mapped_column(enum_column_type(ActionKind, "action_kind"))
     provider: Mapped[str | None] = mapped_column(sa.String(64))
     offer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("offers.id"), index=True)
+    placement_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plan_placements.id"))
+    """Launch: the plan placement the new instances serve (the ``gpuplan:placement`` tag)."""
     instances: Mapped[int]
     """Launch: instances to start; terminate: 1; shift routing: 0."""
     instance_id: Mapped[str | None] = mapped_column(sa.String(200))

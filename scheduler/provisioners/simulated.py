@@ -11,6 +11,11 @@ in a transaction of its own, as a real cloud's side effects are independent of g
   ones included with their state;
 - faults and call latency come from a ``FaultConfig`` (scheduler.provisioners.faults); spot preemptions
   happen on command (``preempt``) or at random with a seed (``preempt_random``).
+
+It implements the contract of ``scheduler.provisioners.base`` like the real adapters (tags with the
+deployment, ``terminate`` refusing what is not this deployment's, listings filtered by tag). The real
+adapters' registry refuses two adapters for one (provider, purchase option), so the simulated cloud has a
+registry of its own (``simulated_registry``).
 """
 
 from __future__ import annotations
@@ -33,21 +38,28 @@ from scheduler.db.models import (
 )
 from scheduler.db.session import Database
 from scheduler.provisioners.base import (
-    TAG_ACTION,
-    TAG_OFFER,
     CloudInstance,
     Coverage,
     InstanceState,
     InsufficientCapacityError,
-    InvalidRequestError,
     LaunchRequest,
+    Operation,
+    OutcomeUnknownError,
     ProvisionerError,
-    ProvisionerTimeoutError,
+    Tag,
     ThrottledError,
+    check_deployment,
+    check_terminable,
+    listing_filter,
+    matches,
 )
 from scheduler.provisioners.faults import FaultConfig, FaultKind, FaultRule, Verb
+from scheduler.provisioners.registry import ProvisionerRegistry
 from solver.domain import AvailabilityStatus, PurchaseOption
 from solver.problem import PLANNED_PURCHASE_OPTIONS
+
+NAME = "simulated"
+PROVIDER_LABEL = "simulated"
 
 Capacity = Callable[[Session, str], int | None]
 """(session, offer key) -> instances the simulated provider has for the offer in all (None: unlimited)."""
@@ -88,8 +100,15 @@ def _instance_id(action_key: str, index: int) -> str:
     return "sim-" + hashlib.sha256(f"{action_key}#{index}".encode()).hexdigest()[:16]
 
 
+_VERB_OPERATION = {
+    Verb.LAUNCH: Operation.LAUNCH,
+    Verb.TERMINATE: Operation.TERMINATE,
+    Verb.LIST: Operation.LIST,
+}
+
+
 class SimulatedCloud:
-    name = "simulated"
+    """The simulated cloud as a ``Provisioner`` (``scheduler.provisioners.base``)."""
 
     def __init__(
         self,
@@ -98,6 +117,7 @@ class SimulatedCloud:
         faults: FaultConfig | None = None,
         providers: Mapping[str, frozenset[PurchaseOption]] | None = None,
         capacity: Capacity = availability_capacity,
+        deployment: str = "default",
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
@@ -105,34 +125,51 @@ class SimulatedCloud:
         self.faults = faults or FaultConfig()
         self._providers = providers
         self._capacity = capacity
+        self._deployment = check_deployment(deployment)
         self._sleep = sleep
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def name(self) -> str:
+        return NAME
+
+    @property
+    def deployment(self) -> str:
+        return self._deployment
 
     # ------------------------------------------------------------------------------------- contract
 
     def coverage(self) -> Coverage:
+        """Every planned purchase option of the providers it stands in for (default: every provider in
+        the database)."""
         if self._providers is None:
             with self.database.transaction() as session:
                 names = session.scalars(sa.select(ProviderRow.name).order_by(ProviderRow.name)).all()
             self._providers = {name: PLANNED_PURCHASE_OPTIONS for name in names}
-        return Coverage(options=dict(self._providers))
+        covered = frozenset(
+            (provider, option) for provider, options in self._providers.items() for option in options
+        )
+        return Coverage(adapter=NAME, covered=covered)
 
     def launch(self, request: LaunchRequest) -> list[CloudInstance]:
-        offer_key = request.tags.get(TAG_OFFER)
-        if not offer_key:
-            raise InvalidRequestError(f"launch {request.idempotency_key}: no {TAG_OFFER} tag", provider="sim")
+        key = request.idempotency_key
+        offer_key = request.offer_key
         self._wait()
         with self.database.transaction() as session:
             call, rule, index = self._fault(session, Verb.LAUNCH, request.provider, offer_key)
             if rule is not None and rule.kind is not FaultKind.LOST_ANSWER:
-                self._record(session, Verb.LAUNCH, request.provider, request.idempotency_key, rule, index)
+                self._record(session, Verb.LAUNCH, request.provider, key, rule, index)
                 session.commit()
-                self._raise(rule, f"launch {request.idempotency_key} on {offer_key} (call {call})")
+                self._raise(rule, Verb.LAUNCH, request.provider, key, f"{offer_key} (call {call})")
             existing = session.scalars(
                 sa.select(SimInstanceRow)
-                .where(SimInstanceRow.action_key == request.idempotency_key)
+                .where(
+                    SimInstanceRow.action_key == key,
+                    SimInstanceRow.state.in_(_LIVE),
+                )
                 .order_by(SimInstanceRow.id)
             ).all()
+            existing = [row for row in existing if row.tags.get(Tag.DEPLOYMENT) == self._deployment]
             missing = request.count - len(existing)
             rows = list(existing)
             if missing > 0:
@@ -148,45 +185,55 @@ class SimulatedCloud:
                             session,
                             Verb.LAUNCH,
                             request.provider,
-                            request.idempotency_key,
+                            key,
                             None,
                             None,
                             outcome="insufficient_capacity",
                         )
                         session.commit()
                         raise InsufficientCapacityError(
-                            f"{offer_key}: {missing} more instances asked, {limit - int(live or 0)} left "
-                            f"of {limit}",
-                            provider=request.provider,
+                            request.provider,
+                            Operation.LAUNCH,
+                            f"{offer_key}: {missing} more instances asked, "
+                            f"{max(0, limit - int(live or 0))} left of {limit}",
+                            action=key,
                         )
                 now = self._clock()
-                for position in range(len(existing), request.count):
+                made = session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(SimInstanceRow)
+                    .where(SimInstanceRow.action_key == key)
+                )
+                tags = request.tags(deployment=self._deployment)
+                for position in range(int(made or 0), int(made or 0) + missing):
                     row = SimInstanceRow(
-                        instance_id=_instance_id(request.idempotency_key, position),
+                        instance_id=_instance_id(key, position),
                         provider=request.provider,
                         region=request.region,
-                        zone=request.zone,
+                        zone=request.zone or "",
                         instance_type=request.instance_type,
                         purchase_option=request.purchase_option,
                         offer_key=offer_key,
-                        action_key=request.idempotency_key,
+                        action_key=key,
                         state=InstanceState.RUNNING.value,
-                        tags=dict(request.tags),
+                        tags=dict(tags),
                         launched_at=now,
                     )
                     session.add(row)
                     rows.append(row)
-            self._record(session, Verb.LAUNCH, request.provider, request.idempotency_key, rule, index)
+            self._record(session, Verb.LAUNCH, request.provider, key, rule, index)
             session.flush()
             instances = [self._to_instance(row) for row in rows]
         if rule is not None:  # lost answer: the launch took effect, the caller never hears of it
-            self._raise(rule, f"launch {request.idempotency_key} (call {call})")
+            self._raise(rule, Verb.LAUNCH, request.provider, key, f"{offer_key} (call {call})")
         return instances
 
-    def terminate(self, instances: Sequence[CloudInstance]) -> None:
+    def terminate(self, instances: Sequence[CloudInstance], *, action_key: str) -> None:
         if not instances:
             return
         provider = instances[0].provider
+        for instance in instances:
+            check_terminable(instance.provider, self._deployment, [instance], action_key)
         subject = ",".join(instance.instance_id for instance in instances)[:400]
         self._wait()
         with self.database.transaction() as session:
@@ -194,7 +241,7 @@ class SimulatedCloud:
             if rule is not None and rule.kind is not FaultKind.LOST_ANSWER:
                 self._record(session, Verb.TERMINATE, provider, subject, rule, index)
                 session.commit()
-                self._raise(rule, f"terminate {subject} (call {call})")
+                self._raise(rule, Verb.TERMINATE, provider, action_key, f"{subject} (call {call})")
             session.execute(
                 sa.update(SimInstanceRow)
                 .where(
@@ -205,31 +252,27 @@ class SimulatedCloud:
             )
             self._record(session, Verb.TERMINATE, provider, subject, rule, index)
         if rule is not None:
-            self._raise(rule, f"terminate {subject} (call {call})")
+            self._raise(rule, Verb.TERMINATE, provider, action_key, f"{subject} (call {call})")
 
     def list_instances(self, tags: Mapping[str, str] | None = None) -> list[CloudInstance]:
-        wanted = dict(tags or {})
+        wanted = listing_filter(self._deployment, tags)
         self._wait()
         with self.database.transaction() as session:
             _call, rule, index = self._fault(session, Verb.LIST, "", None)
             if rule is not None and rule.kind is not FaultKind.LOST_ANSWER:
                 self._record(session, Verb.LIST, "", "", rule, index)
                 session.commit()
-                self._raise(rule, "list")
+                self._raise(rule, Verb.LIST, PROVIDER_LABEL, None, "list")
             query = sa.select(SimInstanceRow).order_by(SimInstanceRow.id)
-            if TAG_ACTION in wanted:
-                query = query.where(SimInstanceRow.action_key == wanted[TAG_ACTION])
-            if TAG_OFFER in wanted:
-                query = query.where(SimInstanceRow.offer_key == wanted[TAG_OFFER])
+            if Tag.ACTION in wanted:
+                query = query.where(SimInstanceRow.action_key == wanted[Tag.ACTION])
+            if Tag.OFFER in wanted:
+                query = query.where(SimInstanceRow.offer_key == wanted[Tag.OFFER])
             rows = session.scalars(query).all()
-            found = [
-                self._to_instance(row)
-                for row in rows
-                if all(row.tags.get(key) == value for key, value in wanted.items())
-            ]
+            found = [self._to_instance(row) for row in rows if matches(row.tags, wanted)]
             self._record(session, Verb.LIST, "", "", rule, index)
         if rule is not None:
-            self._raise(rule, "list")
+            self._raise(rule, Verb.LIST, PROVIDER_LABEL, None, "list")
         return found
 
     # ------------------------------------------------------------------------ what the cloud does
@@ -294,6 +337,8 @@ class SimulatedCloud:
     def _fault(
         self, session: Session, verb: Verb, provider: str, offer_key: str | None
     ) -> tuple[int, FaultRule | None, int | None]:
+        if not self.faults.faults:
+            return 0, None, None
         call = int(
             session.scalar(sa.select(sa.func.count()).select_from(SimCallRow).where(SimCallRow.verb == verb))
             or 0
@@ -332,20 +377,25 @@ class SimulatedCloud:
         )
 
     @staticmethod
-    def _raise(rule: FaultRule, what: str) -> None:
+    def _raise(rule: FaultRule, verb: Verb, provider: str, action: str | None, what: str) -> None:
         errors: dict[FaultKind, type[ProvisionerError]] = {
             FaultKind.INSUFFICIENT_CAPACITY: InsufficientCapacityError,
             FaultKind.THROTTLED: ThrottledError,
-            FaultKind.TIMEOUT: ProvisionerTimeoutError,
-            FaultKind.LOST_ANSWER: ProvisionerTimeoutError,
+            FaultKind.TIMEOUT: OutcomeUnknownError,
+            FaultKind.LOST_ANSWER: OutcomeUnknownError,
         }
         wording = {
-            FaultKind.INSUFFICIENT_CAPACITY: "insufficient capacity",
+            FaultKind.INSUFFICIENT_CAPACITY: "no capacity",
             FaultKind.THROTTLED: "request rate exceeded",
             FaultKind.TIMEOUT: "no answer in time",
             FaultKind.LOST_ANSWER: "no answer in time",
         }
-        raise errors[rule.kind](f"{what}: {wording[rule.kind]} (injected fault)", provider="simulated")
+        raise errors[rule.kind](
+            provider or PROVIDER_LABEL,
+            _VERB_OPERATION[verb],
+            f"{what}: {wording[rule.kind]} (injected fault)",
+            action=action,
+        )
 
     @staticmethod
     def _to_instance(row: SimInstanceRow) -> CloudInstance:
@@ -353,10 +403,18 @@ class SimulatedCloud:
             provider=row.provider,
             instance_id=row.instance_id,
             region=row.region,
-            zone=row.zone,
+            zone=row.zone or None,
             instance_type=row.instance_type,
             spot=row.purchase_option is PurchaseOption.SPOT,
             state=InstanceState(row.state),
             tags={str(k): str(v) for k, v in row.tags.items()},
-            launch_time=row.launched_at,
+            launched_at=row.launched_at,
         )
+
+
+def simulated_registry(cloud: SimulatedCloud) -> ProvisionerRegistry:
+    """A registry holding only the simulated cloud (it covers what the real adapters cover, so it cannot
+    share their registry)."""
+    registry = ProvisionerRegistry()
+    registry.register(NAME, lambda: cloud, cloud.coverage)
+    return registry

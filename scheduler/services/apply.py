@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from scheduler.db.models import (
     ActionKind,
@@ -40,6 +40,8 @@ from scheduler.db.models import (
     InstanceRecordState,
     OfferHoldRow,
     OfferRow,
+    PlanPlacementRow,
+    PlanReplicaRow,
     PlanRow,
     PlanStatus,
     ProvisioningActionRow,
@@ -53,10 +55,9 @@ from scheduler.provisioners.base import (
     InsufficientCapacityError,
     LaunchRequest,
     ProvisionerError,
-    ProvisionerRegistry,
-    canonical_tags,
-    idempotency_key,
+    action_key,
 )
+from scheduler.provisioners.registry import ProvisionerRegistry
 from scheduler.services import leases
 from scheduler.services.audit import record
 from scheduler.services.fleetstate import LIVE, live_by_offer, record_instances, sync_placements
@@ -133,22 +134,22 @@ class NotApprovedError(PlanError):
 
 
 def build_actions(session: Session, row: PlanRow) -> list[ProvisioningActionRow]:
-    """The plan's diff against the live instances as actions: launches, one routing change, terminations.
+    """The plan's placements against the live instances as actions: launches, one routing change,
+    terminations. Terminations pick the most recently launched instances of an offer first.
 
-    Terminations pick the most recently launched instances of an offer first."""
-    plan = read_stored_plan(session, row.id)
-    keys = {p.offer_key for p in plan.placements}
-    live = live_by_offer(session)
-    offers = {
-        o.key: o
-        for o in session.scalars(
-            sa.select(OfferRow)
-            .where(sa.or_(OfferRow.key.in_(sorted(keys)), OfferRow.id.in_(sorted(live))))
-            .options(
-                joinedload(OfferRow.region).joinedload(RegionRow.provider), joinedload(OfferRow.instance_type)
-            )
+    The actions are added to the session and flushed, and each gets its idempotency key
+    (``action_key(plan, action id)``, ``plan-12-action-3``) in the same transaction: every key is stored
+    before any action is sent."""
+    placements = session.scalars(
+        sa.select(PlanPlacementRow)
+        .where(PlanPlacementRow.plan_id == row.id)
+        .options(
+            joinedload(PlanPlacementRow.offer).joinedload(OfferRow.region).joinedload(RegionRow.provider),
+            selectinload(PlanPlacementRow.replicas).joinedload(PlanReplicaRow.model),
         )
-    }
+        .order_by(PlanPlacementRow.id)
+    ).all()
+    live = live_by_offer(session)
     actions: list[ProvisioningActionRow] = []
 
     def add(kind: ActionKind, **values: object) -> None:
@@ -158,7 +159,7 @@ def build_actions(session: Session, row: PlanRow) -> list[ProvisioningActionRow]
                 plan_id=row.id,
                 seq=seq,
                 phase=PHASES[kind],
-                idempotency_key=idempotency_key(row.id, seq),
+                idempotency_key=f"unsent-{row.id}-{seq}",
                 kind=kind,
                 status=ActionStatus.PENDING,
                 attempts=0,
@@ -166,24 +167,26 @@ def build_actions(session: Session, row: PlanRow) -> list[ProvisioningActionRow]
             )
         )
 
-    for placement in sorted(plan.placements, key=lambda p: p.offer_key):
-        offer = offers[placement.offer_key]
+    for placement in sorted(placements, key=lambda p: p.offer.key):
+        offer = placement.offer
         running = len(live.get(offer.id, []))
         if placement.instances > running:
             add(
                 ActionKind.LAUNCH,
                 provider=offer.region.provider.name,
                 offer_id=offer.id,
+                placement_id=placement.id,
                 instances=placement.instances - running,
-                replicas={count.model: count.replicas for count in placement.replicas},
+                replicas={r.model.name: r.replicas for r in placement.replicas},
             )
+    plan = read_stored_plan(session, row.id)
     if plan.routes:
         add(
             ActionKind.SHIFT_ROUTING,
             instances=0,
             replicas={"routes": [r.model_dump(mode="json") for r in plan.routes]},
         )
-    target = {offers[p.offer_key].id: p.instances for p in plan.placements}
+    target = {placement.offer_id: placement.instances for placement in placements}
     for offer_id in sorted(live):
         extra = len(live[offer_id]) - target.get(offer_id, 0)
         if extra <= 0:
@@ -199,6 +202,11 @@ def build_actions(session: Session, row: PlanRow) -> list[ProvisioningActionRow]
                 instances=1,
                 instance_id=instance.instance_id,
             )
+    session.add_all(actions)
+    session.flush()
+    for action in actions:
+        action.idempotency_key = action_key(row.id, action.id)
+    session.flush()
     return actions
 
 
@@ -244,7 +252,6 @@ def begin(ctx: ApplyContext, plan_id: int, *, actor: str, resume: bool = False) 
             leases.acquire(session, name, ctx.holder, now=now, ttl_s=ctx.settings.apply_lease_s)
             if row.status is PlanStatus.APPROVED:
                 actions = build_actions(session, row)
-                session.add_all(actions)
                 transition(
                     session,
                     row,
@@ -303,8 +310,9 @@ def begin(ctx: ApplyContext, plan_id: int, *, actor: str, resume: bool = False) 
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return f"{type(error).__name__}: {text}"[:500]
+    """A provisioner error's own line (it names the provider, the operation, the action and the kind)."""
+    text = " ".join(str(error).split())
+    return (text or type(error).__name__)[:500]
 
 
 def _with_retries(
@@ -319,7 +327,8 @@ def _with_retries(
             if not exc.retryable or attempt == ctx.settings.apply_max_attempts:
                 exc.attempts = attempt
                 raise
-            ctx.sleep(min(delay, ctx.settings.apply_backoff_max_s))
+            wait = max(delay, exc.retry_after_s or 0.0)
+            ctx.sleep(min(wait, ctx.settings.apply_backoff_max_s))
             delay *= 2
     raise AssertionError("unreachable")
 
@@ -389,23 +398,34 @@ def _launch(
         offer_key, offer_id = offer.key, offer.id
         provider, region, zone = offer.region.provider.name, offer.region.code, offer.zone
         instance_type, option = offer.instance_type.name, offer.purchase_option
-    adapter = ctx.registry.for_offer(provider, option)
-    if adapter is None:
-        error = f"no provisioner covers {provider} {option.value} (offer {offer_key})"
+    try:
+        adapter = ctx.registry.for_offer(provider, option)
+    except KeyError as exc:
+        error = f"{provider} launch {action.idempotency_key}: not covered: {exc.args[0]}"
         _finish_action(ctx, action.id, ActionStatus.FAILED, attempts=1, error=error)
         return ActionStatus.FAILED, error
-    request = LaunchRequest(
-        idempotency_key=action.idempotency_key,
-        provider=provider,
-        region=region,
-        zone=zone,
-        instance_type=instance_type,
-        purchase_option=option,
-        count=action.instances,
-        tags=canonical_tags(
-            plan_id=plan_id, action_key=action.idempotency_key, offer_key=offer_key, models=action.replicas
-        ),
-    )
+    except ProvisionerError as exc:  # the adapter cannot be built (its SDK is missing)
+        error = _one_line(exc)
+        _finish_action(ctx, action.id, ActionStatus.FAILED, attempts=1, error=error)
+        return ActionStatus.FAILED, error
+    try:
+        request = LaunchRequest(
+            plan_id=plan_id,
+            action_id=action.id,
+            placement_id=action.placement_id or 0,
+            provider=provider,
+            region=region,
+            zone=zone or None,
+            instance_type=instance_type,
+            purchase_option=option,
+            count=action.instances,
+            offer_key=offer_key,
+            models=tuple(sorted(action.replicas)),
+        )
+    except ValueError as exc:
+        error = f"{provider} launch {action.idempotency_key}: invalid request: {exc}"
+        _finish_action(ctx, action.id, ActionStatus.FAILED, attempts=1, error=error)
+        return ActionStatus.FAILED, error
     ctx.step(f"launch:call:{action.seq}")
     try:
         instances, attempts = _with_retries(ctx, lambda: adapter.launch(request))
@@ -428,10 +448,31 @@ def _launch(
                 details={"until": until.isoformat(), "plan": plan_id, "action": action.seq},
                 at=now,
             )
+            if exc.instances:  # made before the provider ran out: keep them in the fleet
+                record_instances(
+                    session,
+                    exc.instances,
+                    provisioner=adapter.name,
+                    now=now,
+                    offer_id=offer_id,
+                    action_id=action.id,
+                    plan_id=plan_id,
+                )
         _finish_action(ctx, action.id, ActionStatus.FAILED, attempts=exc.attempts, error=error)
         return ActionStatus.FAILED, error
     except ProvisionerError as exc:
         error = _one_line(exc)
+        if exc.instances:
+            with ctx.database.transaction() as session:
+                record_instances(
+                    session,
+                    exc.instances,
+                    provisioner=adapter.name,
+                    now=ctx.clock(),
+                    offer_id=offer_id,
+                    action_id=action.id,
+                    plan_id=plan_id,
+                )
         _finish_action(ctx, action.id, ActionStatus.FAILED, attempts=exc.attempts, error=error)
         return ActionStatus.FAILED, error
     assert instances is not None
@@ -473,11 +514,12 @@ def _terminate(ctx: ApplyContext, action: ProvisioningActionRow) -> tuple[Action
                 provider=row.provider,
                 instance_id=row.instance_id,
                 region=row.region,
-                zone=row.zone,
+                zone=row.zone or None,
                 instance_type=row.instance_type,
                 spot=row.spot,
                 state=InstanceState.RUNNING,
-                tags=dict(row.tags),
+                tags={str(k): str(v) for k, v in row.tags.items()},
+                launched_at=row.launched_at or row.first_seen_at,
             )
             provisioner, gone = row.provisioner, row.state not in (*LIVE, InstanceRecordState.TERMINATING)
     if error is not None:
@@ -488,13 +530,15 @@ def _terminate(ctx: ApplyContext, action: ProvisioningActionRow) -> tuple[Action
         return ActionStatus.SUCCEEDED, None
     try:
         adapter = ctx.registry.get(provisioner)
-    except KeyError as exc:
-        error = str(exc.args[0])
+    except (KeyError, ProvisionerError) as exc:
+        error = str(exc.args[0]) if isinstance(exc, KeyError) else _one_line(exc)
         _finish_action(ctx, action.id, ActionStatus.FAILED, attempts=1, error=error)
         return ActionStatus.FAILED, error
     ctx.step(f"terminate:call:{action.seq}")
     try:
-        _result, attempts = _with_retries(ctx, lambda: adapter.terminate([instance]))
+        _result, attempts = _with_retries(
+            ctx, lambda: adapter.terminate([instance], action_key=action.idempotency_key)
+        )
     except ProvisionerError as exc:
         error = _one_line(exc)
         with ctx.database.transaction() as session:
@@ -637,13 +681,18 @@ def finish(ctx: ApplyContext, plan_id: int, *, actor: str, started: float) -> Ap
         if row.status is PlanStatus.APPLYING:
             transition(session, row, final, actor=actor, reason=reason, now=now)
         leases.release(session, lease_name(plan_id), ctx.holder)
+        held_actions = set(
+            session.scalars(
+                sa.select(OfferHoldRow.action_id).where(
+                    OfferHoldRow.action_id.in_([a.id for a in actions if a.kind is ActionKind.LAUNCH])
+                )
+            )
+        )
         capacity: dict[str, list[str]] = defaultdict(list)
         for action in actions:
             if (
-                action.kind is ActionKind.LAUNCH
-                and action.status is ActionStatus.FAILED
-                and action.error
-                and action.error.startswith(InsufficientCapacityError.__name__)
+                action.status is ActionStatus.FAILED
+                and action.id in held_actions
                 and action.offer is not None
             ):
                 capacity[action.offer.key] += sorted(action.replicas)

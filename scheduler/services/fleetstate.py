@@ -76,11 +76,11 @@ def record_instances(
                 plan_id=plan_id,
                 spot=instance.spot,
                 region=instance.region,
-                zone=instance.zone,
+                zone=instance.zone or "",
                 instance_type=instance.instance_type,
                 tags=dict(instance.tags),
                 adopted=adopted,
-                launched_at=instance.launch_time,
+                launched_at=instance.launched_at,
                 first_seen_at=now,
                 state=_FROM_CLOUD[instance.state],
             )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,17 +42,17 @@ from scheduler.db.models import (
     OfferHoldRow,
     OfferRow,
     PlanningPolicyRow,
+    PlanPlacementRow,
     PlanRow,
     PlanStatus,
     ServedModelRow,
 )
 from scheduler.services.audit import record
-from scheduler.services.plandiff import PlanDiff, diff_plan
-from scheduler.services.planning import PlanningSnapshot, planning_snapshot, read_stored_plan, store_plan
+from scheduler.services.plandiff import PlanDiff
 from scheduler.settings import Settings
 from solver.domain import Plan
+from solver.errors import InputError
 from solver.problem import Problem
-from solver.result import SolveResult
 from solver.units import format_usd
 
 S = PlanStatus
@@ -78,8 +78,9 @@ AUTO_APPLY_ACTOR = "auto-apply"
 # ------------------------------------------------------------------------------------------- errors
 
 
-class PlanError(ValueError):
-    """A plan operation the caller can fix; the message is one line naming the plan and its state."""
+class PlanError(InputError):
+    """A plan operation the caller can fix (an unknown plan, an illegal transition, the author approving,
+    a stale plan, a second apply); the message is one line naming the plan and its state."""
 
 
 class PlanNotFoundError(PlanError):
@@ -206,75 +207,8 @@ def without_held_offers(problem: Problem, held: dict[str, dt.datetime]) -> Probl
     )
 
 
-@dataclass(frozen=True)
-class PlanInputs:
-    """A planning snapshot with holds applied and the fingerprints taken in the same transaction."""
-
-    snapshot: PlanningSnapshot
-    fingerprints: dict[str, str]
-    held: dict[str, dt.datetime] = field(default_factory=dict)
-
-    @property
-    def problem(self) -> Problem:
-        return self.snapshot.problem
-
-
-def take_inputs(session: Session, *, now: dt.datetime) -> PlanInputs:
-    snapshot = planning_snapshot(session, now=now)
-    held = held_offer_keys(session, now)
-    if held:
-        problem = without_held_offers(snapshot.problem, held)
-        left_out = dict(snapshot.left_out)
-        left_out["out of capacity"] = len(snapshot.problem.offers) - len(problem.offers)
-        snapshot = PlanningSnapshot(
-            problem=problem,
-            prices_observed_from=snapshot.prices_observed_from,
-            prices_observed_to=snapshot.prices_observed_to,
-            left_out=left_out,
-        )
-    return PlanInputs(snapshot=snapshot, fingerprints=input_fingerprints(session), held=held)
-
-
-# ------------------------------------------------------------------------------------------ store
-
-
-@dataclass(frozen=True)
-class StoredPlan:
-    plan_id: int | None
-    diff: PlanDiff | None
-    superseded: list[int]
-
-
-def record_plan(
-    session: Session,
-    inputs: PlanInputs,
-    result: SolveResult,
-    *,
-    now: dt.datetime,
-    actor: str,
-    trigger: str = "manual",
-    diff_problem: Problem | None = None,
-) -> StoredPlan:
-    """Store a solve as a draft plan with its hash, fingerprints and diff; open older plans are superseded.
-
-    ``diff_problem`` is the problem the diff is measured in (default: the one solved); a fast re-plan of
-    some models passes the whole fleet's problem so its diff covers the whole fleet.
-    """
-    plan_id = store_plan(session, inputs.snapshot, result, now=now, actor=actor)
-    if plan_id is None or result.plan is None:
-        return StoredPlan(None, None, [])
-    row = session.get_one(PlanRow, plan_id)
-    problem = diff_problem or inputs.problem
-    diff = diff_plan(problem, result.plan)
-    row.problem_hash = problem_hash(inputs.problem)
-    row.trigger = trigger
-    row.diff = diff.model_dump(mode="json")
-    row.inputs = dict(row.inputs) | {
-        "fingerprints": inputs.fingerprints,
-        "held_offers": {key: until.isoformat() for key, until in inputs.held.items()},
-    }
-    if diff_problem is not None:
-        row.inputs = dict(row.inputs) | {"fleet_problem": diff_problem.model_dump(mode="json")}
+def supersede_open_plans(session: Session, plan_id: int, *, now: dt.datetime, actor: str) -> list[int]:
+    """Every plan not yet applying other than ``plan_id`` becomes superseded by it; their ids."""
     superseded = []
     for older in session.scalars(
         sa.select(PlanRow).where(PlanRow.status.in_(OPEN_STATES), PlanRow.id != plan_id).order_by(PlanRow.id)
@@ -283,7 +217,7 @@ def record_plan(
         older.superseded_by_id = plan_id
         superseded.append(older.id)
     session.flush()
-    return StoredPlan(plan_id, diff, superseded)
+    return superseded
 
 
 def stored_diff(row: PlanRow) -> PlanDiff | None:
@@ -291,9 +225,18 @@ def stored_diff(row: PlanRow) -> PlanDiff | None:
 
 
 def plan_problem(row: PlanRow) -> Problem:
-    """The problem the plan's diff is measured in (the whole fleet's, for a fast re-plan)."""
-    document = row.inputs.get("fleet_problem") or row.inputs["problem"]
-    return Problem.model_validate(document)
+    """The problem the plan was computed from (the whole fleet's, for a fast re-plan of some models)."""
+    return Problem.model_validate(row.inputs["problem"])
+
+
+def _plan_offer_keys(session: Session, plan_id: int) -> set[str]:
+    return set(
+        session.scalars(
+            sa.select(OfferRow.key)
+            .join(PlanPlacementRow, PlanPlacementRow.offer_id == OfferRow.id)
+            .where(PlanPlacementRow.plan_id == plan_id)
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------- transitions
@@ -358,15 +301,13 @@ def staleness(session: Session, row: PlanRow, *, now: dt.datetime, price_share: 
             reasons.append(f"the {name} changed since the plan was made")
     problem = Problem.model_validate(row.inputs["problem"])
     planned = {offer.key: offer.price_micro_usd_per_hour for offer in problem.offers}
-    used = read_stored_plan(session, row.id)
-    keys = {p.offer_key for p in used.placements}
-    keys |= {p.offer_key for p in (problem.current_fleet or Plan()).placements}
+    in_plan = _plan_offer_keys(session, row.id)
+    keys = in_plan | {p.offer_key for p in (problem.current_fleet or Plan()).placements}
     rows = session.execute(
         sa.select(OfferRow.key, OfferRow.latest_price_micro_usd, OfferRow.stale_since).where(
             OfferRow.key.in_(sorted(keys))
         )
     ).all()
-    in_plan = {p.offer_key for p in used.placements}
     held = held_offer_keys(session, now)
     for key, price, stale_since in rows:
         before = planned.get(key)

@@ -31,15 +31,11 @@ from scheduler.db.models import (
 )
 from scheduler.db.session import Database
 from scheduler.provisioners.base import (
-    MANAGED_VALUE,
-    TAG_ACTION,
-    TAG_MANAGED,
-    TAG_OFFER,
     CloudInstance,
     InstanceState,
     ProvisionerError,
-    ProvisionerRegistry,
 )
+from scheduler.provisioners.registry import ProvisionerRegistry
 from scheduler.services.audit import record
 from scheduler.services.fleetstate import HELD, record_instances, sync_placements
 from scheduler.settings import StrayPolicy
@@ -56,6 +52,11 @@ class ReconcileReport:
     in_flight: int = 0
     lost_replicas: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+
+
+def _serving(instance: CloudInstance) -> bool:
+    """Pending, running, or in a state the adapter does not know (not taken for lost on a guess)."""
+    return instance.alive or instance.state is InstanceState.UNKNOWN
 
 
 def record_disruption(
@@ -117,13 +118,13 @@ def reconcile(
 ) -> ReconcileReport:
     report = ReconcileReport()
     inventories: dict[str, dict[tuple[str, str], CloudInstance]] = {}
-    for provisioner in registry.all():
+    for name in registry.names():
         try:
-            found = provisioner.list_instances({TAG_MANAGED: MANAGED_VALUE})
+            found = registry.get(name).list_instances()
         except ProvisionerError as exc:
-            report.errors.append(f"{provisioner.name}: {type(exc).__name__}: {exc}")
+            report.errors.append(f"{name}: {exc}")
             continue
-        inventories[provisioner.name] = {(i.provider, i.instance_id): i for i in found}
+        inventories[name] = {(i.provider, i.instance_id): i for i in found}
         report.seen += len(found)
 
     to_terminate: dict[str, list[CloudInstance]] = {}
@@ -138,7 +139,7 @@ def reconcile(
                 if row.state not in HELD:
                     continue
                 instance = cloud.get(key)
-                if instance is not None and instance.live:
+                if instance is not None and _serving(instance):
                     row.last_seen_at = now
                     continue
                 if instance is not None and instance.state is InstanceState.PREEMPTED:
@@ -161,15 +162,15 @@ def reconcile(
                     detail={"offer_id": row.offer_id},
                 )
             for key, instance in cloud.items():
-                if not instance.live or (key in known and known[key].state in HELD):
+                if not instance.present or (key in known and known[key].state in HELD):
                     continue
-                if instance.tags.get(TAG_ACTION) in in_flight:
+                if instance.action_key in in_flight:
                     report.in_flight += 1
                     continue
                 report.strays.append(instance)
                 if stray_policy is StrayPolicy.ADOPT:
                     offer_id = session.scalar(
-                        sa.select(OfferRow.id).where(OfferRow.key == instance.tags.get(TAG_OFFER, ""))
+                        sa.select(OfferRow.id).where(OfferRow.key == (instance.offer_key or ""))
                     )
                     if (
                         key in known
@@ -208,8 +209,8 @@ def reconcile(
 
     for name, instances in to_terminate.items():
         try:
-            registry.get(name).terminate(instances)
+            registry.get(name).terminate(instances, action_key=f"reconcile-strays-{now:%Y%m%dT%H%M%S}")
             report.terminated += [i.instance_id for i in instances]
         except ProvisionerError as exc:
-            report.errors.append(f"{name}: terminating strays: {type(exc).__name__}: {exc}")
+            report.errors.append(f"{name}: terminating strays: {exc}")
     return report

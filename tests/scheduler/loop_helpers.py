@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import Counter
+from collections.abc import Mapping
 
 import sqlalchemy as sa
 
@@ -19,14 +20,15 @@ from scheduler.db.models import (
     ProvisioningActionRow,
 )
 from scheduler.db.session import Database
-from scheduler.provisioners.base import TAG_ACTION, ProvisionerRegistry
+from scheduler.provisioners.base import Tag
 from scheduler.provisioners.faults import FaultConfig
-from scheduler.provisioners.simulated import SimulatedCloud
+from scheduler.provisioners.simulated import SimulatedCloud, simulated_registry
 from scheduler.services.apply import ApplyContext
 from scheduler.services.catalog import load_catalog as load_catalog_into_db
 from scheduler.services.fleet import load_fleet, read_fleet_file
 from scheduler.services.fleetstate import LIVE
 from scheduler.settings import Settings
+from solver.domain import PurchaseOption
 from solver.problem import SolveParams
 
 PARAMS = SolveParams(time_limit_s=1, seed=0, explain=False)
@@ -75,7 +77,7 @@ def small_catalog() -> Catalog:
 
 
 def prepare(url: str, *, fleet: str = FLEET) -> Database:
-    database = Database.from_url(url)
+    database = Database.from_url(url, create=True)
     migrate.upgrade(database.engine)
     now = dt.datetime.now(dt.UTC)
     with database.transaction() as session:
@@ -91,12 +93,13 @@ def context(
     faults: FaultConfig | None = None,
     settings: Settings | None = None,
     holder: str = "test",
+    providers: Mapping[str, frozenset[PurchaseOption]] | None = None,
 ) -> tuple[ApplyContext, SimulatedCloud]:
-    cloud = SimulatedCloud(database, faults=faults)
+    cloud = SimulatedCloud(database, faults=faults, providers=providers)
     settings = settings or Settings(apply_backoff_s=0.0, apply_backoff_max_s=0.0)
     ctx = ApplyContext(
         database=database,
-        registry=ProvisionerRegistry([cloud]),
+        registry=simulated_registry(cloud),
         settings=settings,
         holder=holder,
         sleep=lambda _s: None,
@@ -105,7 +108,7 @@ def context(
 
 
 def live_cloud(cloud: SimulatedCloud) -> set[str]:
-    return {i.instance_id for i in cloud.inventory() if i.live}
+    return {i.instance_id for i in cloud.inventory() if i.alive}
 
 
 def live_fleet(database: Database) -> set[str]:
@@ -122,7 +125,7 @@ def duplicates(database: Database, cloud: SimulatedCloud) -> list[str]:
             sa.select(ProvisioningActionRow.idempotency_key, ProvisioningActionRow.instances)
         ).all()
         asked = {key: count for key, count in rows}
-    made = Counter(i.tags.get(TAG_ACTION, "") for i in cloud.inventory())
+    made = Counter(i.tags.get(Tag.ACTION, "") for i in cloud.inventory())
     return [key for key, count in made.items() if count > asked.get(key, 0)]
 
 

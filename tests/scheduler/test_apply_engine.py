@@ -21,21 +21,20 @@ from scheduler.db.models import (
 )
 from scheduler.db.session import Database
 from scheduler.provisioners.base import (
-    TAG_MANAGED,
-    TAG_OFFER,
+    CloudInstance,
     Coverage,
     CredentialsError,
     LaunchRequest,
-    ProvisionerRegistry,
-    canonical_tags,
+    Operation,
 )
 from scheduler.provisioners.faults import FaultConfig, parse_fault_config
+from scheduler.provisioners.registry import ProvisionerRegistry
 from scheduler.services import apply as apply_service
 from scheduler.services import plans as plan_service
 from scheduler.services.loop import plan_and_apply, replan_models
 from scheduler.services.reconcile import reconcile
 from scheduler.settings import Settings, StrayPolicy
-from solver.domain import PurchaseOption
+from solver.domain import PurchaseOption, offer_key
 from solver.errors import SpecError
 from tests.scheduler.loop_helpers import (
     PARAMS,
@@ -192,7 +191,7 @@ def test_retries_stop_at_the_ceiling(database: Database) -> None:
     run = plan_and_apply(ctx, PARAMS, actor="alice", depth=0)
     assert run.status is PlanStatus.FAILED and run.apply is not None
     assert all(
-        o.attempts == 3 and "ThrottledError" in (o.error or "")
+        o.attempts == 3 and ": throttled: " in (o.error or "")
         for o in run.apply.outcomes
         if o.kind is ActionKind.LAUNCH
     )
@@ -224,45 +223,59 @@ class _NoCredentials:
     """An adapter for AWS on-demand whose credentials are missing: every call fails at once."""
 
     name = "nocreds"
+    deployment = "default"
 
     def coverage(self) -> Coverage:
-        return Coverage(options={"aws": frozenset({PurchaseOption.ON_DEMAND})})
+        return Coverage(
+            adapter="nocreds",
+            covered=frozenset({("aws", PurchaseOption.ON_DEMAND), ("aws", PurchaseOption.RESERVED)}),
+        )
 
-    def launch(self, request: LaunchRequest) -> list:  # type: ignore[type-arg]
-        raise CredentialsError("no AWS credentials (AWS_PROFILE unset)", provider="aws")
+    def launch(self, request: LaunchRequest) -> list[CloudInstance]:
+        raise CredentialsError(
+            "aws", Operation.LAUNCH, "no AWS credentials found", action=request.idempotency_key
+        )
 
-    def terminate(self, instances: object) -> None:
-        raise CredentialsError("no AWS credentials (AWS_PROFILE unset)", provider="aws")
+    def terminate(self, instances: object, *, action_key: str) -> None:
+        raise CredentialsError("aws", Operation.TERMINATE, "no AWS credentials found", action=action_key)
 
-    def list_instances(self, tags: object = None) -> list:  # type: ignore[type-arg]
-        raise CredentialsError("no AWS credentials (AWS_PROFILE unset)", provider="aws")
+    def list_instances(self, tags: object = None) -> list[CloudInstance]:
+        raise CredentialsError("aws", Operation.LIST, "no AWS credentials found")
 
 
 def test_an_adapter_without_credentials_fails_its_actions_and_the_others_go_on(database: Database) -> None:
-    ctx, cloud = context(database)
-    ctx.registry = ProvisionerRegistry([_NoCredentials(), cloud])  # type: ignore[list-item]
+    ctx, cloud = context(database, providers={"aws": frozenset({PurchaseOption.SPOT})})
+    registry = ProvisionerRegistry()
+    nocreds = _NoCredentials()
+    registry.register("nocreds", lambda: nocreds, nocreds.coverage)
+    registry.register("simulated", lambda: cloud, cloud.coverage)
+    ctx.registry = registry
     run = plan_and_apply(ctx, PARAMS, actor="alice", depth=0)
     assert run.apply is not None
     failed = [o for o in run.apply.outcomes if o.status is ActionStatus.FAILED]
     succeeded = [
         o for o in run.apply.outcomes if o.status is ActionStatus.SUCCEEDED and o.kind is ActionKind.LAUNCH
     ]
-    assert failed and all(
-        o.error == "CredentialsError: no AWS credentials (AWS_PROFILE unset)" for o in failed
-    )
+    assert failed
+    for outcome in failed:  # one line each, naming the provider, the action and what is wrong
+        assert outcome.error is not None and "\n" not in outcome.error
+        assert outcome.error.startswith("aws launch plan-")
+        assert outcome.error.endswith(": no credentials: no AWS credentials found")
+        assert outcome.attempts == 1  # not retried: credentials do not come back by waiting
     assert all(o.subject.endswith("/on_demand") for o in failed)
     if succeeded:  # the plan used spot capacity too: that went on
         assert run.status is PlanStatus.PARTIALLY_APPLIED
         assert all(o.subject.endswith("/spot") for o in succeeded)
     else:
         assert run.status is PlanStatus.FAILED
+    assert live_cloud(cloud) == live_fleet(database) and not duplicates(database, cloud)
 
 
 def test_preemption_is_replanned_for_the_affected_models_and_applied(database: Database) -> None:
     ctx, cloud = context(database)
     run = plan_and_apply(ctx, PARAMS, actor="alice")
     assert run.status is PlanStatus.APPLIED
-    spot = [i for i in cloud.inventory() if i.live and i.spot]
+    spot = [i for i in cloud.inventory() if i.alive and i.spot]
     if not spot:
         pytest.skip("the plan uses no spot capacity")
     taken = cloud.preempt([spot[0].instance_id])
@@ -282,22 +295,23 @@ def test_preemption_is_replanned_for_the_affected_models_and_applied(database: D
 def test_strays_are_reported_adopted_or_terminated(database: Database, policy: StrayPolicy) -> None:
     ctx, cloud = context(database)
     assert plan_and_apply(ctx, PARAMS, actor="alice").status is PlanStatus.APPLIED
-    offer = "aws/us-east-1/-/p5.48xlarge/on_demand"
-    key = "hand-made-1"
-    cloud.launch(
+    offer = offer_key("aws", "us-east-1", "", "p5.48xlarge", PurchaseOption.ON_DEMAND)
+    cloud.launch(  # made with gpuplan's tags by an action no plan of this database has
         LaunchRequest(
-            idempotency_key=key,
+            plan_id=9999,
+            action_id=1,
+            placement_id=1,
             provider="aws",
             region="us-east-1",
-            zone="",
             instance_type="p5.48xlarge",
             purchase_option=PurchaseOption.ON_DEMAND,
             count=1,
-            tags=canonical_tags(plan_id=0, action_key=key, offer_key=offer, models=[]),
+            offer_key=offer,
+            models=("chat-8b",),
         )
     )
     report = reconcile(database, ctx.registry, now=_now(), stray_policy=policy)
-    assert [i.tags[TAG_OFFER] for i in report.strays] == [offer]
+    assert [i.offer_key for i in report.strays] == [offer]
     stray = report.strays[0].instance_id
     assert (stray in live_fleet(database)) is (policy is StrayPolicy.ADOPT)
     assert (stray in live_cloud(cloud)) is (policy is not StrayPolicy.TERMINATE)
@@ -306,7 +320,7 @@ def test_strays_are_reported_adopted_or_terminated(database: Database, policy: S
             sa.select(AuditLogRow.action).where(AuditLogRow.entity_type == "instance")
         ).all()
     assert audit == [f"stray.{policy.value}"]
-    assert all(i.tags.get(TAG_MANAGED) == "true" for i in report.strays)
+    assert all(i.managed for i in report.strays)
 
 
 def test_instances_deleted_by_hand_are_marked_gone(database: Database) -> None:
