@@ -22,6 +22,13 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+class ProvisionerMode(StrEnum):
+    """What applies plans."""
+
+    SIMULATED = "simulated"
+    CLOUD = "cloud"
+
+
 class StrayPolicy(StrEnum):
     """What reconciliation does with an instance tagged as gpuplan's that the fleet does not know."""
 
@@ -146,7 +153,11 @@ class Settings(BaseSettings):
     auto_apply_max_actions: int = Field(default=2000, ge=0, description="Auto-apply only plans this small.")
 
     # Apply engine (docs/operations.md, "Applying plans").
-    provisioner: str = Field(default="simulated", description="Adapter applying plans: simulated (default).")
+    provisioner: ProvisionerMode = Field(
+        default=ProvisionerMode.SIMULATED,
+        description="What applies plans: simulated (the simulated cloud in the database, for every "
+        "provider) or cloud (the aws, gcp, azure and skypilot adapters).",
+    )
     sim_fault_config: Path | None = Field(default=None, description="The simulated cloud's fault file.")
     apply_max_attempts: int = Field(default=6, ge=1, description="Tries per action on retryable errors.")
     apply_backoff_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles each time.")
@@ -159,19 +170,23 @@ class Settings(BaseSettings):
     stray_policy: StrayPolicy = StrayPolicy.REPORT
     replan_time_limit_s: float = Field(default=10.0, gt=0, description="Solve time of a fast re-plan.")
 
-    # The scheduler process (docs/operations.md, "Scheduler").
-    scheduler_collect_minutes: dict[str, float] = Field(
-        default_factory=lambda: {"aws": 60.0, "gcp": 60.0, "azure": 60.0},
-        description="Collection interval per provider (JSON object).",
+    # The scheduler process (docs/operations.md, "The scheduler process"). Intervals in seconds.
+    scheduler_collect_seconds: dict[str, float] = Field(
+        default_factory=lambda: {"aws": 3600.0, "gcp": 3600.0, "azure": 3600.0},
+        description='Collection interval per provider, JSON: {"aws": 3600}; {} collects nothing.',
     )
-    scheduler_rebalance_minutes: float = Field(default=60.0, gt=0)
-    scheduler_apply_seconds: float = Field(default=30.0, gt=0)
-    scheduler_reconcile_seconds: float = Field(default=30.0, gt=0)
-    scheduler_expire_minutes: float = Field(default=15.0, gt=0)
-    scheduler_misfire_grace_s: int = Field(default=60, ge=1)
-    scheduler_lease_s: float = Field(default=15.0, gt=0, description="The leader's lease on SQLite.")
-    scheduler_plan_time_limit_s: float = Field(default=30.0, gt=0)
-    metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 turns the metrics server off.")
+    scheduler_rebalance_seconds: float = Field(default=3600.0, gt=0, description="Plan and rebalance.")
+    scheduler_apply_seconds: float = Field(default=30.0, gt=0, description="Apply approved plans.")
+    scheduler_reconcile_seconds: float = Field(
+        default=30.0, gt=0, description="Reconcile, and re-plan what preemptions and lost instances took."
+    )
+    scheduler_expire_seconds: float = Field(default=900.0, gt=0, description="Mark stale offers.")
+    scheduler_misfire_grace_s: int = Field(default=60, ge=1, description="A tick later than this is skipped.")
+    scheduler_lease_s: float = Field(
+        default=15.0, gt=0, description="The leader's lease on SQLite: a dead leader is replaced after it."
+    )
+    scheduler_plan_time_limit_s: float = Field(default=30.0, gt=0, description="Solve time of a rebalance.")
+    metrics_port: int = Field(default=9464, ge=0, le=65535, description="Prometheus metrics; 0: none.")
 
     @model_validator(mode="after")
     def _production_needs_a_real_database(self) -> Settings:

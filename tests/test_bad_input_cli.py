@@ -69,7 +69,7 @@ class Case:
 INPUT_CASES = [
     # Usage errors: the command was called wrongly (64; 2 is the database's).
     Case("unknown option", ("offers", "--bogus"), ExitStatus.USAGE, "No such option: --bogus"),
-    Case("unknown command", ("plans",), ExitStatus.USAGE, "No such command 'plans'"),
+    Case("unknown command", ("planz",), ExitStatus.USAGE, "No such command 'planz'"),
     Case("missing option", ("prices", "history"), ExitStatus.USAGE, "Missing option '--offer'"),
     Case("bad choice", ("offers", "--gpu", "H999"), ExitStatus.USAGE, "Invalid value for '--gpu'"),
     Case("limit zero", ("offers", "--limit", "0"), ExitStatus.USAGE, "Invalid value for '--limit'"),

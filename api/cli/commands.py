@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from api.cli import catalog, collect, db, fleet, offers, planning, quickstart
+from api.cli import catalog, cloud, collect, db, fleet, offers, planning, plans, quickstart, reconcile
 from api.cli.app import build_app
 
 app = build_app(
@@ -13,5 +13,8 @@ app = build_app(
     fleet.register,
     collect.register,
     planning.register,
+    plans.register,
+    cloud.register,
+    reconcile.register,
     quickstart.register,
 )

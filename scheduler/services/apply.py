@@ -108,6 +108,8 @@ class ActionOutcome:
     status: ActionStatus
     attempts: int
     error: str | None
+    instances: int = 0
+    """Launch: instances to start; terminate: 1."""
 
 
 @dataclass(frozen=True)
@@ -696,23 +698,7 @@ def finish(ctx: ApplyContext, plan_id: int, *, actor: str, started: float) -> Ap
                 and action.offer is not None
             ):
                 capacity[action.offer.key] += sorted(action.replicas)
-        outcomes = [
-            ActionOutcome(
-                seq=a.seq,
-                kind=a.kind,
-                subject=(
-                    a.offer.key
-                    if a.kind is ActionKind.LAUNCH and a.offer is not None
-                    else f"{a.provider}/{a.instance_id}"
-                    if a.kind is ActionKind.TERMINATE
-                    else f"{len(a.replicas.get('routes', []))} routes"
-                ),
-                status=a.status,
-                attempts=a.attempts,
-                error=a.error,
-            )
-            for a in actions
-        ]
+        outcomes = [_outcome(a) for a in actions]
         status = row.status
     ctx.step("finish")
     return ApplyReport(
@@ -723,6 +709,35 @@ def finish(ctx: ApplyContext, plan_id: int, *, actor: str, started: float) -> Ap
         lost=lost,
         seconds=time.perf_counter() - started,
     )
+
+
+def _outcome(action: ProvisioningActionRow) -> ActionOutcome:
+    if action.kind is ActionKind.LAUNCH:
+        subject = action.offer.key if action.offer is not None else "?"
+    elif action.kind is ActionKind.TERMINATE:
+        subject = f"{action.provider}/{action.instance_id}"
+    else:
+        subject = f"{len(action.replicas.get('routes', []))} routes"
+    return ActionOutcome(
+        seq=action.seq,
+        kind=action.kind,
+        subject=subject,
+        status=action.status,
+        attempts=action.attempts,
+        error=action.error,
+        instances=action.instances,
+    )
+
+
+def action_outcomes(session: Session, plan_id: int) -> list[ActionOutcome]:
+    """Every action of a plan with its status, attempts and error, in order."""
+    actions = session.scalars(
+        sa.select(ProvisioningActionRow)
+        .where(ProvisioningActionRow.plan_id == plan_id)
+        .options(joinedload(ProvisioningActionRow.offer))
+        .order_by(ProvisioningActionRow.seq)
+    ).all()
+    return [_outcome(a) for a in actions]
 
 
 def apply_plan(ctx: ApplyContext, plan_id: int, *, actor: str, resume: bool = False) -> ApplyReport:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
@@ -26,6 +27,7 @@ from scheduler.db.models import (
     OfferRow,
     PlanPlacementRow,
     PlanReplicaRow,
+    RegionRow,
     ServedModelRow,
 )
 from scheduler.provisioners.base import CloudInstance, InstanceState
@@ -230,3 +232,74 @@ def sync_placements(session: Session, *, now: dt.datetime, plan_id: int | None =
         row.replicas = [FleetReplicaRow(model_id=m, replicas=n) for m, n in sorted(kept.items()) if n > 0]
     session.flush()
     return dict(lost)
+
+
+@dataclass(frozen=True)
+class FleetOfferView:
+    """The running fleet on one offer."""
+
+    offer_key: str
+    provider: str
+    purchase_option: str
+    instances: int
+    gpus_per_instance: int
+    gpu_type: str
+    price_micro_usd_per_hour: int
+    replicas: dict[str, int]
+
+    @property
+    def cost_micro_usd_per_hour(self) -> int:
+        return self.instances * self.price_micro_usd_per_hour
+
+
+@dataclass(frozen=True)
+class FleetView:
+    offers: tuple[FleetOfferView, ...]
+
+    @property
+    def instances(self) -> int:
+        return sum(o.instances for o in self.offers)
+
+    @property
+    def cost_micro_usd_per_hour(self) -> int:
+        """At the offers' latest prices (commitments aside: their cost is already paid)."""
+        return sum(o.cost_micro_usd_per_hour for o in self.offers)
+
+    @property
+    def replicas(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for offer in self.offers:
+            for model, n in offer.replicas.items():
+                out[model] += n
+        return dict(sorted(out.items()))
+
+
+def fleet_view(session: Session) -> FleetView:
+    """The running fleet per offer: live instances, the replicas they hold, the cost at the latest prices."""
+    rows = session.scalars(
+        sa.select(FleetPlacementRow)
+        .where(FleetPlacementRow.instances > 0)
+        .options(
+            joinedload(FleetPlacementRow.offer)
+            .joinedload(OfferRow.instance_type)
+            .joinedload(InstanceTypeRow.gpu_type),
+            joinedload(FleetPlacementRow.offer).joinedload(OfferRow.region).joinedload(RegionRow.provider),
+        )
+    ).unique()
+    names = dict(session.execute(sa.select(ServedModelRow.id, ServedModelRow.name)).all())
+    views = []
+    for row in rows:
+        offer = row.offer
+        views.append(
+            FleetOfferView(
+                offer_key=offer.key,
+                provider=offer.region.provider.name,
+                purchase_option=offer.purchase_option.value,
+                instances=row.instances,
+                gpus_per_instance=offer.instance_type.gpu_count,
+                gpu_type=offer.instance_type.gpu_type.name.value,
+                price_micro_usd_per_hour=offer.latest_price_micro_usd or 0,
+                replicas={names[r.model_id]: r.replicas for r in row.replicas if r.replicas > 0},
+            )
+        )
+    return FleetView(tuple(sorted(views, key=lambda v: v.offer_key)))

@@ -13,11 +13,12 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from scheduler.db.models import PlanStatus
+from scheduler.db.models import InstanceRecordState, PlanStatus
 from scheduler.services.apply import ApplyContext, ApplyReport, apply_plan
 from scheduler.services.plandiff import PlanDiff
 from scheduler.services.planning import ModelsNotInFleetError, PlanningOutcome, plan_fleet
 from scheduler.services.plans import get_plan, submit
+from scheduler.services.reconcile import ReconcileReport, reconcile
 from scheduler.services.solving import Baselines
 from solver.problem import SolveParams
 from solver.result import SolveResult
@@ -134,3 +135,36 @@ def follow_up(
 def plan_status(ctx: ApplyContext, plan_id: int) -> PlanStatus:
     with ctx.database.transaction() as session:
         return get_plan(session, plan_id).status
+
+
+@dataclass
+class ReconcileRun:
+    """A reconciliation and the fast re-plan of the models it found short of replicas."""
+
+    report: ReconcileReport
+    replan: PlanRun | None = None
+
+
+def reconcile_and_replan(
+    ctx: ApplyContext, params: SolveParams, *, actor: str, replan: bool = True, apply: bool = True
+) -> ReconcileRun:
+    """Reconcile every adapter's inventory with the fleet, then re-plan (and apply, when the policy
+    approves) only the models that lost replicas, with the rest of the fleet held."""
+    report = reconcile(
+        ctx.database, ctx.registry, now=ctx.clock(), stray_policy=ctx.settings.stray_policy, actor=actor
+    )
+    run = ReconcileRun(report)
+    if replan and report.lost_replicas:
+        trigger = (
+            "preemption" if any(s is InstanceRecordState.PREEMPTED for *_, s in report.lost) else "reconcile"
+        )
+        run.replan = replan_models(
+            ctx,
+            set(report.lost_replicas),
+            params,
+            actor=actor,
+            trigger=trigger,
+            apply=apply,
+            depth=ctx.settings.replan_depth,
+        )
+    return run

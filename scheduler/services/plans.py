@@ -443,23 +443,7 @@ def list_plans(session: Session, *, status: PlanStatus | None = None, limit: int
     query = sa.select(PlanRow).order_by(PlanRow.id.desc()).limit(limit)
     if status is not None:
         query = query.where(PlanRow.status == status)
-    out = []
-    for row in session.scalars(query):
-        diff = stored_diff(row)
-        out.append(
-            PlanSummary(
-                id=row.id,
-                status=row.status,
-                created_at=row.created_at,
-                created_by=row.created_by,
-                trigger=row.trigger,
-                cost_micro_usd_per_hour=row.cost_micro_usd_per_hour,
-                cost_delta_micro_usd_per_hour=diff.cost_delta_micro_usd_per_hour if diff else None,
-                replicas_moved=diff.moved_total if diff else None,
-                status_reason=row.status_reason,
-            )
-        )
-    return out
+    return [_summary(row) for row in session.scalars(query)]
 
 
 def plan_history(session: Session, plan_id: int) -> list[AuditLogRow]:
@@ -480,4 +464,80 @@ def live_instance_count(session: Session) -> int:
             .where(FleetInstanceRow.state.in_((InstanceRecordState.PENDING, InstanceRecordState.RUNNING)))
         )
         or 0
+    )
+
+
+@dataclass(frozen=True)
+class PlanEvent:
+    """One entry of a plan's audit trail."""
+
+    at: dt.datetime
+    actor: str
+    action: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlanDetail:
+    """A stored plan as ``gpuplan plans show`` prints it."""
+
+    summary: PlanSummary
+    solver_status: str
+    lower_bound_micro_usd_per_hour: int | None
+    gap: float | None
+    wall_time_ms: int | None
+    problem_hash: str | None
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    applied_at: dt.datetime | None
+    superseded_by: int | None
+    replanned_models: tuple[str, ...]
+    prices_observed_to: str | None
+    diff: PlanDiff | None
+    history: tuple[PlanEvent, ...]
+
+
+def _summary(row: PlanRow) -> PlanSummary:
+    diff = stored_diff(row)
+    return PlanSummary(
+        id=row.id,
+        status=row.status,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        trigger=row.trigger,
+        cost_micro_usd_per_hour=row.cost_micro_usd_per_hour,
+        cost_delta_micro_usd_per_hour=diff.cost_delta_micro_usd_per_hour if diff else None,
+        replicas_moved=diff.moved_total if diff else None,
+        status_reason=row.status_reason,
+    )
+
+
+def plan_detail(session: Session, plan_id: int) -> PlanDetail:
+    row = get_plan(session, plan_id)
+    stats = (row.explanations or {}).get("stats") or {}
+    replanned = str(stats.get("replanned_models") or "")
+    history = tuple(
+        PlanEvent(
+            at=entry.at,
+            actor=entry.actor,
+            action=entry.action,
+            reason=str((entry.details or {}).get("reason") or ""),
+        )
+        for entry in plan_history(session, plan_id)
+    )
+    return PlanDetail(
+        summary=_summary(row),
+        solver_status=row.solver_status,
+        lower_bound_micro_usd_per_hour=row.lower_bound_micro_usd_per_hour,
+        gap=row.gap,
+        wall_time_ms=row.wall_time_ms,
+        problem_hash=row.problem_hash,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        applied_at=row.applied_at,
+        superseded_by=row.superseded_by_id,
+        replanned_models=tuple(name for name in replanned.split(",") if name),
+        prices_observed_to=(row.inputs or {}).get("prices_observed_to"),
+        diff=stored_diff(row),
+        history=history,
     )
