@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     )
     scheduler_plan_time_limit_s: float = Field(default=30.0, gt=0, description="Solve time of a rebalance.")
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="Prometheus metrics; 0: none.")
+    metrics_address: str = Field(
+        default="127.0.0.1", description="Address the metrics server listens on (0.0.0.0: every interface)."
+    )
 
     @model_validator(mode="after")
     def _production_needs_a_real_database(self) -> Settings:

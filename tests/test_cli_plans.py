@@ -10,6 +10,8 @@ through a whole loop, a stale plan, and a provider without credentials.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -85,6 +87,15 @@ BAD_CASES = [
          "no running instance sim-nope"),
     Case("cloud mode: no simulated cloud", ("cloud", "list"), ExitStatus.BAD_INPUT,
          "the simulated cloud is not in use", env={"GPUPLAN_PROVISIONER": "cloud"}),
+    Case("unknown job", ("scheduler", "run-once", "nope"), ExitStatus.BAD_INPUT, "no job 'nope'"),
+    Case("events: other kind", ("events", "load", "{tmp}/events.json"), ExitStatus.BAD_INPUT,
+         "detail-type: 'EC2 Instance State-change Notification' is not",
+         {"events.json": '{"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2"}'}),
+    Case("events: bad fields", ("events", "load", "{tmp}/events.json"), ExitStatus.BAD_INPUT,
+         "detail.instance-id: Field required",
+         {"events.json": '{"detail-type": "EC2 Spot Instance Interruption Warning", "detail": {}}'}),
+    Case("events: no file", ("events", "load", "{tmp}/none.json"), ExitStatus.BAD_INPUT,
+         "cannot read the events file"),
 ]  # fmt: skip
 
 
@@ -296,3 +307,50 @@ def test_a_provider_without_credentials_fails_each_action_in_one_line(
         ).all()
         asked = {key: count for key, count in rows}
     assert all(keys.count(key) <= asked[key] for key in set(keys))  # no action made more than it asked
+
+
+def test_an_interruption_notice_through_the_command_line(
+    fresh: Database, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ctx, cloud = context(fresh)
+    assert plan_and_apply(ctx, PARAMS, actor="alice").status is PlanStatus.APPLIED
+    spot = sorted(i.instance_id for i in cloud.inventory() if i.alive and i.spot)
+    if not spot:
+        pytest.skip("the plan uses no spot capacity")
+    event = {
+        "version": "0",
+        "id": "7f2c",
+        "detail-type": "EC2 Spot Instance Interruption Warning",
+        "source": "aws.ec2",
+        "account": "123456789012",
+        "time": "2026-12-03T08:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {"instance-id": spot[0], "instance-action": "terminate"},
+    }
+    (tmp_path / "events.json").write_text(json.dumps([event]), encoding="utf-8")
+    _use(monkeypatch, database_url, {"GPUPLAN_REPLAN_TIME_LIMIT_S": "1"})
+    code, out = invoker()("events", "load", str(tmp_path / "events.json"))
+    assert code == 0, out
+    assert f"interruption notice for aws/{spot[0]}" in out and "(preemption, models " in out
+    assert f"terminated the interrupted instances: {spot[0]}" in out
+    assert spot[0] not in live_cloud_ids(fresh) and live_cloud_ids(fresh) == live_fleet(fresh)
+    code, out = invoker()("events", "load", str(tmp_path / "events.json"))  # delivered again: nothing new
+    assert code == 0 and "(already known)" in out and "(preemption" not in out
+
+
+def test_scheduler_jobs_and_run_once(
+    fresh: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use(monkeypatch, database_url, {"GPUPLAN_SCHEDULER_COLLECT_SECONDS": '{"aws": 7200}'})
+    code, out = invoker()("scheduler", "jobs")
+    assert code == 0, out
+    rows = {row["job"]: row for row in table_rows(out, "5 jobs")}
+    assert set(rows) == {"collect:aws", "rebalance", "apply", "reconcile", "expire"}
+    assert rows["collect:aws"]["every s"] == "7200" and rows["reconcile"]["every s"] == "30"
+    assert rows["expire"]["last run (UTC)"] == "-"
+    code, out = invoker()("scheduler", "run-once", "expire")
+    assert code == 0 and "expire: succeeded" in out and '"marked_stale"' in out, out
+    code, out = invoker()("scheduler", "jobs")
+    rows = {row["job"]: row for row in table_rows(out, "5 jobs")}
+    assert rows["expire"]["status"] == "succeeded" and rows["expire"]["by"].endswith(f":{os.getpid()}")

@@ -3,7 +3,20 @@
 
 from __future__ import annotations
 
-from api.cli import catalog, cloud, collect, db, fleet, offers, planning, plans, quickstart, reconcile
+from api.cli import (
+    catalog,
+    cloud,
+    collect,
+    db,
+    events,
+    fleet,
+    offers,
+    planning,
+    plans,
+    quickstart,
+    reconcile,
+    scheduler,
+)
 from api.cli.app import build_app
 
 app = build_app(
@@ -16,5 +29,7 @@ app = build_app(
     plans.register,
     cloud.register,
     reconcile.register,
+    events.register,
+    scheduler.register,
     quickstart.register,
 )

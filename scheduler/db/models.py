@@ -80,12 +80,14 @@ class InstanceRecordState(StrEnum):
     TERMINATED = "terminated"  # by gpuplan
     PREEMPTED = "preempted"  # reclaimed by the provider (spot)
     GONE = "gone"  # missing from the provider's inventory (deleted by hand, or lost)
+    INTERRUPTED = "interrupted"  # the provider warned it will reclaim it (an interruption notice): replaced
 
 
 class JobRunStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"  # stopped at a checkpoint by a shutdown (SIGTERM); the next run goes on
 
 
 class DisruptionKind(StrEnum):

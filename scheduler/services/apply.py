@@ -93,6 +93,9 @@ class ApplyContext:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     sleep: Callable[[float], None] = time.sleep
     on_step: Step | None = None
+    should_stop: Callable[[], bool] = field(default=lambda: False)
+    """Asked before each action is sent: True stops the apply at that checkpoint (a shutdown), leaving the
+    plan applying with its lease released, for a resume to finish."""
 
     def step(self, name: str) -> None:
         if self.on_step is not None:
@@ -592,7 +595,8 @@ def _models_on(session: Session, provider: str | None, instance_id: str | None) 
     )
 
 
-def run_actions(ctx: ApplyContext, plan_id: int, action_ids: list[int]) -> None:
+def run_actions(ctx: ApplyContext, plan_id: int, action_ids: list[int]) -> bool:
+    """Send the actions in order; False when a shutdown stopped it before all were sent."""
     failed_models: set[str] = set()
     with ctx.database.transaction() as session:
         for action in session.scalars(
@@ -604,6 +608,8 @@ def run_actions(ctx: ApplyContext, plan_id: int, action_ids: list[int]) -> None:
         ):
             failed_models |= set(action.replicas)
     for action_id in action_ids:
+        if ctx.should_stop():
+            return False
         sent = _mark_sent(ctx, action_id)
         if sent is None:
             continue
@@ -643,6 +649,7 @@ def run_actions(ctx: ApplyContext, plan_id: int, action_ids: list[int]) -> None:
             # the plan (plan_routes) for the router to read.
             _finish_action(ctx, action.id, ActionStatus.SUCCEEDED, attempts=1)
         ctx.step(f"{action.kind.value}:done:{action.seq}")
+    return True
 
 
 # ------------------------------------------------------------------------------------------ finish
@@ -744,8 +751,36 @@ def apply_plan(ctx: ApplyContext, plan_id: int, *, actor: str, resume: bool = Fa
     """Apply an approved plan (or, with ``resume``, finish one an interrupted apply left)."""
     started = time.perf_counter()
     action_ids = begin(ctx, plan_id, actor=actor, resume=resume)
-    run_actions(ctx, plan_id, action_ids)
+    if not run_actions(ctx, plan_id, action_ids):
+        return checkpoint(ctx, plan_id, actor=actor, started=started)
     return finish(ctx, plan_id, actor=actor, started=started)
+
+
+def checkpoint(ctx: ApplyContext, plan_id: int, *, actor: str, started: float) -> ApplyReport:
+    """Stop an apply between two actions: the plan stays applying, its lease is released so that a resume
+    (the next scheduler's apply job, or ``gpuplan apply --resume``) can take it at once."""
+    now = ctx.clock()
+    with ctx.database.transaction() as session:
+        leases.release(session, lease_name(plan_id), ctx.holder)
+        record(
+            session,
+            actor=actor,
+            action="plan.apply_stopped",
+            entity_type="plan",
+            entity_id=str(plan_id),
+            details={"holder": ctx.holder, "reason": "shutdown"},
+            at=now,
+        )
+        outcomes = action_outcomes(session, plan_id)
+    ctx.step("checkpoint")
+    return ApplyReport(
+        plan_id=plan_id,
+        status=PlanStatus.APPLYING,
+        outcomes=outcomes,
+        capacity_failures={},
+        lost={},
+        seconds=time.perf_counter() - started,
+    )
 
 
 def cancel(session: Session, plan_id: int, *, actor: str, now: dt.datetime) -> PlanRow:

@@ -35,8 +35,9 @@ from solver.constraints.packing import instances_needed
 
 LIVE = (InstanceRecordState.PENDING, InstanceRecordState.RUNNING)
 """States of an instance that runs (or will): it costs money and holds replicas."""
-HELD = (*LIVE, InstanceRecordState.TERMINATING)
-"""States reconciliation expects the cloud to still list."""
+HELD = (*LIVE, InstanceRecordState.TERMINATING, InstanceRecordState.INTERRUPTED)
+"""States reconciliation expects the cloud to still list (an interrupted instance runs until the provider
+takes it back, but holds no replicas: its replacement is planned)."""
 
 _FROM_CLOUD = {
     InstanceState.PENDING: InstanceRecordState.PENDING,
@@ -87,7 +88,7 @@ def record_instances(
                 state=_FROM_CLOUD[instance.state],
             )
             session.add(row)
-        elif row.state in HELD:
+        elif row.state in HELD and row.state is not InstanceRecordState.INTERRUPTED:
             row.state = _FROM_CLOUD[instance.state]
         row.last_seen_at = now
         if row.state not in HELD and row.ended_at is None:
