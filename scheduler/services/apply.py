@@ -50,6 +50,7 @@ from scheduler.db.models import (
 )
 from scheduler.db.session import Database, rowcount
 from scheduler.provisioners.base import (
+    MAX_TAG_VALUE_CHARS,
     CloudInstance,
     InstanceState,
     InsufficientCapacityError,
@@ -377,16 +378,51 @@ def _finish_action(
     error: str | None = None,
     provider_ref: str | None = None,
 ) -> None:
-    now = ctx.clock()
     with ctx.database.transaction() as session:
-        action = session.get_one(ProvisioningActionRow, action_id)
-        action.status = status
-        action.attempts += max(0, attempts - 1)
-        action.error = error
-        action.finished_at = now
-        action.updated_at = now
-        if provider_ref is not None:
-            action.provider_ref = provider_ref
+        _record_outcome(
+            session,
+            action_id,
+            status,
+            now=ctx.clock(),
+            attempts=attempts,
+            error=error,
+            provider_ref=provider_ref,
+        )
+
+
+def _record_outcome(
+    session: Session,
+    action_id: int,
+    status: ActionStatus,
+    *,
+    now: dt.datetime,
+    attempts: int,
+    error: str | None = None,
+    provider_ref: str | None = None,
+) -> None:
+    """An action's outcome, in the caller's transaction (with what the outcome changed in the fleet)."""
+    action = session.get_one(ProvisioningActionRow, action_id)
+    action.status = status
+    action.attempts += max(0, attempts - 1)
+    action.error = error
+    action.finished_at = now
+    action.updated_at = now
+    if provider_ref is not None:
+        action.provider_ref = provider_ref
+
+
+def tag_models(replicas: dict[str, int]) -> tuple[str, ...]:
+    """The models the ``gpuplan:models`` tag names: all of them when they fit its 256 characters, else the
+    most numerous first as far as they fit (the action keeps every model's replicas)."""
+    ordered = sorted(replicas, key=lambda model: (-replicas[model], model))
+    chosen: list[str] = []
+    length = -1
+    for model in ordered:
+        if length + 1 + len(model) > MAX_TAG_VALUE_CHARS:
+            continue
+        chosen.append(model)
+        length += 1 + len(model)
+    return tuple(sorted(chosen))
 
 
 def _launch(
@@ -425,7 +461,7 @@ def _launch(
             purchase_option=option,
             count=action.instances,
             offer_key=offer_key,
-            models=tuple(sorted(action.replicas)),
+            models=tag_models(action.replicas),
         )
     except ValueError as exc:
         error = f"{provider} launch {action.idempotency_key}: invalid request: {exc}"
@@ -483,7 +519,7 @@ def _launch(
     assert instances is not None
     ctx.step(f"launch:answered:{action.seq}")
     now = ctx.clock()
-    with ctx.database.transaction() as session:
+    with ctx.database.transaction() as session:  # the instances and the outcome together
         record_instances(
             session,
             instances,
@@ -493,13 +529,14 @@ def _launch(
             action_id=action.id,
             plan_id=plan_id,
         )
-    _finish_action(
-        ctx,
-        action.id,
-        ActionStatus.SUCCEEDED,
-        attempts=attempts,
-        provider_ref=",".join(i.instance_id for i in instances),
-    )
+        _record_outcome(
+            session,
+            action.id,
+            ActionStatus.SUCCEEDED,
+            now=now,
+            attempts=attempts,
+            provider_ref=",".join(i.instance_id for i in instances),
+        )
     return ActionStatus.SUCCEEDED, None
 
 
@@ -561,7 +598,7 @@ def _terminate(ctx: ApplyContext, action: ProvisioningActionRow) -> tuple[Action
         return ActionStatus.FAILED, error
     ctx.step(f"terminate:answered:{action.seq}")
     now = ctx.clock()
-    with ctx.database.transaction() as session:
+    with ctx.database.transaction() as session:  # the fleet's row and the outcome together
         session.execute(
             sa.update(FleetInstanceRow)
             .where(
@@ -572,7 +609,14 @@ def _terminate(ctx: ApplyContext, action: ProvisioningActionRow) -> tuple[Action
             .values(state=InstanceRecordState.TERMINATED, ended_at=now, last_seen_at=now)
             .execution_options(synchronize_session=False)
         )
-    _finish_action(ctx, action.id, ActionStatus.SUCCEEDED, attempts=attempts, provider_ref=action.instance_id)
+        _record_outcome(
+            session,
+            action.id,
+            ActionStatus.SUCCEEDED,
+            now=now,
+            attempts=attempts,
+            provider_ref=action.instance_id,
+        )
     return ActionStatus.SUCCEEDED, None
 
 

@@ -357,3 +357,12 @@ def test_cancel_rejects_an_open_plan_and_stops_an_applying_one(database: Databas
     report = apply_service.apply_plan(ctx, run.plan_id, actor="bob", resume=True)
     assert report.status is PlanStatus.FAILED
     assert all(o.status is ActionStatus.CANCELLED for o in report.outcomes)
+
+
+def test_the_models_tag_names_as_many_models_as_fit() -> None:
+    many = {f"model-{i:03d}-with-a-rather-long-name": i for i in range(1, 20)}
+    chosen = apply_service.tag_models(many)
+    assert len(",".join(chosen)) <= 256 and chosen == tuple(sorted(chosen))
+    assert "model-019-with-a-rather-long-name" in chosen  # the most numerous first
+    assert "model-001-with-a-rather-long-name" not in chosen
+    assert apply_service.tag_models({"b": 1, "a": 2}) == ("a", "b")
