@@ -23,6 +23,7 @@ during a provider call.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -639,8 +640,42 @@ def _models_on(session: Session, provider: str | None, instance_id: str | None) 
     )
 
 
+def termination_budget(session: Session, plan_id: int) -> int | None:
+    """How many instances one plan may terminate: the policy's disruption budget
+    (``churn.max_moved_share``) of the instances the fleet ran when the plan was made, at least one;
+    None when the policy sets none (a share of 1)."""
+    row = get_plan(session, plan_id)
+    problem = row.inputs.get("problem") or {}
+    share = float(((problem.get("policy") or {}).get("churn") or {}).get("max_moved_share", 1.0))
+    if share >= 1.0:
+        return None
+    fleet = problem.get("current_fleet") or {}
+    instances = sum(int(placement.get("instances", 0)) for placement in fleet.get("placements", ()))
+    return max(1, math.floor(share * instances)) if share > 0 else 0
+
+
+def _hold_back(ctx: ApplyContext, action: ProvisioningActionRow, reason: str) -> None:
+    """A termination not sent after all: its instance runs on, the action is cancelled with the reason."""
+    with ctx.database.transaction() as session:
+        session.execute(
+            sa.update(FleetInstanceRow)
+            .where(
+                FleetInstanceRow.provider == action.provider,
+                FleetInstanceRow.instance_id == action.instance_id,
+                FleetInstanceRow.state == InstanceRecordState.TERMINATING,
+            )
+            .values(state=InstanceRecordState.RUNNING)
+            .execution_options(synchronize_session=False)
+        )
+        _record_outcome(session, action.id, ActionStatus.CANCELLED, now=ctx.clock(), attempts=1, error=reason)
+
+
 def run_actions(ctx: ApplyContext, plan_id: int, action_ids: list[int]) -> bool:
-    """Send the actions in order; False when a shutdown stopped it before all were sent."""
+    """Send the actions in order; False when a shutdown stopped it before all were sent.
+
+    A termination is held back (cancelled, its instance left running) when a launch failed for a model
+    its instance hosts, or when the plan has terminated as many instances as the disruption budget allows
+    in one apply (``termination_budget``): the next plan terminates the rest."""
     failed_models: set[str] = set()
     with ctx.database.transaction() as session:
         for action in session.scalars(
@@ -651,6 +686,19 @@ def run_actions(ctx: ApplyContext, plan_id: int, action_ids: list[int]) -> bool:
             )
         ):
             failed_models |= set(action.replicas)
+        budget = termination_budget(session, plan_id)
+        terminated = int(
+            session.scalar(
+                sa.select(sa.func.count())
+                .select_from(ProvisioningActionRow)
+                .where(
+                    ProvisioningActionRow.plan_id == plan_id,
+                    ProvisioningActionRow.kind == ActionKind.TERMINATE,
+                    ProvisioningActionRow.status == ActionStatus.SUCCEEDED,
+                )
+            )
+            or 0
+        )
     for action_id in action_ids:
         if ctx.should_stop():
             return False
@@ -658,36 +706,34 @@ def run_actions(ctx: ApplyContext, plan_id: int, action_ids: list[int]) -> bool:
         if sent is None:
             continue
         action = sent
-        if action.kind is ActionKind.TERMINATE and failed_models:
-            with ctx.database.transaction() as session:
-                hosted = _models_on(session, action.provider, action.instance_id)
-            if hosted & failed_models:
-                with ctx.database.transaction() as session:
-                    session.execute(
-                        sa.update(FleetInstanceRow)
-                        .where(
-                            FleetInstanceRow.provider == action.provider,
-                            FleetInstanceRow.instance_id == action.instance_id,
-                            FleetInstanceRow.state == InstanceRecordState.TERMINATING,
-                        )
-                        .values(state=InstanceRecordState.RUNNING)
-                        .execution_options(synchronize_session=False)
-                    )
-                _finish_action(
+        if action.kind is ActionKind.TERMINATE:
+            if budget is not None and terminated >= budget:
+                _hold_back(
                     ctx,
-                    action.id,
-                    ActionStatus.CANCELLED,
-                    attempts=1,
-                    error=f"held back: a launch failed for {', '.join(sorted(hosted & failed_models))}",
+                    action,
+                    f"held back: the disruption budget allows {budget} terminations in one apply "
+                    "(churn.max_moved_share); the next plan terminates the rest",
                 )
                 continue
+            if failed_models:
+                with ctx.database.transaction() as session:
+                    hosted = _models_on(session, action.provider, action.instance_id)
+                if hosted & failed_models:
+                    _hold_back(
+                        ctx,
+                        action,
+                        f"held back: a launch failed for {', '.join(sorted(hosted & failed_models))}",
+                    )
+                    continue
         ctx.step(f"{action.kind.value}:sent:{action.seq}")
         if action.kind is ActionKind.LAUNCH:
             status, _error = _launch(ctx, action, plan_id)
             if status is ActionStatus.FAILED:
                 failed_models |= set(action.replicas)
         elif action.kind is ActionKind.TERMINATE:
-            _terminate(ctx, action)
+            status, _error = _terminate(ctx, action)
+            if status is ActionStatus.SUCCEEDED:
+                terminated += 1
         else:
             # gpuplan has no traffic router of its own: the routing table is recorded on the action and
             # the plan (plan_routes) for the router to read.

@@ -366,3 +366,48 @@ def test_the_models_tag_names_as_many_models_as_fit() -> None:
     assert "model-019-with-a-rather-long-name" in chosen  # the most numerous first
     assert "model-001-with-a-rather-long-name" not in chosen
     assert apply_service.tag_models({"b": 1, "a": 2}) == ("a", "b")
+
+
+def test_the_engine_terminates_no_more_than_the_disruption_budget(database: Database) -> None:
+    """A plan whose terminations exceed the policy's disruption budget (made while the budget was relaxed)
+    terminates only as many instances as the budget allows; the rest run on for the next plan."""
+    ctx, cloud = context(database, settings=MANUAL)
+    first = plan_and_apply(ctx, PARAMS, actor="alice")
+    assert first.plan_id is not None
+    with database.transaction() as session:
+        plan_service.approve(session, first.plan_id, actor="bob", now=_now(), settings=MANUAL)
+    assert apply_service.apply_plan(ctx, first.plan_id, actor="bob").status is PlanStatus.APPLIED
+    with database.transaction() as session:  # most of the demand goes away
+        session.execute(sa.update(DemandRow).values(tokens_per_s=1000))
+    second = plan_and_apply(ctx, PARAMS, actor="alice")
+    assert second.plan_id is not None and second.diff is not None
+    planned = second.diff.instances_to_terminate
+    assert planned >= 2, second.diff
+    with database.transaction() as session:
+        row = session.get_one(PlanRow, second.plan_id)
+        inputs = dict(row.inputs)
+        problem = dict(inputs["problem"])
+        policy = dict(problem["policy"])
+        policy["churn"] = dict(policy["churn"]) | {"max_moved_share": 0.01}  # budget: one instance
+        problem["policy"] = policy
+        row.inputs = inputs | {"problem": problem}
+        plan_service.approve(session, second.plan_id, actor="bob", now=_now(), settings=MANUAL)
+    before = live_fleet(database)
+    report = apply_service.apply_plan(ctx, second.plan_id, actor="bob")
+    terminations = [o for o in report.outcomes if o.kind is ActionKind.TERMINATE]
+    done = [o for o in terminations if o.status is ActionStatus.SUCCEEDED]
+    held = [o for o in terminations if o.status is ActionStatus.CANCELLED]
+    assert len(done) == 1 and len(held) == len(terminations) - 1 == planned - 1
+    assert all("disruption budget allows 1 terminations" in (o.error or "") for o in held)
+    assert report.status is PlanStatus.PARTIALLY_APPLIED
+    assert len(before - live_fleet(database)) == 1  # one instance gone, the others run on
+    assert live_cloud(cloud) == live_fleet(database) and not duplicates(database, cloud)
+    resumed = apply_service.apply_plan(ctx, second.plan_id, actor="bob", resume=True)
+    assert (
+        sum(
+            1
+            for o in resumed.outcomes
+            if o.kind is ActionKind.TERMINATE and o.status is ActionStatus.SUCCEEDED
+        )
+        == 1
+    )
