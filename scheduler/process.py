@@ -47,6 +47,11 @@ class UnknownJobError(InputError):
     pass
 
 
+class MetricsPortError(InputError):
+    """The metrics server cannot listen where the settings say (the port is taken, the address is not
+    this machine's)."""
+
+
 @dataclass(frozen=True)
 class JobView:
     spec: JobSpec
@@ -170,7 +175,13 @@ class SchedulerProcess:
         checkpoint, release the leadership and return."""
         server: Any = None
         if self.metrics is not None and self.settings.metrics_port:
-            server = self.metrics.serve(self.settings.metrics_port, self.settings.metrics_address)
+            try:
+                server = self.metrics.serve(self.settings.metrics_port, self.settings.metrics_address)
+            except OSError as exc:
+                raise MetricsPortError(
+                    f"GPUPLAN_METRICS_PORT={self.settings.metrics_port} at GPUPLAN_METRICS_ADDRESS="
+                    f"{self.settings.metrics_address}: {exc.strerror or exc} (0 turns the metrics server off)"
+                ) from None
             self._on_event(f"metrics on http://{self.settings.metrics_address}:{server.server_port}/metrics")
         if install_signals:
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from scheduler.db.session import Database
 from scheduler.jobs import tick_of
 from scheduler.leader import AdvisoryLockLeadership, LeaseLeadership, leadership_for
 from scheduler.metrics import Metrics
-from scheduler.process import SchedulerProcess, UnknownJobError
+from scheduler.process import MetricsPortError, SchedulerProcess, UnknownJobError
 from scheduler.services import plans as plan_service
 from scheduler.services.fleetstate import fleet_view
 from scheduler.services.interruptions import parse_eventbridge, record_notices
@@ -268,3 +269,17 @@ def test_metrics_are_scraped_from_the_schedulers_port(database: Database) -> Non
     if spot:
         assert samples[("gpuplan_preemptions_total", (("provider", "aws"), ("source", "reconcile")))] == 1
         assert samples[("gpuplan_solve_seconds_count", (("trigger", "preemption"),))] >= 1
+
+
+def test_a_taken_metrics_port_is_one_clear_error(database: Database) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = SETTINGS.model_copy(update={"metrics_port": port})
+        process = SchedulerProcess(database, config, holder="a:1", metrics=Metrics.create(database))
+        with pytest.raises(
+            MetricsPortError, match=f"GPUPLAN_METRICS_PORT={port} at GPUPLAN_METRICS_ADDRESS=127.0.0.1"
+        ):
+            process.run(install_signals=False)
+    assert not process.leadership.leading()
