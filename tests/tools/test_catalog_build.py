@@ -1,4 +1,4 @@
-"""pricing.catalog_build's transformations on synthetic source rows (tests never read the real source)."""
+"""tools.catalog_build's transformations on synthetic source rows (tests never read the real source)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from pricing.catalog_build import (
+from tools.catalog_build import (
     BuildError,
     GcpRates,
     OfferRow,
@@ -16,7 +16,7 @@ from pricing.catalog_build import (
     provider_region_rows,
     rows_from_source,
 )
-from pricing.region_table import PROVIDER_REGIONS
+from tools.region_table import PROVIDER_REGIONS
 from solver.domain import OfferFlag, PurchaseOption
 
 DWS_NOTE = (
