@@ -43,8 +43,8 @@ from pricing.catalog import (
     load_catalog,
 )
 from pricing.normalize import canonical_gpu_type, canonical_region, parse_usd_price, split_spot_suffix
-from tools.region_table import CONTINENTS, PLACES, PROVIDER_REGIONS
 from solver.domain import OfferFlag, ProviderKind, PurchaseOption
+from tools.region_table import CONTINENTS, PLACES, PROVIDER_REGIONS
 
 OFFERS_SOURCE = "gpu_offers.csv"
 SUPPLEMENT_SOURCE = "gpu_offers_supplement.csv"

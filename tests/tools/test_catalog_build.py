@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from solver.domain import OfferFlag, PurchaseOption
 from tools.catalog_build import (
     BuildError,
     GcpRates,
@@ -17,7 +18,6 @@ from tools.catalog_build import (
     rows_from_source,
 )
 from tools.region_table import PROVIDER_REGIONS
-from solver.domain import OfferFlag, PurchaseOption
 
 DWS_NOTE = (
     "full price = host VM 1.18251 + GPU 4.20076 (spot: host 0.64466 + GPU 5.3387); SUSPECT: GPU rate "
