@@ -321,8 +321,7 @@ def fleet_load_sample() -> None:
 @fleet_app.command("load")
 def fleet_load(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]) -> None:
     """Load a fleet document (YAML or JSON; docs/formats.md) into the database."""
-    text = path.read_text(encoding="utf-8")
-    _load_fleet(_guard(lambda: fleet_service.read_fleet_file(text, source=str(path))), str(path))
+    _load_fleet(_guard(lambda: fleet_service.load_fleet_file(path)), str(path))
 
 
 def _load_fleet(fleet: fleet_service.FleetSpec, label: str) -> None:

@@ -30,7 +30,6 @@ import csv
 import io
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

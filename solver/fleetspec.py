@@ -32,7 +32,7 @@ from solver.domain import (
     Share,
     Slug,
 )
-from solver.errors import SpecError, describe_validation_error
+from solver.errors import SpecError, field_path
 from solver.units import MICRO_PER_USD, usd_to_micro
 
 MAX_BUDGET_USD = Decimal(MAX_MONTHLY_MICRO_USD // MICRO_PER_USD)
@@ -188,8 +188,21 @@ def all_problems(spec: type[FleetSpec], document: Mapping[str, Any], error: Vali
     The cross-field validator runs only when every field is valid; otherwise its checks are run here, on
     the document as written, so that all problems are reported at once.
     """
-    lines = _split_reference_problems(describe_validation_error(error))
-    if any(item["loc"] for item in error.errors(include_url=False)):
+    items = error.errors(include_url=False)
+    # A collection whose items failed is also "too short after validation": that only repeats them.
+    failed_items = {
+        tuple(item["loc"][:position])
+        for item in items
+        for position, part in enumerate(item["loc"])
+        if isinstance(part, int)
+    }
+    kept = [
+        item for item in items if not (item["type"] == "too_short" and tuple(item["loc"]) in failed_items)
+    ]
+    lines = _split_reference_problems(
+        [f"{field_path(item['loc'])}: {item['msg'].removeprefix('Value error, ')}" for item in kept]
+    )
+    if any(item["loc"] for item in items):
         lines.extend(problem for problem in spec.reference_problems(document) if problem not in lines)
     return lines
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-import yaml
 from sqlalchemy.orm import Session, selectinload
 
+from pricing.files import UnreadableFileError, YamlDocumentError, load_yaml, read_text
 from scheduler.db.models import (
     BudgetRow,
     DemandRow,
@@ -44,12 +45,20 @@ SAMPLE_FLEET = "sample_fleet.yaml"
 def read_fleet_file(text: str, *, source: str) -> FleetSpec:
     """Parse YAML (or JSON) text into a validated fleet document."""
     try:
-        document: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise SpecError(source, [f"{where}not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+        document: Any = load_yaml(text)
+    except YamlDocumentError as exc:
+        raise SpecError(source, [f"{exc.where}{exc.message}"]) from exc
     return parse_fleet(document, source=source)
+
+
+def load_fleet_file(path: Path | str) -> FleetSpec:
+    """Read a fleet document from a file through the one file reader (``pricing.files``): a regular file
+    of at most 64 MiB of UTF-8; anything else is a SpecError naming the file."""
+    try:
+        text = read_text(path)
+    except UnreadableFileError as exc:
+        raise SpecError(str(path), [f"cannot read the fleet document: {exc.message}"]) from exc
+    return read_fleet_file(text, source=str(path))
 
 
 def sample_fleet() -> FleetSpec:
