@@ -467,33 +467,34 @@ def _print_collection(report: ingest_service.CollectionReport) -> None:
     for name in columns:
         table.add_column(name, justify="left" if name in ("provider", "status") else "right")
     for outcome in report.outcomes:
+        counts = outcome.counts
         table.add_row(
             outcome.name,
-            outcome.status.value,
+            counts.status.value,
             "-" if outcome.run_id is None else str(outcome.run_id),
-            f"{outcome.offers_seen:,}",
-            f"{outcome.offers_added:,}",
-            f"{outcome.observations_added:,}",
-            f"{outcome.availability_added:,}",
-            f"{outcome.placement_scores_added:,}",
-            f"{outcome.skipped:,}",
-            str(len(outcome.errors)),
-            f"+{outcome.stale_marked}/-{outcome.stale_cleared}",
+            f"{counts.offers_seen:,}",
+            f"{counts.offers_added:,}",
+            f"{counts.observations_added:,}",
+            f"{counts.availability_added:,}",
+            f"{counts.placement_scores_added:,}",
+            f"{len(counts.skipped):,}",
+            str(len(counts.errors)),
+            f"+{counts.stale_marked}/-{counts.stale_cleared}",
             f"{outcome.seconds:.1f}",
         )
     console.print(table)
     for outcome in report.outcomes:
         if outcome.failed:
-            for message in outcome.errors:
+            for message in outcome.counts.errors:
                 err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         else:
-            for message in outcome.errors:
+            for message in outcome.counts.errors:
                 err_console.print(
                     f"[yellow]warning:[/] {outcome.name}: {message}", highlight=False, soft_wrap=True
                 )
-        if outcome.price_conflicts:
+        if conflicts := outcome.counts.price_conflicts:
             err_console.print(
-                f"[yellow]warning:[/] {outcome.name}: {outcome.price_conflicts} price(s) differ from the "
+                f"[yellow]warning:[/] {outcome.name}: {conflicts} price(s) differ from the "
                 "ones already stored for the same offer, time and source; the stored prices were kept "
                 "(history is append-only: give a corrected price a new valid_from)",
                 highlight=False,

@@ -181,7 +181,8 @@ def test_a_bad_discount_file_lists_every_problem(tmp_path: Path) -> None:
     with pytest.raises(DiscountFileError) as caught:
         read_discounts(path)
     assert [str(error) for error in caught.value.errors] == [
-        "bad.yaml:2: column provider: must be gpuplan's lower-case provider name (aws, lambda, ...), got 'AWS'",
+        "bad.yaml:2: column provider: must be gpuplan's lower-case provider name (aws, lambda, ...), "
+        "got 'AWS'",
         "bad.yaml:5: column family: give a family or an instance_type, not both",
         "bad.yaml:9: column purchase_option: unknown purchase option 'preemptible' "
         "(expected one of on_demand, spot, reserved, capacity_block, flex_start)",

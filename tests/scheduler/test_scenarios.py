@@ -105,14 +105,18 @@ def test_catalog_rows_can_be_copied_into_an_offers_file(tmp_path: Path) -> None:
     assert len(problem.offers) == 5
 
 
+GPUS_RANGE = "must be a whole number from 1 to 64"
+AVAILABILITY_RANGE = "must be a whole number from 0 to 100,000"
+
+
 @pytest.mark.parametrize(
     ("row", "expected"),
     [
         ("acme,fra,,1xH100,H100,1,on_demand,abc,", f"{AT} price_usd_per_hour: not a number: 'abc'"),
         ("acme,fra,,1xH100,A100,1,on_demand,2,", f"{AT} gpu_type: unknown GPU type 'A100'"),
-        ("acme,fra,,1xH100,H100,0,on_demand,2,", f"{AT} gpus_per_instance: must be a whole number from 1 to 64"),
-        ("acme,fra,,1xH100,H100,65,on_demand,2,", f"{AT} gpus_per_instance: must be a whole number from 1 to 64"),
-        ("acme,fra,,1xH100,H100,1,on_demand,2,-1", f"{AT} availability: must be a whole number from 0 to 100,000"),
+        ("acme,fra,,1xH100,H100,0,on_demand,2,", f"{AT} gpus_per_instance: {GPUS_RANGE}"),
+        ("acme,fra,,1xH100,H100,65,on_demand,2,", f"{AT} gpus_per_instance: {GPUS_RANGE}"),
+        ("acme,fra,,1xH100,H100,1,on_demand,2,-1", f"{AT} availability: {AVAILABILITY_RANGE}"),
         ("acme,fra,,1xH100,H100,1,on_demand,2,1e30", f"{AT} availability: not a whole number: '1e30'"),
         ("acme,fra,,1xH100,H100,1,on_demand,1e308,", f"{AT} price_usd_per_hour: price above 10,000 USD"),
         ("acme,ams,,1xH100,H100,1,on_demand,2,", f"{AT} region: unknown region 'acme/ams'"),
