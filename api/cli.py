@@ -54,6 +54,7 @@ from scheduler.services import ingest as ingest_service
 from scheduler.services import planfile
 from scheduler.services import planning as planning_service
 from scheduler.services import prices as price_service
+from scheduler.services import reference as reference_service
 from scheduler.services import scenarios as scenario_service
 from scheduler.services import spot_stats as spot_service
 from scheduler.settings import Settings, get_settings
@@ -212,7 +213,7 @@ def _load_catalog(directory: Path | None) -> catalog_service.CatalogLoadResult:
     catalog = _guard(lambda: read_catalog(directory))
     source = catalog_service.SHIPPED_CATALOG_SOURCE if directory is None else f"catalog:{directory.resolve()}"
     with _database() as database, database.transaction() as session:
-        result = catalog_service.load_catalog(session, catalog, now=_now(), source=source)
+        result = _guard(lambda: catalog_service.load_catalog(session, catalog, now=_now(), source=source))
     console.print(
         f"catalog loaded (run {result.run_id}): {result.offers_seen} offers seen, "
         f"{result.offers_added} new, {result.observations_added} new price observations"
@@ -557,7 +558,8 @@ def prices_sheet_load(
     """Load a price sheet (docs/collectors.md) as one collection run; a sheet with a problem loads nothing."""
     with _database() as database, database.transaction() as session:
         regions = [region for group in ingest_service.known_regions(session).values() for region in group]
-    _guard(lambda: read_price_sheet(path, regions=regions))
+        shapes = reference_service.instance_shapes(session)
+    _guard(lambda: read_price_sheet(path, regions=regions, instance_types=shapes))
     collector = PriceSheetCollector(path)
     job = ingest_service.CollectorJob(
         name=collector.provider,
@@ -580,7 +582,9 @@ def discounts_load(
     ],
 ) -> None:
     """Replace the discount overlay with the rules in PATH (docs/collectors.md)."""
-    overlay = _guard(lambda: read_discounts(path))
+    with _database() as database, database.transaction() as session:
+        providers = reference_service.provider_names(session)
+    overlay = _guard(lambda: read_discounts(path, providers=providers))
     with _database() as database, database.transaction() as session:
         removed, stored = discount_service.replace_discounts(
             session, overlay, source=str(path.resolve()), now=_now(), actor="gpuplan discounts load"

@@ -26,7 +26,7 @@ from scheduler.db.models import (
     ServedModelRow,
 )
 from scheduler.services.audit import record
-from scheduler.services.reference import ReferenceData, region_rows_by_key
+from scheduler.services.reference import ReferenceData, lock_reference_data, region_rows_by_key
 from solver.domain import (
     Budget,
     ChurnPolicy,
@@ -77,6 +77,7 @@ class FleetLoadResult:
 
 
 def load_fleet(session: Session, fleet: FleetSpec, *, now: dt.datetime, actor: str) -> FleetLoadResult:
+    lock_reference_data(session)  # GPU types are reference data; also one fleet load at a time
     anchors = {source.anchor_region for source in fleet.sources if source.anchor_region}
     regions = region_rows_by_key(session, anchors)
     problems = [

@@ -38,7 +38,7 @@ from scheduler.db.models import (
 )
 from scheduler.services.audit import record
 from scheduler.services.ingest.staleness import StaleTtls, mark_stale
-from scheduler.services.reference import ReferenceData
+from scheduler.services.reference import ReferenceData, lock_reference_data
 from solver.domain import InstanceType, Offer, OfferFlag, PurchaseOption, offer_key
 
 KEPT_FLAGS = frozenset({OfferFlag.LOCATION_APPROXIMATE})
@@ -85,6 +85,7 @@ def ingest_result(
     actor: str = "gpuplan collect",
 ) -> IngestCounts:
     """Store one collector's result as one collection run (see module doc). Flushes, never commits."""
+    lock_reference_data(session)
     run = CollectionRunRow(kind=kind, source=(source or f"collector:{name}")[:200], started_at=now)
     session.add(run)
     session.flush()
