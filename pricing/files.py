@@ -81,20 +81,28 @@ def read_text(path: Path | str, *, limit: int = MAX_FILE_BYTES) -> str:
         raise UnreadableFileError(path, "is a directory, not a file") from None
     except OSError as exc:
         raise UnreadableFileError(path, f"cannot be read: {exc.strerror or exc}") from None
-    with os.fdopen(descriptor, "rb") as handle:
-        mode = os.fstat(descriptor).st_mode
-        if stat.S_ISDIR(mode):
+    try:
+        status = os.fstat(descriptor)
+        if stat.S_ISDIR(status.st_mode):
             raise UnreadableFileError(path, "is a directory, not a file")
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(status.st_mode):
             raise UnreadableFileError(path, "is not a regular file (a device, FIFO or socket): refused")
+        if status.st_size > limit:
+            raise UnreadableFileError(
+                path,
+                f"{_describe_size(status.st_size)}, larger than {_describe_size(limit)}, the limit for an "
+                "input file",
+            )
+    except UnreadableFileError:
+        os.close(descriptor)
+        raise
+    with os.fdopen(descriptor, "rb") as handle:
         try:
             data = handle.read(limit + 1)
         except OSError as exc:
             raise UnreadableFileError(path, f"cannot be read: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise UnreadableFileError(
-            path, f"larger than {_describe_size(limit)}, the limit for an input file: refused"
-        )
+    if len(data) > limit:  # it grew while being read
+        raise UnreadableFileError(path, f"larger than {_describe_size(limit)}, the limit for an input file")
     return decode_text(data, path)
 
 
@@ -170,7 +178,7 @@ def csv_records(text: str, *, comments: bool = False) -> CsvDocument:
                 header_line = header_reader.line_num
                 break
     except csv.Error as exc:
-        return CsvDocument([], 0, [], _csv_problem(exc, header_reader.line_num))
+        return CsvDocument([], 0, [], _csv_problem(exc, header_reader.line_num + 1))
     document = CsvDocument(header, header_line, [])
     if not header:
         return document
@@ -181,7 +189,7 @@ def csv_records(text: str, *, comments: bool = False) -> CsvDocument:
         except StopIteration:
             break
         except csv.Error as exc:
-            document.problem = _csv_problem(exc, header_line + reader.line_num)
+            document.problem = _csv_problem(exc, header_line + reader.line_num + 1)
             break
         end = header_line + reader.line_num
         extra = row.pop(_EXTRA, None) or []
@@ -195,6 +203,7 @@ def csv_records(text: str, *, comments: bool = False) -> CsvDocument:
 
 
 def _csv_problem(exc: csv.Error, line: int) -> FileProblem:
+    # ``line``: the csv module counts a line once it has read it whole, so the refused one is the next.
     message = str(exc)
     if "field larger than field limit" in message:
         return FileProblem(
@@ -227,6 +236,8 @@ def compose_yaml(text: str) -> yaml.Node | None:
     """The node graph of one YAML document (None when empty), after the expansion check."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise YamlDocumentError("not valid YAML here: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -236,7 +247,10 @@ def compose_yaml(text: str) -> yaml.Node | None:
             f"not valid YAML: {problem}", line=mark.line + 1, column=mark.column + 1
         ) from None
     if node is not None:
-        _check_expansion(node)
+        try:
+            _check_expansion(node)
+        except RecursionError:
+            raise YamlDocumentError("not valid YAML here: nested too deeply") from None
     return node
 
 
@@ -248,6 +262,8 @@ def load_yaml(text: str) -> Any:
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_document(node)
+    except RecursionError:
+        raise YamlDocumentError("not valid YAML here: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
