@@ -376,7 +376,7 @@ LE = "Input should be less than or equal to"
         (("availability", "by_provider"), {"acme": 1e30}, "availability.by_provider.acme: Unable to parse"),
         (("availability", "by_provider"), {"acme": 1e10}, f"availability.by_provider.acme: {LE} 100000"),
         (("offers", "inline", 0, "gpus_per_instance"), 10**20, f"offers.inline[0].gpus_per_instance: {LE}"),
-        (("offers", "inline", 0, "price_usd_per_hour"), "1e308", "offers.inline[0].price_usd_per_hour: Input"),
+        (("offers", "inline", 0, "price_usd_per_hour"), "1e308", "offers.inline[0].price_usd_per_hour: "),
         (("offers", "inline", 0, "availability"), 2**63, f"offers.inline[0].availability: {LE} 100000"),
         (("current_fleet", "placements", 0, "instances"), 2**40, "current_fleet.placements[0].instances: "),
         (("commitments", 0, "instances"), 2**40, f"commitments[0].instances: {LE} 100000"),
