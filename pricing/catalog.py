@@ -60,7 +60,6 @@ PROVIDER_COLUMNS = columns(ProviderRecord)
 CLOUD_REGION_COLUMNS = columns(CloudRegionRecord)
 PROVIDER_REGION_COLUMNS = columns(ProviderRegionRecord)
 OFFER_COLUMNS = columns(CatalogOfferRecord)
-RTT_COLUMNS = columns(RttRecord)
 SOURCE_COLUMNS = columns(SourceRecord)
 """The files' columns, from their row models (pricing.rows), in file order."""
 

@@ -73,9 +73,6 @@ class PriceSheetRow:
     valid_to: dt.datetime | None
     notes: str
 
-    def valid_at(self, moment: dt.datetime) -> bool:
-        return self.valid_from <= moment and (self.valid_to is None or moment < self.valid_to)
-
 
 @dataclass(frozen=True)
 class PriceSheet:

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from pricing.files import UnreadableFileError, YamlDocumentError, compose_yaml, read_text
-from pricing.rows import RawRecord, RowError, RowModel, check_record, columns, read_csv_records
+from pricing.rows import RawRecord, RowError, RowModel, columns, read_csv_records
 
 YAML_SUFFIXES = (".yaml", ".yml")
 DEFAULTS_KEY = "defaults"
@@ -57,16 +57,6 @@ def read_sheet(
         errors.append(RowError(name, exc.line, "", exc.message))
         return SheetDocument(file=name)
     return _read_yaml(name, text, list_key, columns(model), meta_keys, errors)
-
-
-def checked(model: type[RowModel], records: list[RawRecord]) -> list[tuple[RawRecord, RowModel]]:
-    """The records that pass ``model``, each with its row; the problems of the others are reported."""
-    rows = []
-    for record in records:
-        row = check_record(model, record)
-        if row is not None:
-            rows.append((record, row))
-    return rows
 
 
 # ------------------------------------------------------------------------------------------------ YAML

@@ -501,11 +501,11 @@ class _Run:
             for index, raw in enumerate(page.get("PriceList", [])):
                 where = f"aws/{region} {instance.name} GetProducts page {page_number} item {index}"
                 try:
-                    self.pricing_item(region, instance, raw, where)
+                    self.pricing_item(instance, raw, where)
                 except _BadItemError as exc:
                     self.result.skip(where, str(exc))
 
-    def pricing_item(self, region: str, instance: InstanceType, raw: Any, where: str) -> None:
+    def pricing_item(self, instance: InstanceType, raw: Any, where: str) -> None:
         product = _parse_price_list_item(raw)
         attributes, sku = _product_attributes(product)
         if attributes.get("instanceType") != instance.name:
@@ -525,12 +525,12 @@ class _Run:
         if not isinstance(terms, dict):
             raise _BadItemError(f"product {sku} has no terms")
         if Capability.ON_DEMAND in self.wanted:
-            self.on_demand_terms(code, instance, sku, terms.get("OnDemand") or {}, where)
+            self.on_demand_terms(code, instance, terms.get("OnDemand") or {}, where)
         if Capability.RESERVED in self.wanted:
-            self.reserved_terms(code, instance, sku, terms.get("Reserved") or {}, where)
+            self.reserved_terms(code, instance, terms.get("Reserved") or {}, where)
 
     def on_demand_terms(
-        self, region: str, instance: InstanceType, sku: str, terms: Mapping[str, Any], where: str
+        self, region: str, instance: InstanceType, terms: Mapping[str, Any], where: str
     ) -> None:
         seen = False
         for term_code, term in sorted(terms.items()):
@@ -548,7 +548,7 @@ class _Run:
             )
 
     def reserved_terms(
-        self, region: str, instance: InstanceType, sku: str, terms: Mapping[str, Any], where: str
+        self, region: str, instance: InstanceType, terms: Mapping[str, Any], where: str
     ) -> None:
         seen: set[tuple[ReservedTerm, Upfront]] = set()
         for term_code, term in sorted(terms.items()):

@@ -128,10 +128,6 @@ class ReferenceData:
         row.memory_gib = instance.memory_gib
         return row
 
-    def region_by_key(self, key: str) -> RegionRow | None:
-        provider, _, code = key.partition("/")
-        return self.regions.get((provider, code))
-
     def gpu_type(self, gpu_type: GpuType) -> GpuTypeRow:
         return self.gpu_types[gpu_type]
 
