@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from pricing.collectors.base import CollectionResult, CollectorError
+from pricing.collectors.base import CollectionResult, CollectorError, PriceObservation
 from pricing.collectors.registry import default_registry
 from scheduler.db.models import (
     AvailabilityObservationRow,
@@ -384,8 +384,6 @@ def test_an_instance_type_stored_with_other_gpus_is_skipped_not_overwritten(db: 
     wrong = price("aws", "eu-central-1", "p5.48xlarge", 100, T0)
     bad_instance = wrong.instance.model_copy(update={"gpu_count": 4})
     bad_offer = wrong.offer.model_copy(update={"gpus_per_instance": 4})
-    from pricing.collectors.base import PriceObservation
-
     result = CollectionResult("aws", prices=[PriceObservation(bad_offer, bad_instance, T0, "x")])
     counts = ingest_result(db, result, name="aws", now=T0, ttls=TTLS)
     assert counts.observations_added == 0
@@ -434,3 +432,35 @@ def test_the_job_kind_and_source_name_the_run(db: Session) -> None:
     report = run_collection(transaction_on(db), [job], now=T0, ttls=TTLS)
     run = db.get(CollectionRunRow, report.outcomes[0].run_id)
     assert run is not None and (run.kind, run.source) == (CollectionKind.CATALOG, "price-sheet:x.csv")
+
+
+def test_a_price_sheet_with_an_instance_type_stored_with_other_gpus_fails_whole(db: Session) -> None:
+    ingest_result(db, _aws_result(), name="aws", now=T0, ttls=TTLS)
+    wrong = price("aws", "eu-central-1", "p5.48xlarge", 100, T0)
+    bad = PriceObservation(
+        wrong.offer.model_copy(update={"gpus_per_instance": 4}),
+        wrong.instance.model_copy(update={"gpu_count": 4}),
+        T0,
+        "price-sheet:x.csv",
+    )
+    good = price("aws", "us-east-1", "p5.48xlarge", 50_000_000, T0, source="price-sheet:x.csv")
+    sheet = CollectionResult("sheet:x.csv", prices=[good, bad])
+    before = (_count(db, PriceObservationRow), _count(db, CollectionRunRow))
+
+    report = run_collection(
+        transaction_on(db),
+        [CollectorJob(name="sheet:x.csv", create=lambda: FakeCollector("sheet:x.csv", result=sheet),
+                      kind=CollectionKind.CATALOG)],
+        now=T0 + HOUR,
+        ttls=TTLS,
+    )  # fmt: skip
+
+    (outcome,) = report.outcomes
+    assert outcome.failed
+    assert outcome.counts.errors == [
+        "sheet:x.csv: aws/eu-central-1/-/p5.48xlarge/on_demand: instance type aws/p5.48xlarge is stored with "
+        "other GPUs; the collector says 4x H100; nothing of the sheet was stored"
+    ]
+    # the good row was not stored either: only the failed run (and its error) was recorded
+    assert _count(db, PriceObservationRow) == before[0]
+    assert _count(db, CollectionRunRow) == before[1] + 1
