@@ -31,6 +31,7 @@ from pricing.rows import (
     read_csv_records,
 )
 from solver.domain import InstanceType, Offer, Provider, Region, region_key
+from solver.errors import InputError
 from solver.jurisdictions import jurisdictions_for
 
 __all__ = [
@@ -132,7 +133,7 @@ CatalogRowError = RowError
 """One problem in one catalog file (``pricing.rows.RowError``; the name is kept for callers)."""
 
 
-class CatalogError(ValueError):
+class CatalogError(InputError):
     """The catalog has problems; ``errors`` lists every one of them."""
 
     MAX_LISTED = 20

@@ -26,6 +26,7 @@ from pricing.rows import DiscountRecord, RowError, check_record, columns, parse_
 from pricing.rows import sorted_errors as _sorted
 from pricing.sheetfile import read_sheet
 from solver.domain import Offer, PurchaseOption
+from solver.errors import InputError
 
 __all__ = [
     "BASIS_POINTS",
@@ -163,7 +164,7 @@ def apply_discounts(offers: Iterable[Offer], overlay: DiscountOverlay) -> list[O
 # ------------------------------------------------------------------------------------------------- file
 
 
-class DiscountFileError(ValueError):
+class DiscountFileError(InputError):
     """The discount file has problems; ``errors`` lists every one. Nothing of it is loaded."""
 
     def __init__(self, file: str, errors: Sequence[RowError]) -> None:

@@ -36,6 +36,7 @@ from pricing.rows import (
 )
 from pricing.sheetfile import read_sheet
 from solver.domain import GpuType, InstanceType, Offer, PurchaseOption, Region, region_key
+from solver.errors import InputError
 
 __all__ = [
     "COLUMNS",
@@ -86,7 +87,7 @@ class PriceSheet:
         return frozenset(row.offer.provider for row in self.rows)
 
 
-class PriceSheetError(ValueError):
+class PriceSheetError(InputError):
     """The sheet has problems; ``errors`` lists every one of them. Nothing of the sheet is loaded."""
 
     MAX_LISTED = 20

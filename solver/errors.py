@@ -26,7 +26,15 @@ def describe_validation_error(error: ValidationError, *, prefix: str = "") -> li
     return lines
 
 
-class SpecError(ValueError):
+class InputError(ValueError):
+    """Bad input a user can fix: a file, document, option value or argument that cannot be used as given.
+
+    The message names what is wrong (the file and line, the field, the value) and is fit for a terminal;
+    the command line reports it as one error with exit status 1, the API as a client error. Every error
+    type for bad user input derives from it, so callers catch one type."""
+
+
+class SpecError(InputError):
     """A document (fleet or scenario file) failed validation; ``problems`` holds one line per bad field."""
 
     def __init__(self, source: str, problems: list[str]) -> None:

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from api.cli import app
+from api.cli.commands import app
 from pricing.catalog import OFFERS_FILE, shipped_catalog_dir
 from scheduler.db.session import create_db_engine
 from scheduler.settings import get_settings

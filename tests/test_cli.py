@@ -7,31 +7,21 @@ import shutil
 from pathlib import Path
 
 import pytest
-from rich.console import Console
-from typer.testing import CliRunner
 
-from api import cli
-from api.cli import app
+from api.cli.status import ExitStatus
 from pricing.catalog import shipped_catalog_dir
 from scheduler.settings import get_settings
+from tests.cli_helpers import Invoke, invoker, table_rows
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, database_url: str):  # type: ignore[no-untyped-def]
+def run(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Invoke:
     monkeypatch.setenv("GPUPLAN_DATABASE_URL", database_url)
-    monkeypatch.setattr(cli, "console", Console(width=200))
-    monkeypatch.setattr(cli, "err_console", Console(width=200, stderr=True))
     get_settings.cache_clear()
-    runner = CliRunner()
-
-    def invoke(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, list(args))
-        return result.exit_code, result.output
-
-    return invoke
+    return invoker()
 
 
-def test_quickstart_then_offers(run) -> None:  # type: ignore[no-untyped-def]
+def test_quickstart_then_offers(run: Invoke) -> None:
     code, out = run("quickstart")  # the documented 20 s: shorter limits miss a first plan under load
     assert code == 0, out
     assert "catalog loaded" in out and "loaded the sample fleet" in out
@@ -47,9 +37,9 @@ def test_quickstart_then_offers(run) -> None:  # type: ignore[no-untyped-def]
 
     code, out = run("offers", "--jurisdiction", "EU", "--gpu", "H100", "--max-price", "2.5", "--limit", "500")
     assert code == 0, out
-    prices = [float(cell.strip().lstrip("$")) for line in out.splitlines() if "H100" in line
-              for cell in [line.split("│")[8]]]  # fmt: skip
-    assert prices and max(prices) <= 2.5
+    rows = table_rows(out, out.splitlines()[0].strip())
+    assert rows and all(row["GPUs"].endswith("x H100") for row in rows)
+    assert max(float(row["$/GPU-h"].lstrip("$")) for row in rows) <= 2.5
 
     code, out = run("catalog", "load")
     assert code == 0 and "0 new, 0 new price observations" in out
@@ -58,7 +48,7 @@ def test_quickstart_then_offers(run) -> None:  # type: ignore[no-untyped-def]
     assert code == 0 and "deepseek-v3" in out and "budget team (chat)" in out
 
 
-def test_db_up_and_down(run) -> None:  # type: ignore[no-untyped-def]
+def test_db_up_and_down(run: Invoke) -> None:
     assert run("db", "upgrade")[0] == 0
     code, out = run("db", "current")
     assert code == 0 and "revision 0002" in out
@@ -66,15 +56,21 @@ def test_db_up_and_down(run) -> None:  # type: ignore[no-untyped-def]
     assert code == 0 and "at revision base" in out
 
 
-def test_commands_on_an_unmigrated_database_say_so(run) -> None:  # type: ignore[no-untyped-def]
+def test_commands_on_an_unmigrated_database_say_so(run: Invoke, backend: str, database_url: str) -> None:
+    if backend == "sqlite":  # no file yet: refused, and none is created
+        path = Path(database_url.removeprefix("sqlite:///"))
+        code, out = run("offers")
+        assert code == ExitStatus.DATABASE and out.startswith(f"error: no database at {path}")
+        assert "gpuplan db upgrade" in out and not path.exists()
+        path.touch()  # an empty file is an empty SQLite database
     code, out = run("offers")
-    assert code == 2
+    assert code == ExitStatus.DATABASE
     assert "not migrated" in out and "gpuplan db upgrade" in out
     assert "Traceback" not in out
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_malformed_catalog_is_reported_and_writes_nothing(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_catalog_is_reported_and_writes_nothing(run: Invoke, tmp_path: Path) -> None:
     assert run("db", "upgrade")[0] == 0
     bad = tmp_path / "catalog"
     shutil.copytree(shipped_catalog_dir(), bad)
@@ -85,7 +81,7 @@ def test_malformed_catalog_is_reported_and_writes_nothing(run, tmp_path: Path) -
     lines[5] = ",".join(cells)
     offers.write_text("\n".join(lines) + "\n")
     code, out = run("catalog", "load", "--dir", str(bad))
-    assert code == 1
+    assert code == ExitStatus.BAD_INPUT
     assert "offers.csv:6" in out and "price_usd_per_hour" in out and "twelve" in out
     assert run("offers")[1].startswith("no offers match")
 
@@ -93,9 +89,9 @@ def test_malformed_catalog_is_reported_and_writes_nothing(run, tmp_path: Path) -
 def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GPUPLAN_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
     get_settings.cache_clear()
-    result = CliRunner().invoke(app, ["offers"])
-    assert result.exit_code == 2
-    lines = [line for line in result.output.splitlines() if line.strip()]
+    code, out = invoker()("offers")
+    assert code == ExitStatus.DATABASE
+    lines = [line for line in out.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: cannot reach the database at postgresql")
 
 
@@ -114,12 +110,12 @@ demand:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_plan_from_the_database(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_plan_from_the_database(run: Invoke, tmp_path: Path) -> None:
     code, out = run("plan", "--time-limit", "2")
-    assert code == 2 and "not migrated" in out
+    assert code == ExitStatus.DATABASE and "gpuplan db upgrade" in out
     assert run("db", "upgrade")[0] == 0
     code, out = run("plan", "--time-limit", "2")
-    assert code == 1 and "gpuplan fleet load-sample" in out and "Traceback" not in out
+    assert code == ExitStatus.BAD_INPUT and "gpuplan fleet load-sample" in out and "Traceback" not in out
     assert run("catalog", "load")[0] == 0
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(TINY_FLEET, encoding="utf-8")
@@ -129,8 +125,12 @@ def test_plan_from_the_database(run, tmp_path: Path) -> None:  # type: ignore[no
     assert code == 0, out
     assert "stored as draft plan 1" in out and "chat-8b" in out and "lower bound" in out
     assert json.loads(out_file.read_text(encoding="utf-8"))["scenario"] == "database"
+    if Path("/dev/full").exists():  # a file that cannot be written: the plan is stored all the same
+        code, out = run("plan", "--time-limit", "2", "--no-baselines", "--out", "/dev/full")
+        assert code == ExitStatus.BAD_INPUT and "stored as draft plan 2" in out
+        assert out.rstrip().endswith("error: cannot write the plan file /dev/full: No space left on device")
 
     fleet.write_text(TINY_FLEET.replace("residency: [EU]", "residency: [AQ]"), encoding="utf-8")
     assert run("fleet", "load", str(fleet))[0] == 0
     code, out = run("plan", "--time-limit", "2", "--no-baselines")
-    assert code == 3 and "infeasible" in out and "stored as draft" not in out
+    assert code == ExitStatus.INFEASIBLE and "infeasible" in out and "stored as draft" not in out

@@ -9,15 +9,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
-from rich.console import Console
-from typer.testing import CliRunner
 
-from api import cli
-from api.cli import app
+from api.cli.app import Runtime
+from api.cli.status import ExitStatus
 from pricing.collectors.base import CollectionRequest, CollectionResult, CollectorError, CollectorRegistry
 from pricing.collectors.registry import aws_collector
 from scheduler.settings import get_settings
 from solver.domain import PurchaseOption
+from tests.cli_helpers import Invoke, invoker
 from tests.collector_fakes import FakeCollector, price
 
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
@@ -25,23 +24,18 @@ H = dt.timedelta(hours=1)
 SPOT_KEY = "aws/us-east-1/use1-az4/p5.48xlarge/spot"
 GCP_KEY = "gcp/us-central1/-/a3-highgpu-8g/on_demand"  # on-demand prices are regional
 
-Invoke = Callable[..., tuple[int, str]]
+
+@pytest.fixture
+def cli_runtime() -> Runtime:
+    """The commands' runtime at ``NOW``; tests set its ``collectors``."""
+    return Runtime(now=lambda: NOW)
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Invoke:
+def run(monkeypatch: pytest.MonkeyPatch, database_url: str, cli_runtime: Runtime) -> Invoke:
     monkeypatch.setenv("GPUPLAN_DATABASE_URL", database_url)
-    monkeypatch.setattr(cli, "console", Console(width=250))
-    monkeypatch.setattr(cli, "err_console", Console(width=250, stderr=True))
-    monkeypatch.setattr(cli, "_now", lambda: NOW)
     get_settings.cache_clear()
-    runner = CliRunner()
-
-    def invoke(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, list(args))
-        return result.exit_code, result.output
-
-    return invoke
+    return invoker(cli_runtime)
 
 
 @pytest.fixture
@@ -87,15 +81,15 @@ def _registry(
 
 
 def test_collect_stores_the_providers_that_work_and_reports_the_one_that_fails(
-    loaded: Invoke, monkeypatch: pytest.MonkeyPatch
+    loaded: Invoke, monkeypatch: pytest.MonkeyPatch, cli_runtime: Runtime
 ) -> None:
-    monkeypatch.setattr(cli, "collector_registry", _registry(
+    monkeypatch.setattr(cli_runtime, "collectors", _registry(
         aws=FakeCollector("aws", make=_aws_spot),
         gcp=FakeCollector("gcp", make=_gcp),
         azure=FakeCollector("azure", error=CollectorError("azure", "no credentials: AZURE_SUBSCRIPTION_ID")),
     ))  # fmt: skip
     code, out = loaded("collect")
-    assert code == 1, out
+    assert code == ExitStatus.PROVIDER_FAILED, out
     rows = {
         line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
         for line in out.splitlines()
@@ -146,8 +140,10 @@ def test_collect_stores_the_providers_that_work_and_reports_the_one_that_fails(
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_collect_dry_run_writes_nothing(loaded: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "collector_registry", _registry(aws=FakeCollector("aws", make=_aws_spot)))
+def test_collect_dry_run_writes_nothing(
+    loaded: Invoke, monkeypatch: pytest.MonkeyPatch, cli_runtime: Runtime
+) -> None:
+    monkeypatch.setattr(cli_runtime, "collectors", _registry(aws=FakeCollector("aws", make=_aws_spot)))
     code, out = loaded("collect", "--provider", "aws", "--dry-run")
     assert code == 0, out
     assert "dry run: nothing was written" in out
@@ -159,14 +155,14 @@ def test_collect_dry_run_writes_nothing(loaded: Invoke, monkeypatch: pytest.Monk
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_collect_through_the_registry_with_a_module_that_fails_to_import(
-    loaded: Invoke, monkeypatch: pytest.MonkeyPatch
+    loaded: Invoke, monkeypatch: pytest.MonkeyPatch, cli_runtime: Runtime
 ) -> None:
     monkeypatch.setitem(sys.modules, "pricing.collectors.aws", None)
     monkeypatch.setattr(
-        cli, "collector_registry", _registry(aws=aws_collector, gcp=FakeCollector("gcp", make=_gcp))
+        cli_runtime, "collectors", _registry(aws=aws_collector, gcp=FakeCollector("gcp", make=_gcp))
     )
     code, out = loaded("collect")
-    assert code == 1
+    assert code == ExitStatus.PROVIDER_FAILED
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: aws: collector unavailable: cannot import it (")
     assert loaded("prices", "history", "--offer", GCP_KEY)[0] == 0
@@ -174,19 +170,22 @@ def test_collect_through_the_registry_with_a_module_that_fails_to_import(
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_collect_refuses_unknown_providers_and_bad_since(
-    loaded: Invoke, monkeypatch: pytest.MonkeyPatch
+    loaded: Invoke, monkeypatch: pytest.MonkeyPatch, cli_runtime: Runtime
 ) -> None:
-    monkeypatch.setattr(cli, "collector_registry", _registry(aws=FakeCollector("aws", make=_aws_spot)))
+    monkeypatch.setattr(cli_runtime, "collectors", _registry(aws=FakeCollector("aws", make=_aws_spot)))
     code, out = loaded("collect", "--provider", "oracle")
-    assert code == 1 and out.strip() == "error: no collector for provider 'oracle' (known: aws)"
+    assert code == ExitStatus.BAD_INPUT
+    assert out.strip() == "error: no collector for provider 'oracle' (known: aws)"
     code, out = loaded("collect", "--since", "last week")
-    assert code == 1 and "--since: not an ISO 8601 date or date-time: 'last week'" in out
+    assert code == ExitStatus.BAD_INPUT and "--since: not an ISO 8601 date or date-time: 'last week'" in out
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_collect_passes_since_to_the_collectors(loaded: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_collect_passes_since_to_the_collectors(
+    loaded: Invoke, monkeypatch: pytest.MonkeyPatch, cli_runtime: Runtime
+) -> None:
     fake = FakeCollector("aws", result=CollectionResult("aws"))
-    monkeypatch.setattr(cli, "collector_registry", _registry(aws=fake))
+    monkeypatch.setattr(cli_runtime, "collectors", _registry(aws=fake))
     assert loaded("collect", "--since", "2026-11-01T00:00:00Z")[0] == 0
     assert fake.requests[0].spot_history_since == dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
@@ -204,7 +203,7 @@ def test_price_sheet_load_good_and_bad(loaded: Invoke, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text(SHEET.replace("18.40", "18,40").replace("us-east-1,gpu_8x", "us-mars-1,gpu_8x", 1))
     code, out = loaded("prices", "sheet", "load", str(bad))
-    assert code == 1
+    assert code == ExitStatus.BAD_INPUT
     assert "bad.csv:2: column region: unknown region 'lambda/us-mars-1'" in out
     assert "bad.csv:3: expected 9 fields, found 10" in out
     assert "nothing was loaded" in out
@@ -260,7 +259,7 @@ def test_discounts_load_and_show(loaded: Invoke, tmp_path: Path) -> None:
 
     path.write_text(DISCOUNTS.replace("12.5", "12.345"))
     code, out = loaded("discounts", "load", str(path))
-    assert code == 1
+    assert code == ExitStatus.BAD_INPUT
     assert "discounts.yaml:8: column percent_off: at most two decimals, got '12.345'" in out
     assert "12.50" in loaded("discounts", "show")[1]
 
@@ -274,7 +273,7 @@ def test_collect_with_a_sheet_through_the_default_registry(
     sheet = tmp_path / "neg.csv"
     sheet.write_text(SHEET)
     code, out = loaded("collect", "--provider", "aws", "--sheet", str(sheet))
-    assert code == 1
+    assert code == ExitStatus.PROVIDER_FAILED
     rows = {
         line.split("│")[1].strip(): line.split("│")[2].strip() for line in out.splitlines() if "│ " in line
     }

@@ -3,7 +3,7 @@
 Each test builds the real ``AwsCollector`` / ``GcpCollector`` / ``AzureCollector`` on the SDK test seams the
 collector tests use (botocore ``Stubber`` clients; real google-cloud clients over a fake ``requests``
 adapter; recorded azure-core transports for the Retail Prices API and azure-mgmt-compute), swaps
-it into the CLI through ``api.cli.collector_registry``, and runs the command with typer's ``CliRunner`` on a
+it into the CLI through the runtime's ``collectors``, and runs the command with typer's ``CliRunner`` on a
 migrated SQLite database holding the shipped catalog. The collectors get every region the catalog knows, as
 in a real run; the fakes answer for all of them. Nothing may open a network connection
 (``socket.socket.connect`` fails the test).
@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from google.auth.credentials import AnonymousCredentials
-from rich.console import Console
 from typer.testing import CliRunner
 
-from api import cli
-from api.cli import app
+from api.cli.app import Runtime
+from api.cli.commands import app
+from api.cli.status import ExitStatus
 from pricing.collectors.aws import NO_CREDENTIALS_MESSAGE, AwsCollector
 from pricing.collectors.azure import RETAIL_PRICES_URL, AzureCollector
 from pricing.collectors.base import CollectorRegistry
@@ -37,6 +37,7 @@ from pricing.collectors.gcp import GcpCollector
 from pricing.collectors.registry import aws_collector
 from scheduler.db.session import create_db_engine
 from scheduler.settings import get_settings
+from tests.cli_helpers import Invoke, invoker
 from tests.pricing.collectors import aws_fakes, azure_fakes, gcp_fakes
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
@@ -44,7 +45,6 @@ pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 NOW = aws_fakes.NOW  # 2026-09-20 12:00 UTC, the time all three sets of fakes are written for
 H = dt.timedelta(hours=1)
 
-Invoke = Callable[..., tuple[int, str]]
 
 TABLES = (
     "collection_runs",
@@ -105,32 +105,30 @@ def catalog_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 patch.delenv(name)
         patch.setenv("GPUPLAN_DATABASE_URL", f"sqlite:///{path}")
         patch.setenv("GPUPLAN_DATA_DIR", str(path.parent / "data"))
-        patch.setattr(cli, "_now", lambda: NOW)
         get_settings.cache_clear()
         runner = CliRunner()
         for args in (["db", "upgrade"], ["catalog", "load"]):
-            result = runner.invoke(app, args)
+            result = runner.invoke(app, args, obj=Runtime(now=lambda: NOW))
             assert result.exit_code == 0, result.output
     get_settings.cache_clear()
     return path
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, database_url: str, catalog_template: Path) -> Invoke:
+def cli_runtime() -> Runtime:
+    """The commands' runtime at ``NOW``; ``use`` sets its collectors."""
+    return Runtime(now=lambda: NOW)
+
+
+@pytest.fixture
+def run(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, catalog_template: Path, cli_runtime: Runtime
+) -> Invoke:
     """``gpuplan`` on a copy of the catalog database, at ``NOW``."""
     shutil.copyfile(catalog_template, sa.engine.make_url(database_url).database)  # type: ignore[arg-type]
     monkeypatch.setenv("GPUPLAN_DATABASE_URL", database_url)
-    monkeypatch.setattr(cli, "console", Console(width=250))
-    monkeypatch.setattr(cli, "err_console", Console(width=250, stderr=True))
-    monkeypatch.setattr(cli, "_now", lambda: NOW)
     get_settings.cache_clear()
-    runner = CliRunner()
-
-    def invoke(*args: str) -> tuple[int, str]:
-        result = runner.invoke(app, list(args))
-        return result.exit_code, result.output
-
-    return invoke
+    return invoker(cli_runtime)
 
 
 @pytest.fixture
@@ -143,7 +141,7 @@ def db(database_url: str) -> Iterator[sa.Engine]:
 # ----------------------------------------------------------------------------------------------- helpers
 
 
-def use(monkeypatch: pytest.MonkeyPatch, **factories: Callable[[], object]) -> None:
+def use(cli_runtime: Runtime, **factories: Callable[[], object]) -> None:
     """Make ``gpuplan collect`` run these collector factories (by provider) instead of the default ones."""
 
     def build(_sheets: object) -> CollectorRegistry:
@@ -152,7 +150,7 @@ def use(monkeypatch: pytest.MonkeyPatch, **factories: Callable[[], object]) -> N
             registry.register(name, factory)  # type: ignore[arg-type]
         return registry
 
-    monkeypatch.setattr(cli, "collector_registry", build)
+    cli_runtime.collectors = build
 
 
 def counts(db: sa.Engine) -> dict[str, int]:
@@ -304,13 +302,13 @@ AWS_OBSERVATIONS = 4 + 3 + 1  # on-demand and 3 reserved terms, 3 good spot poin
 
 
 def test_collect_aws_dry_run_with_the_real_collector(
-    run: Invoke, db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+    run: Invoke, db: sa.Engine, cli_runtime: Runtime
 ) -> None:
     regions = region_codes(db, "aws")
     china = [code for code in regions if code.startswith("cn-")]
     assert "us-east-1" in regions and len(regions) > 30 and len(china) == 2
     aws = aws_answers(regions)
-    use(monkeypatch, aws=lambda: AwsCollector(client_factory=aws))
+    use(cli_runtime, aws=lambda: AwsCollector(client_factory=aws))
     before = counts(db)
     known = stored_keys(db, AWS_OFFERS)
     # The catalog prices AWS on-demand per region, as the Price List does: the collector's key matches.
@@ -401,10 +399,10 @@ GCP_SKIPPED = 1  # me-west1 is not a region the catalog knows: its availability 
 
 
 def test_collect_gcp_dry_run_with_the_real_collector(
-    run: Invoke, db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+    run: Invoke, db: sa.Engine, cli_runtime: Runtime
 ) -> None:
     api = gcp_answers()
-    use(monkeypatch, gcp=lambda: gcp_collector(api))
+    use(cli_runtime, gcp=lambda: gcp_collector(api))
     before = counts(db)
     known = stored_keys(db, GCP_OFFERS)
     # The catalog prices GCP on-demand and flex-start per region, as the Billing Catalog does.
@@ -436,7 +434,7 @@ def test_collect_gcp_dry_run_with_the_real_collector(
 
 
 def test_collect_azure_dry_run_with_the_real_collector(
-    run: Invoke, db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+    run: Invoke, db: sa.Engine, cli_runtime: Runtime
 ) -> None:
     regions = region_codes(db, "azure")
     assert "eastus" in regions and len(regions) > 40
@@ -467,7 +465,7 @@ def test_collect_azure_dry_run_with_the_real_collector(
         default=(200, azure_fakes.skus_page()),  # every other region lists none of the GPU sizes
     )
     use(
-        monkeypatch,
+        cli_runtime,
         azure=lambda: AzureCollector(
             retail_transport=retail, compute_client=azure_fakes.compute_client(transport)
         ),
@@ -508,19 +506,19 @@ def test_collect_azure_dry_run_with_the_real_collector(
 
 
 def test_collect_without_aws_credentials_fails_aws_alone_and_stores_gcp(
-    run: Invoke, db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+    run: Invoke, db: sa.Engine, cli_runtime: Runtime
 ) -> None:
     # aws: the production factory (``AwsCollector()``: boto3's default session and credential chain), with
     # the environment cleared, empty config and credentials files and no instance metadata (``_offline``).
     api = gcp_answers()
-    use(monkeypatch, aws=aws_collector, gcp=lambda: gcp_collector(api))
+    use(cli_runtime, aws=aws_collector, gcp=lambda: gcp_collector(api))
     before = counts(db)
     with db.connect() as connection:
         last_run = connection.scalar(sa.text("SELECT max(id) FROM collection_runs"))
 
     code, out = run("collect", "--provider", "aws", "--provider", "gcp")
 
-    assert code == 1, out
+    assert code == ExitStatus.PROVIDER_FAILED, out
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     assert errors == [f"error: aws: {NO_CREDENTIALS_MESSAGE}"]
     assert "warning:" not in out and "Traceback" not in out

@@ -51,9 +51,10 @@ def read_fleet_file(text: str, *, source: str) -> FleetSpec:
     return parse_fleet(document, source=source)
 
 
-def load_fleet_file(path: Path | str) -> FleetSpec:
-    """Read a fleet document from a file through the one file reader (``pricing.files``): a regular file
-    of at most 64 MiB of UTF-8; anything else is a SpecError naming the file."""
+def read_fleet_path(path: Path | str) -> FleetSpec:
+    """Read and validate a fleet document file (YAML or JSON) through the one file reader
+    (``pricing.files``): a regular file of at most 64 MiB of UTF-8; anything else is a SpecError naming the
+    file (and, for bytes that are not UTF-8, their offset and line)."""
     try:
         text = read_text(path)
     except UnreadableFileError as exc:

@@ -118,7 +118,11 @@ class BaselineEntry(_Document):
     cost: Money | None = None
     """None when the baseline found no plan."""
     saving_share: float | None = None
-    """(baseline cost - plan cost) / baseline cost; None when either has no cost."""
+    """(baseline cost - plan cost) / baseline cost; None when either has no cost or the baseline's plan
+    breaks a rule (a saving against a plan that breaks the rules says nothing)."""
+    rules_broken: tuple[str, ...] = ()
+    """The kinds of rule the baseline's plan breaks (``redundancy``, ``budget``, ...), as the independent
+    checker found them; empty for a plan that keeps every rule."""
 
 
 class Totals(_Document):
@@ -176,9 +180,16 @@ class PlanFile(_Document):
 class BaselineResult(Protocol):
     """What ``solver.baselines`` functions return."""
 
-    name: str
-    status: Any
-    cost_micro_usd_per_hour: int | None
+    @property
+    def name(self) -> str: ...
+    @property
+    def status(self) -> Any: ...
+    @property
+    def cost_micro_usd_per_hour(self) -> int | None: ...
+    @property
+    def plan(self) -> Plan | None: ...
+    @property
+    def violations(self) -> Sequence[Violation]: ...
 
 
 def build_plan_file(
@@ -279,18 +290,22 @@ def build_plan_file(
 
 
 def baseline_entries(baselines: Iterable[BaselineResult], cost_micro: int | None) -> list[BaselineEntry]:
+    """One entry per baseline; the saving only against a baseline plan that keeps every rule."""
     entries = []
     for baseline in baselines:
         base = baseline.cost_micro_usd_per_hour
+        broken = tuple(sorted({str(violation.kind) for violation in baseline.violations}))
+        keeps_rules = baseline.plan is not None and not broken and str(baseline.status) != "violates"
         saving = None
-        if base is not None and base > 0 and cost_micro is not None:
+        if keeps_rules and base is not None and base > 0 and cost_micro is not None:
             saving = (base - cost_micro) / base
         entries.append(
             BaselineEntry(
                 name=baseline.name,
-                status=str(getattr(baseline.status, "value", baseline.status)),
+                status=str(baseline.status),
                 cost=Money.per_hour(base) if base is not None else None,
                 saving_share=saving,
+                rules_broken=broken,
             )
         )
     return entries

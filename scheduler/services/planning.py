@@ -21,13 +21,19 @@ The snapshot (``planning_snapshot``) builds the solver's ``Problem`` from what t
 ``plan_replicas``, ``plan_routes``) whose ``inputs`` hold the whole problem
 (``Problem.model_validate(inputs["problem"])`` rebuilds it) and the price snapshot's dates. A result
 without a plan (infeasible, no plan in time) is not stored as a plan; the audit log records it.
-Functions flush and never commit.
+These functions take a session, flush and never commit.
+
+``plan_fleet`` is the planning path every caller uses (``gpuplan plan``, ``gpuplan quickstart``, later
+the scheduler's jobs and the API): it takes the ``Database`` and runs the snapshot, the solve (with the
+baselines, ``solving.solve_and_compare``) and the store as separate steps, each write in its own
+transaction and no transaction open while the solver runs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,9 +57,11 @@ from scheduler.db.models import (
     RegionRow,
     ServedModelRow,
 )
+from scheduler.db.session import Database, DatabaseError, error_line
 from scheduler.services.audit import record
 from scheduler.services.fleet import read_fleet
 from scheduler.services.scenarios import shipped_catalog
+from scheduler.services.solving import Baselines, Solved, solve_and_compare
 from solver.domain import (
     PLANNER_EXCLUDED_FLAGS,
     AvailabilityStatus,
@@ -65,15 +73,19 @@ from solver.domain import (
     ReplicaCount,
     Route,
 )
+from solver.errors import InputError
 from solver.problem import Problem, RttMeasurement, SolveParams
 from solver.result import SolveResult
-from solver.solve import solve
 
 RTT_SOURCE = "shipped catalog: pricing/catalog/region_rtt_ms.csv"
 
 
-class PlanningError(ValueError):
+class PlanningError(InputError):
     """The database does not hold enough to plan (no fleet, no offers); the message says what to run."""
+
+
+class PlanNotStoredError(DatabaseError):
+    """A plan was found but the database refused to store it (read-only, gone); the caller still has it."""
 
 
 @dataclass(frozen=True)
@@ -102,9 +114,13 @@ def _iso(moment: dt.datetime | None) -> str | None:
 @dataclass(frozen=True)
 class PlanningOutcome:
     snapshot: PlanningSnapshot
-    result: SolveResult
+    solved: Solved
     plan_id: int | None
     """The stored draft plan; None when the result had no plan."""
+
+    @property
+    def result(self) -> SolveResult:
+        return self.solved.result
 
 
 def planning_snapshot(session: Session, *, now: dt.datetime) -> PlanningSnapshot:
@@ -226,8 +242,9 @@ def _offer_availability(
         zones = [
             value for (it, region, zone), value in availability.items() if zone and (it, region) == key[:2]
         ]
+        known = [value for value in zones if value is not None]
         if zones:
-            return None if any(value is None for value in zones) else sum(zones)  # type: ignore[arg-type]
+            return sum(known) if len(known) == len(zones) else None
     return None
 
 
@@ -255,8 +272,9 @@ def _availability(session: Session) -> dict[tuple[int, int, str], int | None]:
         value = available if status is AvailabilityStatus.OFFERED else 0
         key = (instance_type_id, region_id, zone)
         # Two sources at the same moment: the more restrictive statement wins.
-        if key in out and out[key] is not None:
-            value = out[key] if value is None else min(value, out[key])  # type: ignore[type-var]
+        previous = out.get(key)
+        if previous is not None:
+            value = previous if value is None else min(value, previous)
         out[key] = value
     return out
 
@@ -437,9 +455,35 @@ def read_stored_plan(session: Session, plan_id: int) -> Plan:
     return Plan(placements=placements, routes=routes)
 
 
-def plan_fleet(session: Session, params: SolveParams, *, now: dt.datetime, actor: str) -> PlanningOutcome:
-    """Snapshot, solve and store in one session (the caller commits)."""
-    snapshot = planning_snapshot(session, now=now)
-    result = solve(snapshot.problem, params)
-    plan_id = store_plan(session, snapshot, result, now=now, actor=actor)
-    return PlanningOutcome(snapshot=snapshot, result=result, plan_id=plan_id)
+def plan_fleet(
+    database: Database,
+    params: SolveParams,
+    *,
+    now: dt.datetime,
+    actor: str,
+    baselines: Baselines = Baselines.NONE,
+    on_snapshot: Callable[[PlanningSnapshot], None] | None = None,
+    before_store: Callable[[PlanningSnapshot, Solved], None] | None = None,
+) -> PlanningOutcome:
+    """Plan the fleet in the database and store the result as a draft plan.
+
+    Three steps: the snapshot (one read transaction), the solve and the baselines (no transaction
+    open), the store (one write transaction). ``on_snapshot`` sees the snapshot before the solve (to
+    say what is being planned); ``before_store`` sees the solved plan before it is stored, so a caller
+    can keep it (write the plan file) even when the store then fails. A store the database refuses
+    raises PlanNotStoredError.
+    """
+    with database.transaction() as session:
+        snapshot = planning_snapshot(session, now=now)
+    if on_snapshot is not None:
+        on_snapshot(snapshot)
+    solved = solve_and_compare(snapshot.problem, params, baselines=baselines)
+    if before_store is not None:
+        before_store(snapshot, solved)
+    try:
+        with database.transaction() as session:
+            plan_id = store_plan(session, snapshot, solved.result, now=now, actor=actor)
+    except sa.exc.DBAPIError as exc:
+        what = "the plan was not stored" if solved.result.plan is not None else "the result was not recorded"
+        raise PlanNotStoredError(f"{what} in the database at {database.url}: {error_line(exc)}") from exc
+    return PlanningOutcome(snapshot=snapshot, solved=solved, plan_id=plan_id)

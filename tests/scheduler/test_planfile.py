@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from scheduler.services.planfile import (
     PlanFile,
     build_plan_file,
+    plan_file_json,
     plan_json_schema,
     read_plan_file,
     write_plan_file,
 )
 from scheduler.services.scenarios import load_scenario
+from solver.baselines import BaselineResult, BaselineStatus
 from solver.costing import plan_cost
 from solver.domain import Placement, Plan, ReplicaCount, Route
 from solver.errors import SpecError
 from solver.problem import SolveParams
-from solver.result import Explanation, SolveResult, SolveStatus
+from solver.result import Explanation, SolveResult, SolveStatus, Violation, ViolationKind
 from solver.scenario import ScenarioOffers, parse_scenario, scenario_problem
 from solver.solve import solve
 from solver.validate import validate
@@ -165,15 +167,13 @@ def test_a_result_without_a_plan() -> None:
     assert document.explanations[0].topic == "infeasible"
 
 
-@dataclass
-class FakeBaseline:
-    name: str
-    status: str
-    cost_micro_usd_per_hour: int | None
-    plan: Plan | None = None
+def _baseline(
+    name: str, status: BaselineStatus, cost: int | None, plan: Plan | None, *violations: Violation
+) -> BaselineResult:
+    return BaselineResult(name, status, plan, cost, 0.1, "note", violations=violations)
 
 
-def test_baselines_and_their_savings() -> None:
+def test_baselines_and_their_savings_only_against_plans_that_keep_every_rule() -> None:
     problem = scenario_problem(parse_scenario(_doc()), ScenarioOffers())
     plan = Plan(
         placements=(
@@ -185,15 +185,26 @@ def test_baselines_and_their_savings() -> None:
         )
     )
     result = _hand_result(SolveParams(), plan, 4_000_000)
-    baselines = [FakeBaseline("greedy", "feasible", 8_000_000), FakeBaseline("direct_mip", "no_plan", None)]
+    budget = Violation(ViolationKind.BUDGET, "over the global budget")
+    redundancy = Violation(ViolationKind.REDUNDANCY, "chat-8b: no capacity after losing acme/fra")
+    baselines = [
+        _baseline("greedy", BaselineStatus.FEASIBLE, 8_000_000, plan),
+        _baseline("single-cloud", BaselineStatus.VIOLATES, 40_000_000, plan, budget, redundancy, budget),
+        _baseline("direct_mip", BaselineStatus.NO_PLAN, None, None),
+        _baseline("lp", BaselineStatus.BOUND, None, None),
+    ]
     document = build_plan_file(problem, result, baselines=baselines)
-    assert [b.name for b in document.baselines] == ["greedy", "direct_mip"]
-    assert document.baselines[0].saving_share == pytest.approx(0.5)
-    assert (
-        document.baselines[0].cost is not None
-        and document.baselines[0].cost.micro_usd_per_month == 5_840_000_000
-    )
-    assert document.baselines[1].cost is None and document.baselines[1].saving_share is None
+    greedy, single, mip, lp = document.baselines
+    assert [b.name for b in document.baselines] == ["greedy", "single-cloud", "direct_mip", "lp"]
+    assert greedy.saving_share == pytest.approx(0.5) and greedy.rules_broken == ()
+    assert greedy.cost is not None and greedy.cost.micro_usd_per_month == 5_840_000_000
+    # A cheaper-looking comparison against a plan that breaks rules is not a saving.
+    assert single.saving_share is None and single.rules_broken == ("budget", "redundancy")
+    assert single.status == "violates" and single.cost is not None
+    assert mip.cost is None and mip.saving_share is None and mip.status == "no_plan"
+    assert lp.saving_share is None
+    reread = PlanFile.model_validate_json(plan_file_json(document))
+    assert reread.baselines == document.baselines
 
 
 def test_bad_plan_files_are_spec_errors(tmp_path: Path) -> None:
@@ -213,7 +224,6 @@ def test_committed_json_schema_is_up_to_date_and_validates_files(tmp_path: Path)
         "docs/plan.schema.json is out of date: regenerate it with "
         "`gpuplan schema plan > docs/plan.schema.json`"
     )
-    jsonschema = pytest.importorskip("jsonschema")
     problem = scenario_problem(parse_scenario(_doc()), ScenarioOffers())
     plan = Plan(
         placements=(
@@ -231,7 +241,6 @@ def test_committed_json_schema_is_up_to_date_and_validates_files(tmp_path: Path)
 
 
 def test_the_documented_example_plan_file_is_valid() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     path = ROOT / "docs" / "examples" / "tiny_plan.json"
     jsonschema.validate(json.loads(path.read_text(encoding="utf-8")), plan_json_schema())
     document = read_plan_file(path)

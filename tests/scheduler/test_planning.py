@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+import scheduler.services.solving
 from pricing.catalog import load_catalog
 from scheduler.db.models import (
     AuditLogRow,
@@ -25,16 +29,21 @@ from scheduler.db.models import (
     PlanStatus,
     ServedModelRow,
 )
+from scheduler.db.session import Database
 from scheduler.services.catalog import load_catalog as load_catalog_into_db
 from scheduler.services.fleet import load_fleet, read_fleet_file
 from scheduler.services.planning import (
     PlanningError,
+    PlanningSnapshot,
+    PlanNotStoredError,
     plan_fleet,
     planning_snapshot,
     read_stored_plan,
 )
+from scheduler.services.solving import Baselines, Solved
 from solver.domain import AvailabilityStatus, OfferFlag, PurchaseOption
 from solver.problem import Problem, SolveParams
+from solver.result import SolveResult
 from solver.validate import validate
 
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
@@ -70,13 +79,70 @@ def loaded(session: Session) -> Session:
     return session
 
 
+class RollbackDatabase(Database):
+    """The test's database: each transaction is a savepoint on the test's connection (rolled back with
+    it at the end), and the transactions open at any moment are counted."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection.engine)
+        self.connection = connection
+        self.open_transactions = 0
+        self.fail_writes = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        session = Session(bind=self.connection, join_transaction_mode="create_savepoint")
+        if self.fail_writes:
+            sa.event.listen(session, "before_flush", _refuse_writes)
+        self.open_transactions += 1
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+            self.open_transactions -= 1
+
+
+def _refuse_writes(session: Session, *_: object) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("attempt to write a readonly database"))
+
+
+@pytest.fixture
+def database(loaded: Session) -> RollbackDatabase:
+    loaded.flush()
+    return RollbackDatabase(loaded.connection())
+
+
 def _offer_row(session: Session, key: str) -> OfferRow:
     return session.scalars(sa.select(OfferRow).where(OfferRow.key == key)).one()
 
 
-def test_plan_is_stored_as_a_draft_matching_the_result(loaded: Session) -> None:
+def test_plan_is_stored_as_a_draft_matching_the_result(
+    loaded: Session, database: RollbackDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
     session = loaded
-    outcome = plan_fleet(session, PARAMS, now=NOW, actor="test")
+    steps: list[str] = []
+    solve = scheduler.services.solving.solve
+
+    def solve_outside_transactions(problem: Problem, params: SolveParams) -> SolveResult:
+        steps.append(f"solve with {database.open_transactions} transactions open")
+        return solve(problem, params)
+
+    def on_snapshot(snapshot: PlanningSnapshot) -> None:
+        steps.append(f"snapshot of {len(snapshot.problem.models)} model(s)")
+
+    def before_store(snapshot: PlanningSnapshot, solved: Solved) -> None:
+        steps.append(f"before store, {session.scalar(sa.select(sa.func.count()).select_from(PlanRow))} plans")
+
+    monkeypatch.setattr(scheduler.services.solving, "solve", solve_outside_transactions)
+    outcome = plan_fleet(
+        database, PARAMS, now=NOW, actor="test", on_snapshot=on_snapshot, before_store=before_store
+    )
+    assert steps == ["snapshot of 1 model(s)", "solve with 0 transactions open", "before store, 0 plans"]
     result = outcome.result
     assert result.plan is not None and result.cost_micro_usd_per_hour is not None
     assert outcome.plan_id is not None
@@ -214,7 +280,27 @@ def test_nothing_to_plan_says_what_to_run(session: Session) -> None:
         planning_snapshot(session, now=NOW)
 
 
-def test_an_infeasible_fleet_stores_no_plan(loaded: Session) -> None:
+def test_a_refused_store_keeps_the_solved_plan_for_the_caller(database: RollbackDatabase) -> None:
+    database.fail_writes = True
+    kept: list[Solved] = []
+    with pytest.raises(PlanNotStoredError, match=r"the plan was not stored .*readonly") as caught:
+        plan_fleet(
+            database, PARAMS, now=NOW, actor="test", before_store=lambda _s, solved: kept.append(solved)
+        )
+    assert kept and kept[0].result.plan is not None
+    assert caught.value.__cause__ is not None and database.open_transactions == 0
+    count = sa.select(sa.func.count()).select_from(PlanRow)
+    assert Session(bind=database.connection).scalar(count) == 0
+
+
+def test_baselines_run_on_the_snapshot(database: RollbackDatabase) -> None:
+    outcome = plan_fleet(database, PARAMS, now=NOW, actor="test", baselines=Baselines.FAST)
+    names = [baseline.name for baseline in outcome.solved.baselines]
+    assert len(names) == 3 and not any("MIP" in name and "LP" not in name for name in names)
+    assert any("direct_mip skipped" in note for note in outcome.solved.notes)
+
+
+def test_an_infeasible_fleet_stores_no_plan(loaded: Session, database: RollbackDatabase) -> None:
     session = loaded
     load_fleet(
         session,
@@ -222,7 +308,8 @@ def test_an_infeasible_fleet_stores_no_plan(loaded: Session) -> None:
         now=NOW,
         actor="test",
     )
-    outcome = plan_fleet(session, PARAMS, now=NOW, actor="test")
+    session.flush()
+    outcome = plan_fleet(database, PARAMS, now=NOW, actor="test")
     assert outcome.result.status == "infeasible" and outcome.plan_id is None
     assert session.scalar(sa.select(sa.func.count()).select_from(PlanRow)) == 0
     audit = session.scalars(sa.select(AuditLogRow).where(AuditLogRow.action == "plan.not_found")).one()
