@@ -223,11 +223,36 @@ def _split(total: int, weights: Sequence[int]) -> list[int]:
 
 
 def cost_allocation(problem: Problem, plan: Plan) -> list[AllocationRow]:
-    """Each placement's cost split over the models by the GPUs their replicas use, idle GPUs as a row of
-    their own; the rows add up to the plan's cost per hour exactly (committed instances at their price)."""
+    """Each placement's cost split over the models by the GPUs their replicas use, idle GPUs (and committed
+    instances no placement uses) as rows of their own; the rows add up to the plan's cost per hour exactly
+    (committed instances at their price)."""
     offers = {offer.key: offer for offer in problem.offers}
     models = {model.name: model for model in problem.models}
+    committed: dict[str, int] = defaultdict(int)
+    for commitment in problem.commitments:
+        committed[commitment.offer_key] += commitment.instances
+    placed = {placement.offer_key: placement.instances for placement in plan.placements}
     rows = []
+    for key, count in sorted(committed.items()):
+        # Committed instances no placement uses are paid all the same (the plan's cost counts them).
+        unused = count - placed.get(key, 0)
+        if unused > 0:
+            offer = offers[key]
+            rows.append(
+                AllocationRow(
+                    offer_key=key,
+                    provider=offer.provider,
+                    region=offer.region_key,
+                    gpu_type=offer.gpu_type.value,
+                    purchase_option=offer.purchase_option.value,
+                    model=IDLE,
+                    team=IDLE,
+                    replicas=0,
+                    gpus=unused * offer.gpus_per_instance,
+                    cost_micro_usd_per_hour=unused * offer.price_micro_usd_per_hour,
+                    committed=True,
+                )
+            )
     for placement in plan.placements:
         offer = offers[placement.offer_key]
         price = placement.instances * offer.price_micro_usd_per_hour
@@ -243,7 +268,6 @@ def cost_allocation(problem: Problem, plan: Plan) -> list[AllocationRow]:
             names.append(IDLE)
             gpus.append(idle)
             replicas.append(0)
-        committed = any(c.offer_key == offer.key for c in problem.commitments)
         for name, used, replica_count, cost in zip(names, gpus, replicas, _split(price, gpus), strict=True):
             rows.append(
                 AllocationRow(
@@ -257,7 +281,7 @@ def cost_allocation(problem: Problem, plan: Plan) -> list[AllocationRow]:
                     replicas=replica_count,
                     gpus=used,
                     cost_micro_usd_per_hour=cost,
-                    committed=committed,
+                    committed=offer.key in committed,
                 )
             )
     return rows
