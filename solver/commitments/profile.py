@@ -269,7 +269,7 @@ def parse_profile_csv(
     expected = [start + dt.timedelta(hours=h) for h in range(hours)]
     expected_set = set(expected)
     series = []
-    for (model, demand_source), by_hour in sorted(values.items()):
+    for (model, demand_source), by_hour in values.items():
         gaps = [moment for moment in expected if moment not in by_hour]
         extra = sorted(moment for moment in by_hour if moment not in expected_set)
         if gaps:
