@@ -244,7 +244,7 @@ FRONTIER = Schema(
     "One row per point of a Pareto frontier: cost against the frontier's axis, dominated points marked.",
     (
         _c("point", STR, "", "the point's label (x1.2, region 50%, 30%)"),
-        _c("x", FLOAT, "", "the axis: SLO factor, protection rank (0 none .. 4 provider 100%), spot cap"),
+        _c("x", FLOAT, "", "the axis: SLO factor, protection rank (0: none), spot cap"),
         _c("status", STR, "", "the solve's status"),
         _c("cost_micro_usd_per_hour", NINT, MICRO_H, ""),
         _c("cost_micro_usd_per_month", NINT, MICRO_MONTH, ""),

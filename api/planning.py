@@ -841,8 +841,8 @@ class Planner:
         time_limit_s: float | None = None,
         seed: int | None = None,
     ) -> pd.DataFrame:
-        """Cost against redundancy: none, region and provider at the shares given (default 50% and 100%);
-        ``x`` is the protection rank, higher is better.
+        """Cost against redundancy: none, region 50% and 100%, provider 100% (or ``levels``, in increasing
+        protection: each level's plans must keep the levels before); ``x`` is the rank, higher is better.
 
         >>> planner.redundancy_frontier()  # doctest: +SKIP
         """
@@ -889,7 +889,9 @@ class Planner:
         problem's demand) and price the risk of demand falling by each of ``drops``.
 
         Reserved offers come from the problem (collectors, scenario offers); ``assumptions`` add terms at
-        a discount off on-demand where none is known, marked ``assumed``.
+        a discount off on-demand where none is known, marked ``assumed``. Each solve stops at
+        ``time_limit_s`` (or as ``params`` say: ``CommitmentParams(deterministic=True)`` bounds the
+        branch and bound by nodes instead, for results that do not depend on the machine).
 
         >>> three_years = ReservedPriceAssumption(term="3y", discount=0.5)  # doctest: +SKIP
         >>> report = planner.commitments(assumptions=[three_years])  # doctest: +SKIP
@@ -901,7 +903,7 @@ class Planner:
         unknown = profile.check_against(problem)
         if unknown:
             raise ProfileError("demand profile", unknown)
-        params = params or CommitmentParams(time_limit_s=time_limit_s, deterministic=self.deterministic)
+        params = params or CommitmentParams(time_limit_s=time_limit_s)
         study = commitment_study(
             problem, profile, params, self.runner, drops=drops, assumed_offers=assumed, progress=self.progress
         )
@@ -1036,7 +1038,7 @@ def plot_frontier(frame: pd.DataFrame, *, ax: Any = None, title: str | None = No
             )
     labels = {
         "latency": "latency SLO (x the model's)",
-        "redundancy": "protection (0 none, 1-2 region, 3-4 provider)",
+        "redundancy": "protection (rank of the levels, none first)",
         "spot": "spot share of GPUs",
     }
     ax.set_xlabel(labels.get(axis, "x"))

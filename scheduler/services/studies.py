@@ -117,11 +117,12 @@ REDUNDANCY_LEVELS: tuple[tuple[Redundancy, float], ...] = (
     (Redundancy.NONE, 1.0),
     (Redundancy.REGION, 0.5),
     (Redundancy.REGION, 1.0),
-    (Redundancy.PROVIDER, 0.5),
     (Redundancy.PROVIDER, 1.0),
 )
-"""Protection levels from none to surviving the loss of any provider with all demand served; each
-protects at least as much as the one before (losing a provider loses each of its regions)."""
+"""Protection levels from none to surviving the loss of any provider with all demand served. They form a
+chain: each protects at least as much as the one before (losing a provider loses each of its regions; a
+larger share keeps more), so any plan of a level keeps the levels before it and the rank is an order.
+Levels given instead must form such a chain too (provider 50% and region 100% do not compare)."""
 
 
 def redundancy_points(
