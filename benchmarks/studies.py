@@ -132,8 +132,8 @@ def sweep(problem: Problem, points: int, solve_time: float, deterministic: bool)
 def commitments(problem: Problem, time_limit: float) -> None:
     problem, assumed = with_assumed_reserved(problem, RESERVED_ASSUMPTIONS)
     profile = weekly_profile(problem)
-    print(f"\n== commitment planner: sample fleet, {profile.hours} h of hourly demand, "
-          f"{len(assumed)} assumed reserved offers (1 y -35%, 3 y -55%), limit {time_limit:g} s ==")  # fmt: skip
+    print(f"\n== commitment planner: sample fleet, {profile.hours} h of hourly demand, {len(assumed)} "
+          f"assumed reserved offers (1 y -35%, 3 y -55%), limit {time_limit:g} s ==")  # fmt: skip
     print(f"start, load average {load()}", flush=True)
     params = CommitmentParams(time_limit_s=time_limit)
     started = time.perf_counter()
@@ -162,13 +162,13 @@ def commitments(problem: Problem, time_limit: float) -> None:
           f"{', '.join(f'{d.utilisation:.0%}' for d in committed[:8])}")  # fmt: skip
     for risk in study.risks:
         kept, od = risk.committed, risk.on_demand
-        if kept.cost_micro_usd and od.cost_micro_usd:
+        if kept.cost_micro_usd and od.cost_micro_usd and kept.cost_micro_usd_per_hour is not None:
             saving = 1 - kept.cost_micro_usd / od.cost_micro_usd
-            cost = (kept.cost_micro_usd_per_hour or 0) / 1e6
+            usd = kept.cost_micro_usd_per_hour / 1e6
             print(
-                f"demand -{risk.drop:.0%}: ${cost:,.2f}/h with the commitments, {saving:.1%} below all on-demand"
+                f"demand -{risk.drop:.0%}: ${usd:,.2f}/h with the commitments, {saving:.1%} below on-demand"
             )
-    print(f"whole study (plan, references, risks on a 2-worker pool): {wall:.1f} s; load average {load()}")
+    print(f"whole study (plan, references, risks on a 2-worker pool): {wall:.1f} s; load {load()}")
 
 
 def main() -> None:

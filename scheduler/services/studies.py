@@ -234,9 +234,9 @@ def cost_allocation(problem: Problem, plan: Plan) -> list[AllocationRow]:
         committed[commitment.offer_key] += commitment.instances
     placed = {placement.offer_key: placement.instances for placement in plan.placements}
     rows = []
-    for key, count in sorted(committed.items()):
+    for key, held in sorted(committed.items()):
         # Committed instances no placement uses are paid all the same (the plan's cost counts them).
-        unused = count - placed.get(key, 0)
+        unused = held - placed.get(key, 0)
         if unused > 0:
             offer = offers[key]
             rows.append(

@@ -4,6 +4,7 @@ the database path (SQLite and PostgreSQL), and the docs generated from the schem
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -26,8 +27,8 @@ from api.planning import (
 )
 from pricing.catalog import load_catalog
 from scheduler.services.catalog import load_catalog as load_catalog_into_db
-from solver.commitments.index import CommitmentParams
 from scheduler.services.fleet import load_fleet, read_fleet_file
+from solver.commitments.index import CommitmentParams
 from solver.domain import Budget, BudgetScope, PurchaseOption, ReservedTerm
 from tests.planning_problems import FRA, offer, tiny_problem
 
@@ -136,7 +137,7 @@ def test_latency_frontier_is_monotone_and_marks_dominated_points() -> None:
     assert frontier.loc[0, "status"] == "infeasible" and pd.isna(frontier.loc[0, "dominated"])
     costs = list(frontier["cost_micro_usd_per_hour"][1:])
     # A looser SLO never costs more (every plan of a tighter SLO keeps the looser one), solved to optimality.
-    assert all(later <= earlier for earlier, later in zip(costs, costs[1:], strict=False))
+    assert all(later <= earlier for earlier, later in itertools.pairwise(costs))
     assert costs[0] > costs[-1]  # Frankfurt/Amsterdam only at 110 ms; Ashburn's $2 from 190 ms
     # Non-dominated points: strictly cheaper as the SLO loosens.
     on = frontier[frontier["dominated"].eq(False)]
