@@ -110,6 +110,7 @@ __all__ = [
     "BudgetChange",
     "Change",
     "ClusterUnavailableError",
+    "CommitmentParams",
     "CommitmentReport",
     "DemandGrowth",
     "DemandProfile",

@@ -6,8 +6,9 @@ items]`` in the items' order, with a progress bar. ``function`` must be a module
 pickled by reference). Which runner computes a result does not change it: studies solve in the
 solver's deterministic mode with a fixed seed.
 
-- ``LocalPoolRunner(workers)``: a process pool on this machine (the default; ``forkserver`` processes,
-  so that threads of the caller, a notebook kernel or a progress bar, are never forked).
+- ``LocalPoolRunner(workers)``: a process pool on this machine (the default). Workers are forked, as the
+  solver's own workers are, so a script needs no ``if __name__ == "__main__"`` guard; every task is
+  submitted before the progress bar's thread starts. ``context="spawn"`` gives fresh interpreters.
 - ``DaskRunner``: a ``distributed.Client``, given or connected to by address (``tcp://host:8786``).
 - ``SerialRunner``: in this process, one item after the other (small studies, debugging).
 
@@ -35,7 +36,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
-POOL_CONTEXT = "forkserver"
+POOL_CONTEXT = "fork"
 
 
 class ClusterUnavailableError(RuntimeError):

@@ -9,6 +9,7 @@ demand. Pairs that no pool can serve are listed with the reason.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -295,6 +296,23 @@ def _choose_pools(
     regions = list(by_region)  # cheapest first
     wanted = params.regions_per_demand + (1 if model.redundancy is not Redundancy.NONE else 0)
     chosen_regions = regions[:wanted]
+    # The regions cheapest on demand too: the plan without commitments must be among the candidates.
+    on_demand = sorted(
+        (
+            min(
+                (_unit_cost(model, index.candidates[i]) for i in ids
+                 if index.candidates[i].offer_class is OfferClass.ON_DEMAND),
+                default=math.inf,
+            ),
+            pool[0],
+        )
+        for _, pool, ids in scored
+    )  # fmt: skip
+    for cost, region in on_demand:
+        if len([r for r in chosen_regions if r not in regions[:wanted]]) >= wanted or cost == math.inf:
+            break
+        if region not in chosen_regions:
+            chosen_regions.append(region)
     if model.redundancy is Redundancy.PROVIDER:
         providers = {index.regions[r].provider for r in chosen_regions}
         for region in regions[wanted:]:

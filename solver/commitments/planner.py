@@ -2,10 +2,14 @@
 of hourly demand and the capacity around them, with a proven lower bound.
 
 The whole multi-period MIP (``solver.commitments.formulation``, docs/planners.md "The commitment
-planner") is handed to HiGHS through MathOpt with the time limit (or, in deterministic mode, a node
-limit); its dual bound is the proven bound. Committed capacity is used first: with the integer
-decisions fixed, one LP puts each hour's load on commitments before anything bought by the hour and
-uses as little capacity as the rules need, so that utilisation reports what the plan needs.
+planner") is solved by HiGHS through MathOpt in three steps on one model: restricted to on-demand
+capacity (no commitment, no spot: its hours are independent, so a plan comes fast); its LP relaxation,
+whose value is a lower bound and whose solution, every instance count rounded up, is a plan (more
+instances never break a rule); then the whole MIP in the time left (in deterministic mode, within node
+limits). The cheapest plan is kept; the bound is the better of the LP's and the MIP's dual bound.
+Committed capacity is used first: with the integer decisions fixed, one LP puts each hour's load on
+commitments before anything bought by the hour and uses as little capacity as the rules need, so that
+utilisation reports what the plan needs.
 
 Measured (docs/planners.md): hours decouple once commitments are fixed, but each hour's MIP alone
 took 1-4 s on the sample fleet, so a decomposition over hours was slower than HiGHS on the whole.
@@ -19,6 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ortools.math_opt.python import mathopt
 
@@ -47,6 +52,10 @@ from solver.problem import Problem
 from solver.units import HOURS_PER_YEAR
 
 MIN_STEP_S = 0.05
+SIMPLE_SHARE = 0.3
+"""Share of the time left after the LP for the on-demand-only MIP."""
+MIN_LP_S = 2.0
+"""The LP relaxation gets at least this long, past the limit if need be (a plan rather than none)."""
 
 
 @dataclass
@@ -115,8 +124,9 @@ def plan_commitments(
     bound = None if outcome.bound_usd is None else min(cost, _bound_micro(index, outcome.bound_usd))
     usage = outcome.usage or {}
     stats["usage"] = "computed" if outcome.usage is not None else "not computed"
-    gap = (cost - bound) / cost if bound is not None and cost else 0.0
-    status = CommitmentStatus.OPTIMAL if gap <= params.relative_gap + 1e-9 else CommitmentStatus.FEASIBLE
+    gap = ((cost - bound) / cost if cost else 0.0) if bound is not None else None
+    optimal = gap is not None and gap <= params.relative_gap + 1e-9
+    status = CommitmentStatus.OPTIMAL if optimal else CommitmentStatus.FEASIBLE
     return CommitmentResult(
         status=status,
         hours=index.hours,
@@ -170,7 +180,7 @@ def _parameters(
             random_seed=params.seed,
             enable_output=False,
         )
-    limit = clock.left() if time_s is None else min(time_s, clock.left())
+    limit = clock.left() if time_s is None else time_s
     return mathopt.SolveParameters(
         time_limit=dt.timedelta(seconds=max(MIN_STEP_S, limit)),
         relative_gap_tolerance=relative_gap,
@@ -191,28 +201,95 @@ def _dual_bound(result: mathopt.SolveResult) -> float | None:
 
 
 def _solve(index: CommitmentIndex, clock: _Clock, stats: dict[str, float | int | str]) -> _Outcome:
+    """Three steps on one model: the MIP restricted to on-demand capacity (its hours are independent, so
+    a good plan comes fast), the LP relaxation (its value a bound, its solution rounded up a plan: more
+    instances never break a rule), then the whole MIP in the time left; the best plan and bound win."""
     built = time.monotonic()
     mip = build_mip(index, range(index.hours))
     stats["build_s"] = round(time.monotonic() - built, 3)
     stats["variables"] = mip.model.get_num_variables()
     stats["constraints"] = mip.model.get_num_linear_constraints()
-    result = mathopt.solve(
-        mip.model, mathopt.SolverType.HIGHS, params=_parameters(clock, relative_gap=clock.params.relative_gap)
+    best: tuple[int, dict[int, int], dict[tuple[int, int], int]] | None = None
+    bound: float | None = None
+    # A plan on demand only (no new commitment, no spot) first: a plan the later steps improve on.
+    fixed: list[tuple[Any, float]] = []
+    for (i, _h), var in [*((key, v) for key, v in mip.commit.items()), *mip.buy.items()]:
+        if index.candidates[i].offer_class is not OfferClass.ON_DEMAND:
+            fixed.append((var, var.upper_bound))
+            var.upper_bound = 0.0
+    if fixed and (clock.params.deterministic or clock.left() > MIN_STEP_S):
+        simple = mathopt.solve(
+            mip.model,
+            mathopt.SolverType.HIGHS,
+            params=_parameters(
+                clock, relative_gap=clock.params.relative_gap, time_s=clock.left() * SIMPLE_SHARE
+            ),
+        )
+        stats["on_demand_mip"] = simple.termination.reason.name.lower()
+        if simple.has_primal_feasible_solution():
+            values = simple.variable_values()
+            commit = _positive({i: round(values[var]) for (i, _h), var in mip.commit.items()})
+            buy = _positive({key: round(values[var]) for key, var in mip.buy.items()})
+            cost = _cost(index, commit, buy)
+            if best is None or cost < best[0]:
+                best = (cost, commit, buy)
+                stats["plan_from"] = "MIP on demand only"
+    for var, upper in fixed:
+        var.upper_bound = upper
+    integers = [*mip.commit.values(), *mip.buy.values()]
+    for var in integers:
+        var.integer = False
+    solved = time.monotonic()
+    lp = mathopt.solve(
+        mip.model,
+        mathopt.SolverType.HIGHS,
+        params=_parameters(clock, relative_gap=0.0, time_s=max(clock.left(), MIN_LP_S)),
     )
-    stats["mip_s"] = round(result.solve_stats.solve_time.total_seconds(), 3)
-    stats["termination"] = result.termination.reason.name.lower()
-    if result.termination.reason in _INFEASIBLE:
+    stats["lp_s"] = round(time.monotonic() - solved, 3)
+    if lp.termination.reason in _INFEASIBLE:
         return _Outcome("infeasible", diagnosis=(_infeasibility(index),))
-    bound = _dual_bound(result)
-    if not result.has_primal_feasible_solution():
+    if lp.termination.reason is mathopt.TerminationReason.OPTIMAL:
+        bound = lp.objective_value()
+        stats["lp_bound_usd"] = round(bound, 4)
+        values = lp.variable_values()
+        commit = _positive({i: math.ceil(values[var] - EPSILON) for (i, _h), var in mip.commit.items()})
+        buy = _positive({key: math.ceil(values[var] - EPSILON) for key, var in mip.buy.items()})
+        cost = _cost(index, commit, buy)
+        if best is None or cost < best[0]:
+            best = (cost, commit, buy)
+            stats["plan_from"] = "LP rounded up"
+    for var in integers:
+        var.integer = True
+    if clock.params.deterministic or clock.left() > MIN_STEP_S:
+        result = mathopt.solve(
+            mip.model,
+            mathopt.SolverType.HIGHS,
+            params=_parameters(clock, relative_gap=clock.params.relative_gap),
+        )
+        stats["mip_s"] = round(result.solve_stats.solve_time.total_seconds(), 3)
+        stats["termination"] = result.termination.reason.name.lower()
+        if result.termination.reason in _INFEASIBLE:
+            return _Outcome("infeasible", diagnosis=(_infeasibility(index),))
+        mip_bound = _dual_bound(result)
+        if mip_bound is not None:
+            bound = mip_bound if bound is None else max(bound, mip_bound)
+        if result.has_primal_feasible_solution():
+            values = result.variable_values()
+            commit = _positive({i: round(values[var]) for (i, _h), var in mip.commit.items()})
+            buy = _positive({key: round(values[var]) for key, var in mip.buy.items()})
+            cost = _cost(index, commit, buy)
+            if best is None or cost < best[0]:
+                best = (cost, commit, buy)
+                stats["plan_from"] = "MIP"
+    if best is None:
         return _Outcome("no_plan", bound_usd=bound, diagnosis=(_no_plan(clock),))
-    values = result.variable_values()
-    commit = {i: round(values[var]) for (i, _h), var in mip.commit.items()}
-    buy = {key: round(values[var]) for key, var in mip.buy.items()}
-    commit = {i: n for i, n in commit.items() if n > 0}
-    buy = {key: n for key, n in buy.items() if n > 0}
+    _, commit, buy = best
     usage = _usage(index, range(index.hours), commit, buy)
     return _Outcome("feasible", commit, buy, bound, usage)
+
+
+def _positive(counts: dict[Any, int]) -> dict[Any, int]:
+    return {key: n for key, n in counts.items() if n > 0}
 
 
 # ------------------------------------------------------------------------------------------- usage
