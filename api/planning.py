@@ -931,9 +931,9 @@ class Planner:
             raise ValueError(f"forecast: {plan.name!r} has no plan ({plan.status})")
         costs = {GLOBAL: plan.result.cost_micro_usd_per_hour}
         costs.update({team: cost for team, cost in team_costs(plan.problem, plan.result.plan).items()})
-        for model in plan.problem.models:
-            costs.setdefault(model.team, 0)
         chosen = tuple(budgets) if budgets is not None else plan.problem.policy.budgets
+        for team in [m.team for m in plan.problem.models] + [b.team for b in chosen if b.team is not None]:
+            costs.setdefault(team, 0)  # a team whose models the plan does not run spends nothing
         forecasts = forecast_budgets(
             costs,
             chosen,

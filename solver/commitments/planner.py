@@ -2,11 +2,11 @@
 of hourly demand and the capacity around them, with a proven lower bound.
 
 The whole multi-period MIP (``solver.commitments.formulation``, docs/planners.md "The commitment
-planner") is solved by HiGHS through MathOpt in three steps on one model: restricted to on-demand
-capacity (no commitment, no spot: its hours are independent, so a plan comes fast); its LP relaxation,
-whose value is a lower bound and whose solution, every instance count rounded up, is a plan (more
-instances never break a rule); then the whole MIP in the time left (in deterministic mode, within node
-limits). The cheapest plan is kept; the bound is the better of the LP's and the MIP's dual bound.
+planner") is solved by HiGHS through MathOpt in steps on one model (``_solve``): its LP relaxation (the
+lower bound; its solution rounded up a plan), the MIP with the LP's commitments fixed and with
+on-demand capacity only (with commitments fixed the hours are independent, so these are fast), then
+the whole MIP in the time left (in deterministic mode, within node limits). The cheapest plan is kept;
+the bound is the better of the LP's and the MIP's dual bound.
 Committed capacity is used first: with the integer decisions fixed, one LP puts each hour's load on
 commitments before anything bought by the hour and uses as little capacity as the rules need, so that
 utilisation reports what the plan needs.
@@ -52,8 +52,12 @@ from solver.problem import Problem
 from solver.units import HOURS_PER_YEAR
 
 MIN_STEP_S = 0.05
-SIMPLE_SHARE = 0.3
-"""Share of the time left after the LP for the on-demand-only MIP."""
+LP_SHARE = 0.4
+"""Share of the time left after building the model for the LP relaxation (at least ``MIN_LP_S``)."""
+FIXED_SHARE = 0.5
+"""Share of the time left then for the MIP with the LP's commitments fixed."""
+SIMPLE_SHARE = 0.5
+"""Share of the time left then for the MIP with on-demand capacity only."""
 MIN_LP_S = 2.0
 """The LP relaxation gets at least this long, past the limit if need be (a plan rather than none)."""
 
@@ -201,9 +205,15 @@ def _dual_bound(result: mathopt.SolveResult) -> float | None:
 
 
 def _solve(index: CommitmentIndex, clock: _Clock, stats: dict[str, float | int | str]) -> _Outcome:
-    """Three steps on one model: the MIP restricted to on-demand capacity (its hours are independent, so
-    a good plan comes fast), the LP relaxation (its value a bound, its solution rounded up a plan: more
-    instances never break a rule), then the whole MIP in the time left; the best plan and bound win."""
+    """Four steps on one model, the cheapest plan and the best bound kept:
+
+    1. the LP relaxation: its value is a lower bound, and its solution with every instance count rounded
+       up is a plan (more instances never break a rule);
+    2. the MIP with the commitments fixed at the LP's, rounded down: once commitments are fixed the
+       hours are independent, so whole instances per hour come fast;
+    3. the MIP with on-demand capacity only (no commitment, no spot), for the same reason;
+    4. the whole MIP in the time left (its dual bound may beat the LP's).
+    """
     built = time.monotonic()
     mip = build_mip(index, range(index.hours))
     stats["build_s"] = round(time.monotonic() - built, 3)
@@ -211,31 +221,16 @@ def _solve(index: CommitmentIndex, clock: _Clock, stats: dict[str, float | int |
     stats["constraints"] = mip.model.get_num_linear_constraints()
     best: tuple[int, dict[int, int], dict[tuple[int, int], int]] | None = None
     bound: float | None = None
-    # A plan on demand only (no new commitment, no spot) first: a plan the later steps improve on.
-    fixed: list[tuple[Any, float]] = []
-    for (i, _h), var in [*((key, v) for key, v in mip.commit.items()), *mip.buy.items()]:
-        if index.candidates[i].offer_class is not OfferClass.ON_DEMAND:
-            fixed.append((var, var.upper_bound))
-            var.upper_bound = 0.0
-    if fixed and (clock.params.deterministic or clock.left() > MIN_STEP_S):
-        simple = mathopt.solve(
-            mip.model,
-            mathopt.SolverType.HIGHS,
-            params=_parameters(
-                clock, relative_gap=clock.params.relative_gap, time_s=clock.left() * SIMPLE_SHARE
-            ),
-        )
-        stats["on_demand_mip"] = simple.termination.reason.name.lower()
-        if simple.has_primal_feasible_solution():
-            values = simple.variable_values()
-            commit = _positive({i: round(values[var]) for (i, _h), var in mip.commit.items()})
-            buy = _positive({key: round(values[var]) for key, var in mip.buy.items()})
-            cost = _cost(index, commit, buy)
-            if best is None or cost < best[0]:
-                best = (cost, commit, buy)
-                stats["plan_from"] = "MIP on demand only"
-    for var, upper in fixed:
-        var.upper_bound = upper
+
+    def consider(values: Any, label: str, *, rounding: Any = round) -> None:
+        nonlocal best
+        commit = _positive({i: int(rounding(values[var])) for (i, _h), var in mip.commit.items()})
+        buy = _positive({key: int(rounding(values[var])) for key, var in mip.buy.items()})
+        cost = _cost(index, commit, buy)
+        if best is None or cost < best[0]:
+            best = (cost, commit, buy)
+            stats["plan_from"] = label
+
     integers = [*mip.commit.values(), *mip.buy.values()]
     for var in integers:
         var.integer = False
@@ -243,23 +238,48 @@ def _solve(index: CommitmentIndex, clock: _Clock, stats: dict[str, float | int |
     lp = mathopt.solve(
         mip.model,
         mathopt.SolverType.HIGHS,
-        params=_parameters(clock, relative_gap=0.0, time_s=max(clock.left(), MIN_LP_S)),
+        params=_parameters(clock, relative_gap=0.0, time_s=max(clock.left() * LP_SHARE, MIN_LP_S)),
     )
     stats["lp_s"] = round(time.monotonic() - solved, 3)
+    for var in integers:
+        var.integer = True
     if lp.termination.reason in _INFEASIBLE:
         return _Outcome("infeasible", diagnosis=(_infeasibility(index),))
+    lp_commit: dict[Any, float] = {}
     if lp.termination.reason is mathopt.TerminationReason.OPTIMAL:
         bound = lp.objective_value()
         stats["lp_bound_usd"] = round(bound, 4)
         values = lp.variable_values()
-        commit = _positive({i: math.ceil(values[var] - EPSILON) for (i, _h), var in mip.commit.items()})
-        buy = _positive({key: math.ceil(values[var] - EPSILON) for key, var in mip.buy.items()})
-        cost = _cost(index, commit, buy)
-        if best is None or cost < best[0]:
-            best = (cost, commit, buy)
-            stats["plan_from"] = "LP rounded up"
-    for var in integers:
-        var.integer = True
+        lp_commit = {var: values[var] for var in mip.commit.values()}
+        consider(values, "LP rounded up", rounding=lambda v: math.ceil(v - EPSILON))
+
+    def restricted(label: str, share: float, limits: list[tuple[Any, float, float]]) -> None:
+        saved = [(var, var.lower_bound, var.upper_bound) for var, _, _ in limits]
+        for var, lower, upper in limits:
+            var.lower_bound, var.upper_bound = lower, upper
+        if clock.params.deterministic or clock.left() > MIN_STEP_S:
+            result = mathopt.solve(
+                mip.model,
+                mathopt.SolverType.HIGHS,
+                params=_parameters(
+                    clock, relative_gap=clock.params.relative_gap, time_s=clock.left() * share
+                ),
+            )
+            stats[label] = result.termination.reason.name.lower()
+            if result.has_primal_feasible_solution():
+                consider(result.variable_values(), label)
+        for var, lower, upper in saved:
+            var.lower_bound, var.upper_bound = lower, upper
+
+    if lp_commit:
+        level = {var: float(math.floor(value + EPSILON)) for var, value in lp_commit.items()}
+        restricted("MIP, LP commitments", FIXED_SHARE, [(var, n, n) for var, n in level.items()])
+    on_demand_only = [
+        (var, 0.0, 0.0)
+        for (i, _h), var in [*mip.commit.items(), *mip.buy.items()]
+        if index.candidates[i].offer_class is not OfferClass.ON_DEMAND
+    ]
+    restricted("MIP, on demand only", SIMPLE_SHARE, on_demand_only)
     if clock.params.deterministic or clock.left() > MIN_STEP_S:
         result = mathopt.solve(
             mip.model,
@@ -274,13 +294,7 @@ def _solve(index: CommitmentIndex, clock: _Clock, stats: dict[str, float | int |
         if mip_bound is not None:
             bound = mip_bound if bound is None else max(bound, mip_bound)
         if result.has_primal_feasible_solution():
-            values = result.variable_values()
-            commit = _positive({i: round(values[var]) for (i, _h), var in mip.commit.items()})
-            buy = _positive({key: round(values[var]) for key, var in mip.buy.items()})
-            cost = _cost(index, commit, buy)
-            if best is None or cost < best[0]:
-                best = (cost, commit, buy)
-                stats["plan_from"] = "MIP"
+            consider(result.variable_values(), "MIP")
     if best is None:
         return _Outcome("no_plan", bound_usd=bound, diagnosis=(_no_plan(clock),))
     _, commit, buy = best
