@@ -361,8 +361,9 @@ def compare(base: PlanResult, *variants: PlanResult) -> pd.DataFrame:
         cost = plan.result.cost_micro_usd_per_hour
         has = cost is not None and base_cost is not None
         moved, added = replica_changes(base.result.plan, plan.result.plan)
-        row["delta_micro_usd_per_hour"] = cost - base_cost if has else None  # type: ignore[operator]
-        row["delta_share"] = (cost - base_cost) / base_cost if has and base_cost else None  # type: ignore[operator]
+        delta = cost - base_cost if cost is not None and base_cost is not None else None
+        row["delta_micro_usd_per_hour"] = delta
+        row["delta_share"] = delta / base_cost if delta is not None and base_cost else None
         row["replicas_moved"] = moved if plan.result.plan is not None else None
         row["replicas_added"] = added if plan.result.plan is not None else None
         plan_teams, plan_models = per_key(plan, "team"), per_key(plan, "model")

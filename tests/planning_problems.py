@@ -48,7 +48,7 @@ def offer(region: Region, option: PurchaseOption, usd: str, *, gpus: int = 1, **
         gpus_per_instance=gpus,
         purchase_option=option,
         price_micro_usd_per_hour=usd_to_micro(usd),
-        **extra,  # type: ignore[arg-type]  # term, upfront, availability of a test offer
+        **extra,  # term, upfront or availability of a test offer
     )
 
 

@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
 
 
-def planner(**options: object) -> Planner:
-    return Planner(tiny_problem(), cluster="serial", progress=False, **options)  # type: ignore[arg-type]
+def planner() -> Planner:
+    return Planner(tiny_problem(), cluster="serial", progress=False)
 
 
 def assert_schema(frame: pd.DataFrame, schema: frames.Schema, dynamic: list[str] | None = None) -> None:
@@ -66,6 +66,7 @@ def test_frames_of_a_plan_have_their_documented_columns_and_dtypes() -> None:
     assert_schema(plan.explanations(), frames.EXPLANATIONS)
     # The placements' costs add up to the plan's cost exactly, and so does every allocation.
     cost = plan.result.cost_micro_usd_per_hour
+    assert cost is not None
     assert placements["cost_micro_usd_per_hour"].sum() == cost
     for by in ("team", "model", "region", "provider", "gpu_type", "purchase_option", ["team", "region"]):
         allocation = plan.allocation(by=by)

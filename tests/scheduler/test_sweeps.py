@@ -8,7 +8,7 @@ import socket
 import pytest
 from distributed import Client, LocalCluster
 
-from scheduler.services.studies import run_variants, study_params
+from scheduler.services.studies import VariantOutcome, run_variants, study_params
 from scheduler.services.sweeps import (
     ClusterUnavailableError,
     DaskRunner,
@@ -34,7 +34,7 @@ def _square(shared: int, item: int) -> int:
     return shared + item * item
 
 
-def fingerprint(outcomes):  # type: ignore[no-untyped-def]
+def fingerprint(outcomes: list[VariantOutcome]) -> list[tuple[object, ...]]:
     return [
         (
             o.name,

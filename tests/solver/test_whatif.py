@@ -7,8 +7,10 @@ import json
 import pytest
 
 from solver.domain import BudgetScope, PurchaseOption, Redundancy
+from solver.problem import Problem
 from solver.whatif import (
     BudgetChange,
+    Change,
     DemandGrowth,
     NewOffer,
     PriceShock,
@@ -27,7 +29,7 @@ from solver.whatif import (
 from tests.planning_problems import tiny_problem
 
 
-def prices(problem) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def prices(problem: Problem) -> dict[str, int]:
     return {o.key: o.price_micro_usd_per_hour for o in problem.offers}
 
 
@@ -127,7 +129,7 @@ def test_changes_compose_and_the_base_is_never_changed() -> None:
 
 def test_unknown_names_are_errors_that_name_them() -> None:
     base = tiny_problem()
-    cases = [
+    cases: list[tuple[Change, str]] = [
         (
             PriceShock(factor=1.1, providers="acmee"),
             "price_shock: unknown provider 'acmee' (known: acme, beta)",
