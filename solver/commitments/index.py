@@ -296,7 +296,7 @@ def _choose_pools(
     regions = list(by_region)  # cheapest first
     wanted = params.regions_per_demand + (1 if model.redundancy is not Redundancy.NONE else 0)
     chosen_regions = regions[:wanted]
-    # The regions cheapest on demand too: the plan without commitments must be among the candidates.
+    # The region cheapest on demand too, so that a plan without commitments is among the candidates.
     on_demand = sorted(
         (
             min(
@@ -308,10 +308,8 @@ def _choose_pools(
         )
         for _, pool, ids in scored
     )  # fmt: skip
-    for cost, region in on_demand:
-        if len([r for r in chosen_regions if r not in regions[:wanted]]) >= wanted or cost == math.inf:
-            break
-        if region not in chosen_regions:
+    for cost, region in on_demand[:1]:
+        if cost < math.inf and region not in chosen_regions:
             chosen_regions.append(region)
     if model.redundancy is Redundancy.PROVIDER:
         providers = {index.regions[r].provider for r in chosen_regions}

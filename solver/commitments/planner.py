@@ -3,13 +3,12 @@ of hourly demand and the capacity around them, with a proven lower bound.
 
 The whole multi-period MIP (``solver.commitments.formulation``, docs/planners.md "The commitment
 planner") is solved by HiGHS through MathOpt in steps on one model (``_solve``): its LP relaxation (the
-lower bound; its solution rounded up a plan), the MIP with the LP's commitments fixed and with
-on-demand capacity only (with commitments fixed the hours are independent, so these are fast), then
+lower bound; its solution rounded up a plan), the MIP with the LP's commitments fixed (the hours are
+then independent, so this is fast), the MIP with on-demand capacity only if there is no plan yet, then
 the whole MIP in the time left (in deterministic mode, within node limits). The cheapest plan is kept;
-the bound is the better of the LP's and the MIP's dual bound.
-Committed capacity is used first: with the integer decisions fixed, one LP puts each hour's load on
-commitments before anything bought by the hour and uses as little capacity as the rules need, so that
-utilisation reports what the plan needs.
+the bound is the better of the LP's and the MIP's dual bound. Committed capacity is used first: with
+the integer decisions fixed, one LP puts each hour's load on commitments before anything bought by the
+hour and uses as little capacity as the rules need, so that utilisation reports what the plan needs.
 
 Measured (docs/planners.md): hours decouple once commitments are fixed, but each hour's MIP alone
 took 1-4 s on the sample fleet, so a decomposition over hours was slower than HiGHS on the whole.
@@ -211,7 +210,8 @@ def _solve(index: CommitmentIndex, clock: _Clock, stats: dict[str, float | int |
        up is a plan (more instances never break a rule);
     2. the MIP with the commitments fixed at the LP's, rounded down: once commitments are fixed the
        hours are independent, so whole instances per hour come fast;
-    3. the MIP with on-demand capacity only (no commitment, no spot), for the same reason;
+    3. if there is no plan yet, the MIP with on-demand capacity only (no commitment, no spot), for the
+       same reason;
     4. the whole MIP in the time left (its dual bound may beat the LP's).
     """
     built = time.monotonic()
@@ -279,7 +279,8 @@ def _solve(index: CommitmentIndex, clock: _Clock, stats: dict[str, float | int |
         for (i, _h), var in [*mip.commit.items(), *mip.buy.items()]
         if index.candidates[i].offer_class is not OfferClass.ON_DEMAND
     ]
-    restricted("MIP, on demand only", SIMPLE_SHARE, on_demand_only)
+    if best is None:
+        restricted("MIP, on demand only", SIMPLE_SHARE, on_demand_only)
     if clock.params.deterministic or clock.left() > MIN_STEP_S:
         result = mathopt.solve(
             mip.model,
