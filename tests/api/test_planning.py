@@ -278,3 +278,18 @@ def test_docs_list_every_frame_column() -> None:
     text = (ROOT / "docs" / "planners.md").read_text(encoding="utf-8")
     for schema in frames.SCHEMAS:
         assert frames.schema_markdown(schema) in text, schema.name
+
+
+def test_baselines_frame() -> None:
+    tool = planner()
+    plan = tool.solve(time_limit_s=5, deterministic=True)
+    table = tool.baselines(plan, time_limit_s=5)
+    assert_schema(table, frames.BASELINES)
+    assert len(table) == 3
+    bound = table[table["status"] == "bound"].iloc[0]
+    # The LP relaxation is a lower bound on every plan, the optimal one included.
+    assert bound["lower_bound_micro_usd_per_hour"] <= plan.result.cost_micro_usd_per_hour
+    priced = table.dropna(subset=["cost_micro_usd_per_hour"])
+    assert (
+        priced["ratio_to_plan"] == plan.result.cost_micro_usd_per_hour / priced["cost_micro_usd_per_hour"]
+    ).all()
