@@ -18,20 +18,32 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
-from pricing.catalog import CatalogRowError
-from pricing.sheetfile import SheetRecord, read_sheet
+from pricing.rows import DiscountRecord, RowError, check_record, columns, parse_percent_off, required_columns
+from pricing.rows import sorted_errors as _sorted
+from pricing.sheetfile import read_sheet
 from solver.domain import Offer, PurchaseOption
 from solver.errors import InputError
+
+__all__ = [
+    "BASIS_POINTS",
+    "DiscountFileError",
+    "DiscountOverlay",
+    "DiscountRule",
+    "apply_discounts",
+    "discounted_price",
+    "parse_percent_off",
+    "read_discounts",
+]
 
 BASIS_POINTS = 10_000
 """100 % in basis points."""
 
-COLUMNS = ("provider", "family", "instance_type", "purchase_option", "percent_off", "note")
-REQUIRED_COLUMNS = ("provider", "percent_off")
+COLUMNS = columns(DiscountRecord)
+REQUIRED_COLUMNS = required_columns(DiscountRecord)
 LIST_KEY = "discounts"
 _WILDCARDS = frozenset("*?[")
 
@@ -48,6 +60,8 @@ class DiscountRule:
     instance_type: str | None = None
     purchase_option: PurchaseOption | None = None
     note: str = ""
+    line: int = field(default=0, compare=False)
+    """The line of the file the rule was read from (0 when it was not read from a file)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.percent_off_bp < BASIS_POINTS:
@@ -153,7 +167,7 @@ def apply_discounts(offers: Iterable[Offer], overlay: DiscountOverlay) -> list[O
 class DiscountFileError(InputError):
     """The discount file has problems; ``errors`` lists every one. Nothing of it is loaded."""
 
-    def __init__(self, file: str, errors: Sequence[CatalogRowError]) -> None:
+    def __init__(self, file: str, errors: Sequence[RowError]) -> None:
         self.file = file
         self.errors = list(errors)
         listed = "\n".join(f"  {error}" for error in self.errors[:20])
@@ -162,34 +176,33 @@ class DiscountFileError(InputError):
         super().__init__(f"discount file {file}: {count}; nothing was loaded\n{listed}{more}")
 
 
-def parse_percent_off(value: str) -> int:
-    """``'12.5'`` (percent) -> 1250 basis points; at most two decimals, at least 0 and below 100."""
-    text = value.strip().removesuffix("%").strip()
-    if not text:
-        raise ValueError("empty")
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"not a number: {value!r}") from None
-    if not amount.is_finite() or not 0 <= amount < 100:
-        raise ValueError(f"must be at least 0 and below 100 (percent), got {value!r}")
-    basis_points = amount * 100
-    if basis_points != basis_points.to_integral_value():
-        raise ValueError(f"at most two decimals, got {value!r}")
-    return int(basis_points)
+def read_discounts(path: Path | str, *, providers: Iterable[str] | None = None) -> DiscountOverlay:
+    """Read a discount file (YAML or CSV); raise DiscountFileError listing every problem.
 
-
-def read_discounts(path: Path | str) -> DiscountOverlay:
-    """Read a discount file (YAML or CSV); raise DiscountFileError listing every problem."""
+    With ``providers`` (the known provider names), a rule for any other provider is a problem too.
+    """
     path = Path(path)
-    errors: list[CatalogRowError] = []
-    document = read_sheet(path, list_key=LIST_KEY, columns=COLUMNS, required=REQUIRED_COLUMNS, errors=errors)
+    errors: list[RowError] = []
+    document = read_sheet(path, DiscountRecord, list_key=LIST_KEY, errors=errors)
+    known = None if providers is None else sorted(set(providers))
     rules: list[DiscountRule] = []
     first_line: dict[tuple[str, str | None, str | None, PurchaseOption | None], int] = {}
     for record in document.records:
-        rule = _rule(record)
-        if rule is None:
+        row = check_record(DiscountRecord, record)
+        if row is not None and known is not None and row.provider not in known:
+            shown = ", ".join(known[:25]) + (", ..." if len(known) > 25 else "")
+            record.error("provider", f"unknown provider {row.provider!r} (known: {shown or 'none'})")
+        if row is None or record.failed:
             continue
+        rule = DiscountRule(
+            provider=row.provider,
+            family=row.family,
+            instance_type=row.instance_type,
+            purchase_option=row.purchase_option,
+            percent_off_bp=row.percent_off_bp,
+            note=row.note,
+            line=record.line,
+        )
         if rule.selector in first_line:
             record.error(
                 "provider", f"a second rule for {rule.scope} (first on line {first_line[rule.selector]})"
@@ -198,38 +211,5 @@ def read_discounts(path: Path | str) -> DiscountOverlay:
         first_line[rule.selector] = record.line
         rules.append(rule)
     if errors:
-        raise DiscountFileError(document.file, sorted(errors, key=lambda error: error.line))
+        raise DiscountFileError(document.file, _sorted(errors))
     return DiscountOverlay(rules=tuple(rules), source=document.file)
-
-
-def _rule(record: SheetRecord) -> DiscountRule | None:
-    provider = record["provider"]
-    if not provider:
-        record.error("provider", "empty")
-    elif provider != provider.lower():
-        record.error("provider", f"must be gpuplan's lower-case provider name, got {provider!r}")
-    family = record["family"] or None
-    instance_type = record["instance_type"] or None
-    if family is not None and instance_type is not None:
-        record.error("family", "give a family or an instance_type, not both")
-    option = None
-    if record["purchase_option"]:
-        try:
-            option = PurchaseOption(record["purchase_option"])
-        except ValueError:
-            allowed = ", ".join(member.value for member in PurchaseOption)
-            record.error(
-                "purchase_option",
-                f"unknown purchase option {record['purchase_option']!r} (expected one of {allowed})",
-            )
-    percent = record.parse("percent_off", parse_percent_off)
-    if record.reported or percent is None:
-        return None
-    return DiscountRule(
-        provider=provider,
-        family=family,
-        instance_type=instance_type,
-        purchase_option=option,
-        percent_off_bp=percent,
-        note=record["note"],
-    )

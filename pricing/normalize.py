@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-from solver.domain import GpuType
+from solver.domain import MAX_PRICE_MICRO_USD_PER_HOUR, GpuType
 from solver.units import MICRO_PER_USD, UnitError, usd_to_micro
 
 # ------------------------------------------------------------------------------------------- GPU names
@@ -176,6 +176,10 @@ def canonical_gpu_type(provider: str, accelerator: str, instance_type: str) -> G
 # ---------------------------------------------------------------------------------------------- prices
 
 
+MAX_PRICE_USD = Decimal(MAX_PRICE_MICRO_USD_PER_HOUR // MICRO_PER_USD)
+"""The highest price per instance-hour accepted (``solver.domain.MAX_PRICE_MICRO_USD_PER_HOUR``)."""
+
+
 class PriceError(ValueError):
     """A price text that is not a positive USD amount."""
 
@@ -183,8 +187,9 @@ class PriceError(ValueError):
 def parse_usd_price(text: str) -> int:
     """A positive USD price given as decimal text (``'55.04'``) as integer micro-USD (55_040_000).
 
-    Refuses empty text, anything that is not a plain number, negative and zero prices, and prices that
-    round to zero micro-USD. The text is never passed through a float.
+    Refuses empty text, anything that is not a plain number, negative and zero prices, prices above
+    ``MAX_PRICE_USD`` (10,000 USD per instance-hour) and prices that round to zero micro-USD. The text is
+    never passed through a float.
     """
     if not isinstance(text, str):
         raise PriceError(f"not a price text: {text!r}")
@@ -201,6 +206,8 @@ def parse_usd_price(text: str) -> int:
         raise PriceError(f"negative price: {text!r}")
     if amount == 0:
         raise PriceError(f"price must be greater than zero: {text!r}")
+    if amount > MAX_PRICE_USD:
+        raise PriceError(f"price above {MAX_PRICE_USD:,} USD per instance-hour, the limit: {text!r}")
     try:
         micro = usd_to_micro(stripped)
     except UnitError as exc:  # pragma: no cover - Decimal() above already accepted the text

@@ -129,19 +129,21 @@ def collect_job(provider: str) -> JobFunction:
         )
         detail: dict[str, Any] = {}
         for outcome in report.outcomes:
+            counts = outcome.counts
             if job.metrics is not None:
-                job.metrics.collection_runs.labels(provider=outcome.name, result=outcome.status.value).inc()
-                if outcome.failed or outcome.errors:
+                job.metrics.collection_runs.labels(provider=outcome.name, result=counts.status.value).inc()
+                if outcome.failed or counts.errors:
                     job.metrics.collection_errors.labels(provider=outcome.name).inc()
                 if not outcome.failed:
                     job.metrics.collection_last_success.labels(provider=outcome.name).set(time.time())
             detail[outcome.name] = {
-                "status": outcome.status.value,
-                "observations_added": outcome.observations_added,
-                "errors": outcome.errors[:5],
+                "status": counts.status.value,
+                "observations_added": counts.observations_added,
+                "errors": counts.errors[:5],
             }
         if report.failed:
-            raise JobFailedError(f"collection of {provider} failed: {'; '.join(report.failed[0].errors[:1])}")
+            errors = report.failed[0].counts.errors[:1]
+            raise JobFailedError(f"collection of {provider} failed: {'; '.join(errors) or 'see its run'}")
         return detail
 
     return collect

@@ -3,6 +3,10 @@
 Every type is an immutable pydantic model that refuses impossible values when constructed; the
 validation error names the field (``price_micro_usd_per_hour: Input should be greater than 0``).
 Units follow ``solver.units``: integer micro-USD per hour, integer milliseconds, integer tokens/s.
+
+Every number has a range (the ``MAX_*`` constants below, docs/formats.md "Ranges"): physical limits far
+above any real fleet, which also keep every value storable in the database's columns (PostgreSQL's
+INTEGER is 32-bit, BIGINT 64-bit) and every sum the solver forms within 64-bit integers.
 """
 
 from __future__ import annotations
@@ -11,10 +15,10 @@ from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeInt,
     PositiveInt,
     StringConstraints,
     field_validator,
@@ -22,6 +26,33 @@ from pydantic import (
 )
 
 from solver.jurisdictions import jurisdictions_for
+from solver.units import MICRO_PER_USD
+
+# ---------------------------------------------------------------------------------------------- ranges
+
+MAX_GPUS_PER_INSTANCE = 64
+"""GPUs in one instance (the largest machines sold have 8 or 16)."""
+MAX_GPUS_PER_REPLICA = 1024
+"""GPUs one model replica spans (a power of two; replicas larger than an instance span several)."""
+MAX_INSTANCES = 100_000
+"""Instances of one offer: availability, a placement, a commitment."""
+MAX_REPLICAS = 1_000_000
+"""Replicas of one model on one offer."""
+MAX_TOKENS_PER_S = 1_000_000_000
+"""Tokens/s of one demand or of one replica."""
+MAX_LATENCY_MS = 600_000
+"""10 minutes: a latency SLO, a service latency or a round trip."""
+MAX_PRICE_MICRO_USD_PER_HOUR = 10_000 * MICRO_PER_USD
+"""10,000 USD per instance-hour (an 8-GPU H100 instance costs about 20-100)."""
+MAX_MONTHLY_MICRO_USD = 10**12 * MICRO_PER_USD
+"""10^12 USD per month: budgets; fits a BIGINT column (about 9.2 x 10^18)."""
+MAX_PENALTY_MICRO_USD = 10**6 * MICRO_PER_USD
+"""1,000,000 USD: the churn penalty for moving one replica."""
+MAX_VCPUS = 4096
+MAX_MEMORY_GIB = 65_536
+"""Host memory of one instance, GiB (64 TiB)."""
+MAX_PARAMS_B = 100_000
+"""Model parameters, billions."""
 
 # --------------------------------------------------------------------------------------------- basics
 
@@ -36,10 +67,56 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$", min_l
 """Lower-case identifier: provider and team names."""
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-"""ISO 3166-1 alpha-2, upper case."""
+ZoneName = Annotated[str, StringConstraints(max_length=100)]
+"""An availability zone; empty for none."""
 
-JurisdictionTag = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_-]{1,15}$")]
+GpuCount = Annotated[int, Field(ge=1, le=MAX_GPUS_PER_INSTANCE)]
+InstanceCount = Annotated[int, Field(ge=1, le=MAX_INSTANCES)]
+Availability = Annotated[int, Field(ge=0, le=MAX_INSTANCES)]
+ReplicaTotal = Annotated[int, Field(ge=1, le=MAX_REPLICAS)]
+TokensPerS = Annotated[int, Field(ge=1, le=MAX_TOKENS_PER_S)]
+LatencyMs = Annotated[int, Field(ge=0, le=MAX_LATENCY_MS)]
+PriceMicroUsd = Annotated[int, Field(ge=1, le=MAX_PRICE_MICRO_USD_PER_HOUR)]
+Vcpus = Annotated[float, Field(gt=0, le=MAX_VCPUS)]
+MemoryGib = Annotated[float, Field(gt=0, le=MAX_MEMORY_GIB)]
+ISO_COUNTRIES: frozenset[str] = frozenset(
+    """AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV
+    BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET
+    FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM
+    IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD
+    ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE
+    PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST
+    SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS
+    YE YT ZA ZM ZW""".split()  # noqa: SIM905
+)
+"""The 249 officially assigned ISO 3166-1 alpha-2 country codes."""
+
+COUNTRY_GROUPS: frozenset[str] = frozenset({"EU", "EEA"})
+"""Jurisdiction tags that name a group of countries (solver.jurisdictions)."""
+
+
+def check_country(value: str) -> str:
+    """``value`` if it is an assigned ISO 3166-1 alpha-2 code (upper case); ValueError otherwise."""
+    if value not in ISO_COUNTRIES:
+        if len(value) == 2 and value.isalpha() and value.upper() in ISO_COUNTRIES:
+            raise ValueError(f"country must be an upper-case ISO 3166-1 alpha-2 code, got {value!r}")
+        raise ValueError(f"not an ISO 3166-1 alpha-2 country code: {value!r}")
+    return value
+
+
+def _check_jurisdiction_tag(value: str) -> str:
+    # A two-letter tag names a country, so it must be one (or EU); longer tags name groups freely.
+    if len(value) == 2 and value not in ISO_COUNTRIES and value not in COUNTRY_GROUPS:
+        raise ValueError(f"not an ISO 3166-1 alpha-2 country code or a group (EU, EEA): {value!r}")
+    return value
+
+
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), AfterValidator(check_country)]
+"""ISO 3166-1 alpha-2, upper case, an assigned code."""
+
+JurisdictionTag = Annotated[
+    str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_-]{1,15}$"), AfterValidator(_check_jurisdiction_tag)
+]
 """A country code (DE) or a group of countries (EU, EEA)."""
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -117,8 +194,8 @@ class Region(DomainModel):
 
     provider: Slug
     code: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    display_name: str = ""
-    city: str = ""
+    display_name: Annotated[str, StringConstraints(max_length=200)] = ""
+    city: Annotated[str, StringConstraints(max_length=200)] = ""
     country: CountryCode
     continent: Continent
     lat: float = Field(ge=-90.0, le=90.0)
@@ -154,9 +231,9 @@ class InstanceType(DomainModel):
     provider: Slug
     name: Annotated[str, StringConstraints(min_length=1, max_length=120)]
     gpu_type: GpuType
-    gpu_count: PositiveInt
-    vcpus: float | None = Field(default=None, gt=0)
-    memory_gib: float | None = Field(default=None, gt=0)
+    gpu_count: GpuCount
+    vcpus: Vcpus | None = None
+    memory_gib: MemoryGib | None = None
 
 
 # ------------------------------------------------------------------------------- purchase options
@@ -209,15 +286,15 @@ class Offer(DomainModel):
 
     provider: Slug
     region: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    zone: str = ""
+    zone: ZoneName = ""
     instance_type: Annotated[str, StringConstraints(min_length=1, max_length=120)]
     gpu_type: GpuType
-    gpus_per_instance: PositiveInt
+    gpus_per_instance: GpuCount
     purchase_option: PurchaseOption
     term: ReservedTerm | None = None
     upfront: Upfront | None = None
-    price_micro_usd_per_hour: PositiveInt
-    availability: NonNegativeInt | None = None
+    price_micro_usd_per_hour: PriceMicroUsd
+    availability: Availability | None = None
     """Instances one can get (quota or observed capacity); None when unknown."""
     flags: frozenset[OfferFlag] = frozenset()
 
@@ -289,10 +366,10 @@ class ModelProfile(DomainModel):
     """How one model runs on one GPU type: replica size, throughput at its latency target, added latency."""
 
     gpu_type: GpuType
-    gpus_per_replica: PositiveInt
-    tokens_per_s_per_replica: PositiveInt
-    service_latency_ms: NonNegativeInt
-    source: str = ""
+    gpus_per_replica: Annotated[int, Field(ge=1, le=MAX_GPUS_PER_REPLICA)]
+    tokens_per_s_per_replica: TokensPerS
+    service_latency_ms: LatencyMs
+    source: Annotated[str, StringConstraints(max_length=2000)] = ""
 
     @field_validator("gpus_per_replica")
     @classmethod
@@ -314,8 +391,8 @@ class Model(DomainModel):
 
     name: Name
     team: Slug
-    params_b: float | None = Field(default=None, gt=0)
-    latency_slo_ms: PositiveInt
+    params_b: float | None = Field(default=None, gt=0, le=MAX_PARAMS_B)
+    latency_slo_ms: Annotated[int, Field(ge=1, le=MAX_LATENCY_MS)]
     """End-to-end budget: network round trip plus the profile's service latency."""
     profiles: tuple[ModelProfile, ...] = Field(min_length=1)
     redundancy: Redundancy = Redundancy.NONE
@@ -373,7 +450,7 @@ class DemandSource(DomainModel):
 class Demand(DomainModel):
     model: Name
     source: Name
-    tokens_per_s: PositiveInt
+    tokens_per_s: TokensPerS
 
 
 # ------------------------------------------------------------------------------------------ policies
@@ -387,7 +464,7 @@ class BudgetScope(StrEnum):
 class Budget(DomainModel):
     scope: BudgetScope
     team: Slug | None = None
-    limit_micro_usd_per_month: PositiveInt
+    limit_micro_usd_per_month: Annotated[int, Field(ge=1, le=MAX_MONTHLY_MICRO_USD)]
 
     @model_validator(mode="after")
     def _team_matches_scope(self) -> Self:
@@ -401,7 +478,7 @@ class Budget(DomainModel):
 class ChurnPolicy(DomainModel):
     """Limits on how much a rebalance may change the running fleet."""
 
-    penalty_micro_usd_per_replica_move: NonNegativeInt = 0
+    penalty_micro_usd_per_replica_move: Annotated[int, Field(ge=0, le=MAX_PENALTY_MICRO_USD)] = 0
     max_moved_share: Share = 1.0
     """Disruption budget: at most this share of the current replicas may move in one run."""
     min_saving_share: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
@@ -431,8 +508,8 @@ class PlanningPolicy(DomainModel):
 class Commitment(DomainModel):
     """Reserved capacity already bought: its cost is sunk for the term."""
 
-    offer_key: Annotated[str, StringConstraints(min_length=1)]
-    instances: PositiveInt
+    offer_key: Annotated[str, StringConstraints(min_length=1, max_length=400)]
+    instances: InstanceCount
 
 
 # --------------------------------------------------------------------------------------------- plans
@@ -440,14 +517,14 @@ class Commitment(DomainModel):
 
 class ReplicaCount(DomainModel):
     model: Name
-    replicas: PositiveInt
+    replicas: ReplicaTotal
 
 
 class Placement(DomainModel):
     """Instances bought on one offer and the replicas of each model packed onto them."""
 
-    offer_key: Annotated[str, StringConstraints(min_length=1)]
-    instances: PositiveInt
+    offer_key: Annotated[str, StringConstraints(min_length=1, max_length=400)]
+    instances: InstanceCount
     replicas: tuple[ReplicaCount, ...] = Field(min_length=1)
 
     @field_validator("replicas")

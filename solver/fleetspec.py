@@ -3,16 +3,24 @@
 Money in the document is in USD (``limit_usd_per_month: 2500000``) and is converted to integer
 micro-USD here, once. The document is a plain mapping (parsed from YAML or JSON by the caller); the
 format is described in docs/formats.md and by the JSON Schema that ``fleet_json_schema()`` returns.
+
+Every problem is reported at once: bad fields by their path, and the checks across fields (unique names,
+demand naming known models and sources, budgets naming teams, one budget per scope) on the document as
+written, so that a bad field does not hide a broken reference until it is fixed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
+from enum import Enum
 from typing import Annotated, Any, Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, StringConstraints, ValidationError, model_validator
 
 from solver.domain import (
+    MAX_MONTHLY_MICRO_USD,
+    MAX_PENALTY_MICRO_USD,
     Budget,
     BudgetScope,
     ChurnPolicy,
@@ -24,17 +32,22 @@ from solver.domain import (
     Share,
     Slug,
 )
-from solver.errors import SpecError, describe_validation_error
-from solver.units import usd_to_micro
+from solver.errors import SpecError, field_path
+from solver.units import MICRO_PER_USD, usd_to_micro
 
-PositiveUsd = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6)]
-NonNegativeUsd = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
+MAX_BUDGET_USD = Decimal(MAX_MONTHLY_MICRO_USD // MICRO_PER_USD)
+MAX_PENALTY_USD = Decimal(MAX_PENALTY_MICRO_USD // MICRO_PER_USD)
+
+PositiveUsd = Annotated[Decimal, Field(gt=0, le=MAX_BUDGET_USD, decimal_places=6)]
+"""A USD amount in (0, 10^12], at most six decimals (whole micro-USD)."""
+PenaltyUsd = Annotated[Decimal, Field(ge=0, le=MAX_PENALTY_USD, decimal_places=6)]
 
 
 class BudgetSpec(DomainModel):
     scope: BudgetScope
     team: Slug | None = None
     limit_usd_per_month: PositiveUsd
+    """USD per month, at most 10^12."""
 
     def to_domain(self) -> Budget:
         return Budget(
@@ -43,7 +56,8 @@ class BudgetSpec(DomainModel):
 
 
 class ChurnSpec(DomainModel):
-    penalty_usd_per_replica_move: NonNegativeUsd = Decimal(0)
+    penalty_usd_per_replica_move: PenaltyUsd = Decimal(0)
+    """USD per replica moved, at most 1,000,000."""
     max_moved_share: Share = 1.0
     min_saving_share: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
 
@@ -56,7 +70,7 @@ class ChurnSpec(DomainModel):
 
 
 class PolicySpec(DomainModel):
-    name: str = "default"
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "default"
     target_utilisation: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
     churn: ChurnSpec = ChurnSpec()
     budgets: tuple[BudgetSpec, ...] = ()
@@ -77,40 +91,85 @@ class FleetSpec(DomainModel):
     demand: tuple[Demand, ...] = ()
     policy: PolicySpec = PolicySpec()
 
+    @classmethod
+    def reference_problems(cls, document: Mapping[str, Any]) -> list[str]:
+        """The problems across fields, found on a document as written (plain data, maybe invalid).
+
+        Entries that are not mappings, and values that are not text, are left to the field checks.
+        """
+        return _fleet_reference_problems(document)
+
     @model_validator(mode="after")
     def _references_resolve(self) -> Self:
-        problems: list[str] = []
-        model_names = _unique_names("models", [model.name for model in self.models], problems)
-        source_names = _unique_names("sources", [source.name for source in self.sources], problems)
-        seen_pairs: set[tuple[str, str]] = set()
-        for index, demand in enumerate(self.demand):
-            if demand.model not in model_names:
-                problems.append(f"demand[{index}].model: unknown model {demand.model!r}")
-            if demand.source not in source_names:
-                problems.append(f"demand[{index}].source: unknown source {demand.source!r}")
-            pair = (demand.model, demand.source)
-            if pair in seen_pairs:
-                problems.append(f"demand[{index}]: second demand for {demand.model} from {demand.source}")
-            seen_pairs.add(pair)
-        teams = {model.team for model in self.models}
-        for index, budget in enumerate(self.policy.budgets):
-            if budget.team is not None and budget.team not in teams:
-                problems.append(f"policy.budgets[{index}].team: no model belongs to team {budget.team!r}")
+        problems = type(self).reference_problems(self.model_dump(mode="json"))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
     def to_policy(self) -> PlanningPolicy:
         return self.policy.to_domain()
 
 
-def _unique_names(field: str, names: list[str], problems: list[str]) -> set[str]:
+def _entries(document: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, Any]]]:
+    value = document.get(key)
+    if not isinstance(value, list | tuple):
+        return []
+    return [(index, entry) for index, entry in enumerate(value) if isinstance(entry, Mapping)]
+
+
+def _text(value: Any) -> str | None:
+    """A name as the validated document holds it (stripped text, an enum's value), None for other values."""
+    if isinstance(value, Enum):
+        value = value.value
+    return value.strip() if isinstance(value, str) else None
+
+
+def _unique_names(field: str, document: Mapping[str, Any], problems: list[str]) -> set[str]:
     seen: set[str] = set()
-    for index, name in enumerate(names):
+    for index, entry in _entries(document, field):
+        name = _text(entry.get("name"))
+        if name is None:
+            continue
         if name in seen:
             problems.append(f"{field}[{index}].name: duplicate name {name!r}")
         seen.add(name)
     return seen
+
+
+def _fleet_reference_problems(document: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    model_names = _unique_names("models", document, problems)
+    source_names = _unique_names("sources", document, problems)
+    seen_pairs: set[tuple[str, str]] = set()
+    for index, demand in _entries(document, "demand"):
+        model, source = _text(demand.get("model")), _text(demand.get("source"))
+        if model is not None and model not in model_names:
+            problems.append(f"demand[{index}].model: unknown model {model!r}")
+        if source is not None and source not in source_names:
+            problems.append(f"demand[{index}].source: unknown source {source!r}")
+        if model is not None and source is not None:
+            if (model, source) in seen_pairs:
+                problems.append(f"demand[{index}]: second demand for {model} from {source}")
+            seen_pairs.add((model, source))
+    teams = {_text(model.get("team")) for _, model in _entries(document, "models")}
+    policy = document.get("policy")
+    budgets = _entries(policy, "budgets") if isinstance(policy, Mapping) else []
+    first: dict[tuple[str | None, str | None], int] = {}
+    for index, budget in budgets:
+        team, scope = _text(budget.get("team")), _text(budget.get("scope"))
+        path = f"policy.budgets[{index}]"
+        if team is not None and team not in teams:
+            problems.append(f"{path}.team: no model belongs to team {team!r}")
+        if scope is None:
+            continue
+        if (scope, team) in first:
+            what = f"team {team!r}" if team is not None else scope
+            problems.append(
+                f"{path}: a second budget for {what} (first at policy.budgets[{first[scope, team]}]): "
+                "one budget per scope"
+            )
+        first.setdefault((scope, team), index)
+    return problems
 
 
 def parse_fleet(document: Any, *, source: str = "fleet document") -> FleetSpec:
@@ -120,15 +179,40 @@ def parse_fleet(document: Any, *, source: str = "fleet document") -> FleetSpec:
     try:
         return FleetSpec.model_validate(document)
     except ValidationError as exc:
-        raise SpecError(source, _split_reference_problems(describe_validation_error(exc))) from exc
+        raise SpecError(source, all_problems(FleetSpec, document, exc)) from exc
+
+
+def all_problems(spec: type[FleetSpec], document: Mapping[str, Any], error: ValidationError) -> list[str]:
+    """Every problem of a document that failed validation: the bad fields, and the problems across fields.
+
+    The cross-field validator runs only when every field is valid; otherwise its checks are run here, on
+    the document as written, so that all problems are reported at once.
+    """
+    items = error.errors(include_url=False)
+    # A collection whose items failed is also "too short after validation": that only repeats them.
+    failed_items = {
+        tuple(item["loc"][:position])
+        for item in items
+        for position, part in enumerate(item["loc"])
+        if isinstance(part, int)
+    }
+    kept = [
+        item for item in items if not (item["type"] == "too_short" and tuple(item["loc"]) in failed_items)
+    ]
+    lines = _split_reference_problems(
+        [f"{field_path(item['loc'])}: {item['msg'].removeprefix('Value error, ')}" for item in kept]
+    )
+    if any(item["loc"] for item in items):
+        lines.extend(problem for problem in spec.reference_problems(document) if problem not in lines)
+    return lines
 
 
 def _split_reference_problems(lines: list[str]) -> list[str]:
-    # The cross-reference validator reports several problems joined by "; " against the document root.
+    # The cross-reference validator reports its problems one per line against the document root.
     out: list[str] = []
     for line in lines:
         if line.startswith("(document): "):
-            out.extend(part.strip() for part in line.removeprefix("(document): ").split("; "))
+            out.extend(part.strip() for part in line.removeprefix("(document): ").split("\n"))
         else:
             out.append(line)
     return out

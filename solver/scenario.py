@@ -22,18 +22,22 @@ from typing import Annotated, Any, Self
 from pydantic import (
     ConfigDict,
     Field,
-    NonNegativeInt,
-    PositiveInt,
     StringConstraints,
     ValidationError,
     model_validator,
 )
 
+from solver.constraints.packing import instances_needed, replica_fit
 from solver.domain import (
+    MAX_PRICE_MICRO_USD_PER_HOUR,
+    Availability,
     Commitment,
     DomainModel,
+    GpuCount,
     GpuType,
+    InstanceCount,
     JurisdictionTag,
+    Model,
     Name,
     Offer,
     OfferFlag,
@@ -43,14 +47,25 @@ from solver.domain import (
     PurchaseOption,
     Region,
     ReplicaCount,
+    ReplicaTotal,
     ReservedTerm,
     Slug,
     Upfront,
+    ZoneName,
+    region_key,
 )
 from solver.errors import SpecError, describe_validation_error
-from solver.fleetspec import FleetSpec, PositiveUsd, _split_reference_problems, parse_fleet
+from solver.fleetspec import (
+    FleetSpec,
+    PositiveUsd,
+    _entries,
+    _split_reference_problems,
+    _text,
+    all_problems,
+    parse_fleet,
+)
 from solver.problem import Problem, Risk, RttMeasurement, SolveParams
-from solver.units import usd_to_micro
+from solver.units import MICRO_PER_USD, usd_to_micro
 
 SHIPPED_CATALOG = "shipped"
 """``offers.catalog`` value naming the catalog that ships with gpuplan (``pricing/catalog/``)."""
@@ -61,10 +76,18 @@ SAMPLE_FLEET = "sample"
 FLEET_FIELDS = ("models", "sources", "demand")
 """Fields a referenced fleet document supplies; a scenario with ``fleet`` must not write them."""
 
-OfferPriceUsd = Annotated[Decimal, Field(gt=0, max_digits=24)]
-"""USD per instance-hour; any number of decimals, rounded half-even to micro-USD like the catalog's."""
+MAX_PRICE_USD = Decimal(MAX_PRICE_MICRO_USD_PER_HOUR // MICRO_PER_USD)
+
+OfferPriceUsd = Annotated[Decimal, Field(gt=0, le=MAX_PRICE_USD)]
+"""USD per instance-hour, at most 10,000; any number of decimals, rounded half-even to micro-USD like the
+catalog's."""
 
 OfferKey = Annotated[str, StringConstraints(min_length=1, max_length=400)]
+
+MAX_TIME_LIMIT_S = 86_400.0
+"""A day: the longest solve a scenario may ask for."""
+MAX_SEED = 2**31 - 1
+"""Seeds are passed to CP-SAT, whose seed is a 32-bit integer."""
 
 
 # ------------------------------------------------------------------------------------------- offers
@@ -107,15 +130,15 @@ class InlineOfferSpec(DomainModel):
 
     provider: Slug
     region: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    zone: str = ""
+    zone: ZoneName = ""
     instance_type: Annotated[str, StringConstraints(min_length=1, max_length=120)]
     gpu_type: GpuType
-    gpus_per_instance: PositiveInt
+    gpus_per_instance: GpuCount
     purchase_option: PurchaseOption
     term: ReservedTerm | None = None
     upfront: Upfront | None = None
     price_usd_per_hour: OfferPriceUsd
-    availability: NonNegativeInt | None = None
+    availability: Availability | None = None
     """Instances one can get; absent when unknown."""
     flags: frozenset[OfferFlag] = frozenset()
 
@@ -124,7 +147,7 @@ class InlineOfferSpec(DomainModel):
         try:
             self.to_domain()
         except ValidationError as exc:
-            raise ValueError("; ".join(describe_validation_error(exc)).replace("(document): ", "")) from None
+            raise ValueError("\n".join(describe_validation_error(exc)).replace("(document): ", "")) from None
         return self
 
     def to_domain(self) -> Offer:
@@ -177,9 +200,9 @@ class AvailabilitySpec(DomainModel):
     ``by_provider``, then ``by_provider_kind``; otherwise unknown (unlimited).
     """
 
-    offers: dict[OfferKey, NonNegativeInt] = Field(default_factory=dict)
-    by_provider: dict[Slug, NonNegativeInt] = Field(default_factory=dict)
-    by_provider_kind: dict[ProviderKind, NonNegativeInt] = Field(default_factory=dict)
+    offers: dict[OfferKey, Availability] = Field(default_factory=dict)
+    by_provider: dict[Slug, Availability] = Field(default_factory=dict)
+    by_provider_kind: dict[ProviderKind, Availability] = Field(default_factory=dict)
 
     def apply(self, offer: Offer, kind: ProviderKind) -> Offer:
         if offer.key in self.offers:
@@ -200,8 +223,8 @@ class AvailabilitySpec(DomainModel):
 
 class CurrentPlacementSpec(DomainModel):
     offer_key: OfferKey
-    instances: PositiveInt
-    replicas: dict[Name, PositiveInt] = Field(min_length=1)
+    instances: InstanceCount
+    replicas: dict[Name, ReplicaTotal] = Field(min_length=1)
     """Replicas per model running on these instances."""
 
     def to_domain(self) -> Placement:
@@ -225,8 +248,8 @@ _PARAMS = SolveParams.model_fields
 class SolveSpec(DomainModel):
     """Defaults for ``gpuplan solve``; command-line options override them."""
 
-    time_limit_s: float = Field(default=_PARAMS["time_limit_s"].default, gt=0)
-    seed: int = Field(default=_PARAMS["seed"].default, ge=0)
+    time_limit_s: float = Field(default=_PARAMS["time_limit_s"].default, gt=0, le=MAX_TIME_LIMIT_S)
+    seed: int = Field(default=_PARAMS["seed"].default, ge=0, le=MAX_SEED)
     workers: int = Field(default=_PARAMS["workers"].default, ge=1, le=64)
     relative_gap: float = Field(default=_PARAMS["relative_gap"].default, ge=0.0, lt=1.0)
     deterministic: bool = _PARAMS["deterministic"].default
@@ -270,35 +293,9 @@ class ScenarioSpec(FleetSpec):
     """Interruption risk per spot offer key; provider-kind defaults otherwise (solver.problem)."""
     solve: SolveSpec = SolveSpec()
 
-    @model_validator(mode="after")
-    def _scenario_references_resolve(self) -> Self:
-        problems = _offers_problems(self.offers)
-        model_names = {model.name for model in self.models}
-        if self.current_fleet is not None:
-            seen: dict[str, int] = {}
-            for index, placement in enumerate(self.current_fleet.placements):
-                path = f"current_fleet.placements[{index}]"
-                if placement.offer_key in seen:
-                    problems.append(
-                        f"{path}.offer_key: offer {placement.offer_key!r} appears twice "
-                        f"(first at current_fleet.placements[{seen[placement.offer_key]}])"
-                    )
-                seen.setdefault(placement.offer_key, index)
-                for model in placement.replicas:
-                    if model not in model_names:
-                        problems.append(f"{path}.replicas.{model}: unknown model {model!r}")
-        committed: dict[str, int] = {}
-        for index, commitment in enumerate(self.commitments):
-            if commitment.offer_key in committed:
-                problems.append(
-                    f"commitments[{index}].offer_key: offer {commitment.offer_key!r} appears twice "
-                    f"(first at commitments[{committed[commitment.offer_key]}]): "
-                    "write one with the instances added up"
-                )
-            committed.setdefault(commitment.offer_key, index)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+    @classmethod
+    def reference_problems(cls, document: Mapping[str, Any]) -> list[str]:
+        return [*super().reference_problems(document), *_scenario_reference_problems(document)]
 
     def solve_params(self, **overrides: Any) -> SolveParams:
         """The solve defaults of the scenario with overrides (None values are ignored)."""
@@ -311,20 +308,64 @@ class ScenarioSpec(FleetSpec):
         return pool
 
 
-def _offers_problems(offers: OffersSpec) -> list[str]:
+def _scenario_reference_problems(document: Mapping[str, Any]) -> list[str]:
+    """Offers, current fleet and commitments across fields, on the document as written (plain data)."""
+    offers = document.get("offers")
+    problems = _offers_problems(offers) if isinstance(offers, Mapping) else []
+    model_names = {_text(model.get("name")) for _, model in _entries(document, "models")}
+    current = document.get("current_fleet")
+    seen: dict[str, int] = {}
+    for index, placement in _entries(current, "placements") if isinstance(current, Mapping) else []:
+        path = f"current_fleet.placements[{index}]"
+        key = _text(placement.get("offer_key"))
+        if key is not None and key in seen:
+            problems.append(
+                f"{path}.offer_key: offer {key!r} appears twice "
+                f"(first at current_fleet.placements[{seen[key]}])"
+            )
+        if key is not None:
+            seen.setdefault(key, index)
+        replicas = placement.get("replicas")
+        for model in replicas if isinstance(replicas, Mapping) else ():
+            if isinstance(model, str) and model.strip() not in model_names:
+                problems.append(f"{path}.replicas.{model}: unknown model {model!r}")
+    committed: dict[str, int] = {}
+    for index, commitment in _entries(document, "commitments"):
+        key = _text(commitment.get("offer_key"))
+        if key is None:
+            continue
+        if key in committed:
+            problems.append(
+                f"commitments[{index}].offer_key: offer {key!r} appears twice "
+                f"(first at commitments[{committed[key]}]): write one with the instances added up"
+            )
+        committed.setdefault(key, index)
+    return problems
+
+
+def _offers_problems(offers: Mapping[str, Any]) -> list[str]:
     problems = []
-    if offers.filter is not None and offers.catalog_source is None:
+    explicit = offers.get("file") is not None or offers.get("inline") is not None
+    if offers.get("filter") is not None and offers.get("catalog") is None and explicit:
         problems.append("offers.filter: applies to catalog offers; add `catalog: shipped` to use it")
-    if offers.regions and offers.file is None and offers.inline is None:
+    regions = _entries(offers, "regions")
+    if regions and not explicit:
         problems.append("offers.regions: only file or inline offers need regions (catalog regions are known)")
     seen: set[str] = set()
-    for index, region in enumerate(offers.regions):
-        if region.key in seen:
-            problems.append(f"offers.regions[{index}]: region {region.key} appears twice")
-        seen.add(region.key)
+    for index, region in regions:
+        provider, code = _text(region.get("provider")), _text(region.get("code"))
+        if provider is None or code is None:
+            continue
+        key = region_key(provider, code)
+        if key in seen:
+            problems.append(f"offers.regions[{index}]: region {key} appears twice")
+        seen.add(key)
     keys: dict[str, int] = {}
-    for index, offer in enumerate(offers.inline or ()):
-        key = offer.to_domain().key
+    for index, entry in _entries(offers, "inline"):
+        try:
+            key = InlineOfferSpec.model_validate(entry).to_domain().key
+        except ValidationError:
+            continue  # its fields are reported on their own
         if key in keys:
             problems.append(
                 f"offers.inline[{index}]: offer {key} appears twice (first at offers.inline[{keys[key]}])"
@@ -364,7 +405,7 @@ def parse_scenario(
     try:
         return ScenarioSpec.model_validate(merged)
     except ValidationError as exc:
-        raise SpecError(source, _split_reference_problems(describe_validation_error(exc))) from exc
+        raise SpecError(source, all_problems(ScenarioSpec, merged, exc)) from exc
 
 
 def scenario_json_schema() -> dict[str, Any]:
@@ -394,6 +435,41 @@ class ScenarioOffers:
     """Catalog regions by key (the shipped catalog's when the scenario names no catalog)."""
     rtt: tuple[RttMeasurement, ...] = ()
     provider_kinds: Mapping[str, ProviderKind] = field(default_factory=dict)
+
+
+def _placement_fit(
+    path: str, placement: CurrentPlacementSpec, offers: Mapping[str, Offer], models: Mapping[str, Model]
+) -> list[str]:
+    """Whether a current placement's replicas fit its instances, by the planner's packing rule."""
+    offer = offers[placement.offer_key]
+    sizes: list[tuple[int, int]] = []
+    problems: list[str] = []
+    for name, replicas in sorted(placement.replicas.items()):
+        model = models.get(name)
+        if model is None:
+            continue  # reported as an unknown model
+        profile = model.profile_for(offer.gpu_type)
+        if profile is None:
+            problems.append(
+                f"{path}.replicas.{name}: model {name!r} has no profile for {offer.gpu_type.value}, "
+                f"the GPU type of {offer.key}"
+            )
+            continue
+        if not replica_fit(profile.gpus_per_replica, offer.gpus_per_instance):
+            problems.append(
+                f"{path}.replicas.{name}: a replica of {name} needs {profile.gpus_per_replica} GPUs, which "
+                f"cannot be placed on instances of {offer.gpus_per_instance} GPUs"
+            )
+            continue
+        sizes.append((profile.gpus_per_replica, replicas))
+    needed = instances_needed(sizes, offer.gpus_per_instance) if not problems else None
+    if needed is not None and needed > placement.instances:
+        what = ", ".join(f"{count} x {size} GPUs" for size, count in sizes)
+        problems.append(
+            f"{path}: the replicas ({what}) need {needed} instances of {offer.gpus_per_instance} GPUs, "
+            f"but the placement has {placement.instances}: replicas must fit the instances"
+        )
+    return problems
 
 
 def scenario_problem(spec: ScenarioSpec, offers: ScenarioOffers, *, source: str = "scenario") -> Problem:
@@ -434,10 +510,15 @@ def scenario_problem(spec: ScenarioSpec, offers: ScenarioOffers, *, source: str 
         if key not in by_key:
             problems.append(f"availability.offers.{key}: {unknown(key)}")
     if spec.current_fleet is not None:
+        models = {model.name: model for model in spec.models}
         for index, placement in enumerate(spec.current_fleet.placements):
             if placement.offer_key not in by_key:
                 problems.append(
                     f"current_fleet.placements[{index}].offer_key: {unknown(placement.offer_key)}"
+                )
+            else:
+                problems.extend(
+                    _placement_fit(f"current_fleet.placements[{index}]", placement, by_key, models)
                 )
     for index, commitment in enumerate(spec.commitments):
         if commitment.offer_key not in by_key:

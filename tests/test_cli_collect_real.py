@@ -2,7 +2,7 @@
 
 Each test builds the real ``AwsCollector`` / ``GcpCollector`` / ``AzureCollector`` on the SDK test seams the
 collector tests use (botocore ``Stubber`` clients; real google-cloud clients over a fake ``requests``
-adapter; respx for the Retail Prices API and a recorded azure-core transport for azure-mgmt-compute), swaps
+adapter; recorded azure-core transports for the Retail Prices API and azure-mgmt-compute), swaps
 it into the CLI through the runtime's ``collectors``, and runs the command with typer's ``CliRunner`` on a
 migrated SQLite database holding the shipped catalog. The collectors get every region the catalog knows, as
 in a real run; the fakes answer for all of them. Nothing may open a network connection
@@ -22,9 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import respx
 import sqlalchemy as sa
 from google.auth.credentials import AnonymousCredentials
 from typer.testing import CliRunner
@@ -447,7 +445,7 @@ def test_collect_azure_dry_run_with_the_real_collector(
         azure_fakes.reservation("eastus", h100, "3 Years", 51000),  # 1.940639 USD/h
         azure_fakes.item(azure_fakes.LINUX, currencyCode="EUR"),  # another currency: skipped
     ]
-    sleeps: list[float] = []
+    retail = azure_fakes.RetailTransport([(200, azure_fakes.envelope(items))])
     transport = azure_fakes.RecordedTransport(
         {
             azure_fakes.filter_for("eastus"): [
@@ -469,9 +467,7 @@ def test_collect_azure_dry_run_with_the_real_collector(
     use(
         cli_runtime,
         azure=lambda: AzureCollector(
-            http_client=httpx.Client(),
-            compute_client=azure_fakes.compute_client(transport),
-            sleep=sleeps.append,
+            retail_transport=retail, compute_client=azure_fakes.compute_client(transport)
         ),
     )
     offers = {
@@ -484,12 +480,10 @@ def test_collect_azure_dry_run_with_the_real_collector(
     known = stored_keys(db, offers)
     assert known == {f"azure/eastus/-/{h100}/on_demand", f"azure/eastus/-/{h100}/spot"}
 
-    with respx.mock(assert_all_called=True) as retail:
-        route = retail.get(RETAIL_PRICES_URL).respond(json=azure_fakes.envelope(items))
-        code, out = run("collect", "--provider", "azure", "--dry-run")
+    code, out = run("collect", "--provider", "azure", "--dry-run")
 
     assert code == 0, out
-    assert route.call_count == 1 and sleeps == []
+    assert len(retail.urls) == 1 and retail.urls[0].startswith(RETAIL_PRICES_URL) and retail.sleeps == []
     assert len(transport.urls) == len(regions)  # resource SKUs asked once per region
     sizes = 6  # AzureCollector's GPU sizes: each one a region does not list is one not_offered row
     assert summary(out, "azure") == expected_summary(

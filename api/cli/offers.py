@@ -19,6 +19,7 @@ from scheduler.services import catalog as catalog_service
 from scheduler.services import discounts as discount_service
 from scheduler.services import ingest as ingest_service
 from scheduler.services import prices as price_service
+from scheduler.services import reference as reference_service
 from scheduler.services import spot_stats as spot_service
 from solver.domain import GpuType, PurchaseOption
 from solver.errors import InputError
@@ -136,7 +137,9 @@ def prices_sheet_load(
     """Load a price sheet (docs/collectors.md) as one collection run; a sheet with a problem loads nothing."""
     with open_database() as database, database.transaction() as session:
         regions = [region for group in ingest_service.known_regions(session).values() for region in group]
-    read_price_sheet(path, regions=regions)  # every problem of the sheet, before anything is written
+        shapes = reference_service.instance_shapes(session)
+    # every problem of the sheet, before anything is written
+    read_price_sheet(path, regions=regions, instance_types=shapes)
     collector = PriceSheetCollector(path)
     job = ingest_service.CollectorJob(
         name=collector.provider,
@@ -156,7 +159,9 @@ def discounts_load(
 ) -> None:
     """Replace the discount overlay with the rules in PATH (docs/collectors.md)."""
     rt = runtime(ctx)
-    overlay = read_discounts(path)
+    with open_database() as database, database.transaction() as session:
+        providers = reference_service.provider_names(session)
+    overlay = read_discounts(path, providers=providers)
     with open_database() as database, database.transaction() as session:
         removed, stored = discount_service.replace_discounts(
             session, overlay, source=str(path.resolve()), now=rt.now(), actor="gpuplan discounts load"

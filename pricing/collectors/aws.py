@@ -48,6 +48,7 @@ from pricing.collectors.base import (
     PriceObservation,
     SpotPlacementScore,
     check_capabilities,
+    one_line,
 )
 from pricing.normalize import (
     CurrencyError,
@@ -143,7 +144,6 @@ CAPABILITIES = frozenset(
 _AWS_PARTITION_REGION = re.compile(r"^(af|ap|ca|eu|il|me|mx|sa|us)-[a-z]+-\d+$")
 """Regions of the standard ``aws`` partition (not China ``cn-*`` nor GovCloud ``us-gov-*``)."""
 
-_ACCESS_KEY_ID = re.compile(r"\b(AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}\b")
 
 _LEASE_TERMS = {"1yr": ReservedTerm.ONE_YEAR, "3yr": ReservedTerm.THREE_YEARS}
 _TERM_YEARS = {ReservedTerm.ONE_YEAR: 1, ReservedTerm.THREE_YEARS: 3}
@@ -190,13 +190,6 @@ def boto3_client_factory(session: Any, config: Config | None = None) -> ClientFa
     return make
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    """A message fit for logs and errors: one line, bounded, with anything like an access key id masked."""
-    flat = " ".join(str(text).split())
-    flat = _ACCESS_KEY_ID.sub("[access key id]", flat)
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
 def describe_error(exc: BaseException) -> str:
     """A one-line description of a botocore error: the service's error code and message, or the class."""
     if isinstance(exc, ClientError):
@@ -205,8 +198,8 @@ def describe_error(exc: BaseException) -> str:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         message = error.get("Message") or ""
         prefix = f"{code} (HTTP {status})" if status else code
-        return _one_line(f"{prefix}: {message}" if message else prefix)
-    return _one_line(f"{type(exc).__name__}: {exc}")
+        return one_line(f"{prefix}: {message}" if message else prefix)
+    return one_line(exc)
 
 
 _AWS_ERRORS = (ClientError, BotoCoreError)
@@ -272,7 +265,7 @@ class AwsCollector:
             run.collect_placement_scores()
         if failed == len(regions):
             raise CollectorError(
-                PROVIDER, _one_line(f"every region failed ({failed}); first: {result.errors[0]}")
+                PROVIDER, one_line(f"every region failed ({failed}); first: {result.errors[0]}")
             )
         return result
 
@@ -508,11 +501,11 @@ class _Run:
             for index, raw in enumerate(page.get("PriceList", [])):
                 where = f"aws/{region} {instance.name} GetProducts page {page_number} item {index}"
                 try:
-                    self.pricing_item(region, instance, raw, where)
+                    self.pricing_item(instance, raw, where)
                 except _BadItemError as exc:
                     self.result.skip(where, str(exc))
 
-    def pricing_item(self, region: str, instance: InstanceType, raw: Any, where: str) -> None:
+    def pricing_item(self, instance: InstanceType, raw: Any, where: str) -> None:
         product = _parse_price_list_item(raw)
         attributes, sku = _product_attributes(product)
         if attributes.get("instanceType") != instance.name:
@@ -532,12 +525,12 @@ class _Run:
         if not isinstance(terms, dict):
             raise _BadItemError(f"product {sku} has no terms")
         if Capability.ON_DEMAND in self.wanted:
-            self.on_demand_terms(code, instance, sku, terms.get("OnDemand") or {}, where)
+            self.on_demand_terms(code, instance, terms.get("OnDemand") or {}, where)
         if Capability.RESERVED in self.wanted:
-            self.reserved_terms(code, instance, sku, terms.get("Reserved") or {}, where)
+            self.reserved_terms(code, instance, terms.get("Reserved") or {}, where)
 
     def on_demand_terms(
-        self, region: str, instance: InstanceType, sku: str, terms: Mapping[str, Any], where: str
+        self, region: str, instance: InstanceType, terms: Mapping[str, Any], where: str
     ) -> None:
         seen = False
         for term_code, term in sorted(terms.items()):
@@ -555,7 +548,7 @@ class _Run:
             )
 
     def reserved_terms(
-        self, region: str, instance: InstanceType, sku: str, terms: Mapping[str, Any], where: str
+        self, region: str, instance: InstanceType, terms: Mapping[str, Any], where: str
     ) -> None:
         seen: set[tuple[ReservedTerm, Upfront]] = set()
         for term_code, term in sorted(terms.items()):

@@ -15,20 +15,28 @@ The rules are described in docs/collectors-gcp-azure.md.
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import json
 import logging
 import os
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
-from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
+from azure.core import PipelineClient
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceRequestTimeoutError,
+    ServiceResponseTimeoutError,
+)
+from azure.core.pipeline.policies import HeadersPolicy, RetryPolicy
+from azure.core.pipeline.transport import HttpTransport, RequestsTransport
+from azure.core.rest import HttpRequest, HttpResponse
 
 from pricing.collectors.base import (
     AvailabilityObservation,
@@ -38,6 +46,7 @@ from pricing.collectors.base import (
     CollectorError,
     PriceObservation,
     check_capabilities,
+    one_line,
 )
 from pricing.normalize import (
     CurrencyError,
@@ -71,10 +80,13 @@ SOURCE_RETAIL_PRICES = "azure:retail-prices"
 SOURCE_RESOURCE_SKUS = "azure:compute:resourceSkus.list"
 
 MAX_ATTEMPTS = 5
-"""Attempts per Retail Prices page (the first plus 4 retries) on 429, 5xx, timeouts and connection errors."""
-BACKOFF_MAX_S = 30.0
-RETRY_AFTER_MAX_S = 60.0
+"""Attempts per Retail Prices page (the first plus 4 retries) on 429, 5xx, timeouts and connection errors;
+azure-core's ``RetryPolicy`` waits as a ``Retry-After`` header says, else backs off 2, 4, 8 s."""
+BACKOFF_FACTOR_S = 1.0
+BACKOFF_MAX_S = 30
 REQUEST_TIMEOUT_S = 30.0
+RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""The statuses azure-core's RetryPolicy retries (with any status that carries a Retry-After header)."""
 MAX_PAGES = 1_000
 """A guard against a NextPageLink that never ends; far above the few dozen pages the filter returns."""
 
@@ -277,38 +289,45 @@ class _PartFailedError(Exception):
     """One part of the collection (prices or availability) could not be read at all."""
 
 
-def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), capped at 60 s."""
-    if not value:
-        return None
-    value = value.strip()
+def retail_prices_client(transport: HttpTransport[Any, Any] | None = None) -> PipelineClient[Any, Any]:
+    """An azure-core pipeline for the Retail Prices API: azure-core's ``RetryPolicy`` (MAX_ATTEMPTS
+    attempts; 429, 5xx, time-outs and connection errors retried; ``Retry-After`` honoured; exponential
+    backoff up to BACKOFF_MAX_S), no redirects, over ``transport`` (default: azure-core's requests
+    transport with a REQUEST_TIMEOUT_S connect and read time-out)."""
+    policies = [
+        HeadersPolicy({"Accept": "application/json"}),
+        RetryPolicy(
+            retry_total=MAX_ATTEMPTS - 1,
+            retry_connect=MAX_ATTEMPTS - 1,
+            retry_read=MAX_ATTEMPTS - 1,
+            retry_status=MAX_ATTEMPTS - 1,
+            retry_backoff_factor=BACKOFF_FACTOR_S,
+            retry_backoff_max=BACKOFF_MAX_S,
+        ),
+    ]
+    if transport is None:
+        transport = RequestsTransport(connection_timeout=REQUEST_TIMEOUT_S, read_timeout=REQUEST_TIMEOUT_S)
+    return PipelineClient(base_url=RETAIL_PRICES_URL, policies=policies, transport=transport)
+
+
+def _get_json(client: PipelineClient[Any, Any], url: str, params: Mapping[str, str] | None) -> Any:
     try:
-        seconds = float(value)
-    except ValueError:
+        response: HttpResponse = client.send_request(HttpRequest("GET", url, params=dict(params or {})))
+    except (ServiceRequestTimeoutError, ServiceResponseTimeoutError) as exc:
+        raise _PageError(f"timed out after {MAX_ATTEMPTS} attempts") from exc
+    except ServiceRequestError as exc:
+        raise _PageError(f"connection failed after {MAX_ATTEMPTS} attempts ({one_line(exc)})") from exc
+    except AzureError as exc:
+        raise _PageError(one_line(exc)) from exc
+    status = response.status_code
+    if status == HTTPStatus.OK:
         try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        seconds = (when - (now or dt.datetime.now(dt.UTC))).total_seconds()
-    return min(max(seconds, 0.0), RETRY_AFTER_MAX_S)
-
-
-def backoff_seconds(attempt: int) -> float:
-    """1, 2, 4, 8 ... seconds after the first, second, third ... failed attempt, at most 30."""
-    return min(BACKOFF_MAX_S, float(2 ** (attempt - 1)))
-
-
-def _first_line(text: str, limit: int = 200) -> str:
-    line = " ".join(text.split())
-    return line[:limit]
-
-
-def _one_line(exc: BaseException) -> str:
-    message = str(exc).strip().splitlines()
-    first = _first_line(message[0]) if message else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+            return json.loads(response.read(), parse_float=Decimal)
+        except ValueError as exc:
+            raise _PageError("the answer is not JSON") from exc
+    if status in RETRIED_STATUSES or response.headers.get("Retry-After"):
+        raise _PageError(f"HTTP {status} after {MAX_ATTEMPTS} attempts")
+    raise _PageError(f"HTTP {status}: {one_line(response.text(), limit=200)}")
 
 
 # ------------------------------------------------------------------------------------- availability
@@ -416,9 +435,10 @@ def availability_observations(
 class AzureCollector:
     """Reads Azure GPU VM prices (Retail Prices API) and availability (azure-mgmt-compute resource SKUs).
 
-    With no arguments it builds an ``httpx.Client`` for the public prices, and on first use of availability a
-    ``ComputeManagementClient`` from ``DefaultAzureCredential`` and ``AZURE_SUBSCRIPTION_ID``. Tests inject
-    ``http_client``, ``compute_client`` (with a recorded transport) and ``sleep``.
+    With no arguments it builds an azure-core pipeline for the public prices (``retail_prices_client``), and
+    on first use of availability a ``ComputeManagementClient`` from ``DefaultAzureCredential`` and
+    ``AZURE_SUBSCRIPTION_ID``. Tests inject ``retail_transport`` and ``compute_client``, both over recorded
+    azure-core transports (which also record the retry policy's sleeps).
     """
 
     provider = PROVIDER
@@ -429,56 +449,26 @@ class AzureCollector:
     def __init__(
         self,
         *,
-        http_client: httpx.Client | None = None,
+        retail_transport: HttpTransport[Any, Any] | None = None,
         compute_client: Any = None,
         credential: Any = None,
         subscription_id: str | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
-        self._http_client = http_client
+        self._retail_transport = retail_transport
         self._compute_client = compute_client
         self._credential = credential
         self._subscription_id = subscription_id
-        self._sleep = sleep
-        self._max_attempts = max_attempts
 
     # -- Retail Prices API
 
-    def _get_json(self, client: httpx.Client, url: str, params: Mapping[str, str] | None) -> Any:
-        last = ""
-        for attempt in range(1, self._max_attempts + 1):
-            delay = backoff_seconds(attempt)
-            try:
-                response = client.get(url, params=params)
-            except httpx.TimeoutException:
-                last = "timed out"
-            except httpx.TransportError as exc:
-                last = f"connection failed ({type(exc).__name__})"
-            else:
-                status = response.status_code
-                if status == httpx.codes.OK:
-                    try:
-                        return json.loads(response.content, parse_float=Decimal)
-                    except ValueError as exc:
-                        raise _PageError("the answer is not JSON") from exc
-                if status != httpx.codes.TOO_MANY_REQUESTS and status < httpx.codes.INTERNAL_SERVER_ERROR:
-                    raise _PageError(f"HTTP {status}: {_first_line(response.text)}")
-                last = f"HTTP {status}"
-                delay = retry_after_seconds(response.headers.get("Retry-After")) or delay
-            if attempt < self._max_attempts:
-                _LOG.info("azure: retail prices %s, retry %d in %.1f s", last, attempt, delay)
-                self._sleep(delay)
-        raise _PageError(f"{last} after {self._max_attempts} attempts")
-
-    def _retail_items(self, client: httpx.Client, result: CollectionResult) -> list[Any]:
+    def _retail_items(self, client: PipelineClient[Any, Any], result: CollectionResult) -> list[Any]:
         url: str | None = RETAIL_PRICES_URL
         params: dict[str, str] | None = {"api-version": RETAIL_PRICES_API_VERSION, "$filter": retail_filter()}
         items: list[Any] = []
         pages = 0
         while url:
             try:
-                body = self._get_json(client, url, params)
+                body = _get_json(client, url, params)
                 page_items = body.get("Items") if isinstance(body, dict) else None
                 if not isinstance(page_items, list):
                     raise _PageError("the page has no Items list")
@@ -499,10 +489,7 @@ class AzureCollector:
         return items
 
     def _read_prices(self, result: CollectionResult) -> list[Any]:
-        if self._http_client is not None:
-            return self._retail_items(self._http_client, result)
-        headers = {"Accept": "application/json"}
-        with httpx.Client(timeout=REQUEST_TIMEOUT_S, headers=headers, follow_redirects=False) as client:
+        with retail_prices_client(self._retail_transport) as client:
             return self._retail_items(client, result)
 
     # -- resource SKUs
@@ -537,17 +524,17 @@ class AzureCollector:
                 continue
             except ClientAuthenticationError as exc:
                 raise _PartFailedError(
-                    f"availability not collected: Azure authentication failed ({_one_line(exc)})"
+                    f"availability not collected: Azure authentication failed ({one_line(exc)})"
                 ) from exc
             except HttpResponseError as exc:
-                if exc.status_code == httpx.codes.FORBIDDEN:
+                if exc.status_code == HTTPStatus.FORBIDDEN:
                     raise _PartFailedError(
-                        f"availability not collected: access denied ({_one_line(exc)})"
+                        f"availability not collected: access denied ({one_line(exc)})"
                     ) from exc
-                region_errors.append(f"resource SKUs in {code}: {_one_line(exc)}")
+                region_errors.append(f"resource SKUs in {code}: {one_line(exc)}")
                 continue
             except AzureError as exc:
-                region_errors.append(f"resource SKUs in {code}: {_one_line(exc)}")
+                region_errors.append(f"resource SKUs in {code}: {one_line(exc)}")
                 continue
             regions_read += 1
             observations.extend(availability_observations(skus, region, request, result))

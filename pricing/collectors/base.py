@@ -11,6 +11,7 @@ denied, the API unreachable after retries.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -123,6 +124,21 @@ class CollectionResult:
 
     def skip(self, location: str, reason: str) -> None:
         self.skipped.append(SkippedItem(location=location, reason=reason))
+
+
+_ACCESS_KEY_ID = re.compile(r"\b(AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}\b")
+"""An AWS access key id: masked in every message (a secret key never appears in one)."""
+
+
+def one_line(value: str | BaseException, *, limit: int = 300) -> str:
+    """A message fit for one log or error line: every run of whitespace (line breaks too) one space, anything
+    like an AWS access key id masked, at most ``limit`` characters (cut ones end in ``...``). An exception is
+    written ``Type: message`` (its type alone when it has no message)."""
+    if isinstance(value, BaseException):
+        text = " ".join(str(value).split())
+        value = f"{type(value).__name__}: {text}" if text else type(value).__name__
+    flat = _ACCESS_KEY_ID.sub("[access key id]", " ".join(value.split())) or "no message"
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 class CollectorError(RuntimeError):

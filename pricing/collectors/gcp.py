@@ -39,6 +39,7 @@ from pricing.collectors.base import (
     CollectorError,
     PriceObservation,
     check_capabilities,
+    one_line,
 )
 from pricing.normalize import (
     CurrencyError,
@@ -618,11 +619,11 @@ class _PartFailedError(Exception):
     """One part of the collection (prices, machine types, accelerators) could not be read at all."""
 
 
-def _one_line(exc: BaseException) -> str:
+def _describe(exc: BaseException) -> str:
+    """One line for an API error; a RetryError names the error it gave up on."""
     if isinstance(exc, api_exceptions.RetryError) and exc.cause is not None:
-        return f"unreachable after retries ({_one_line(exc.cause)})"
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:240]}" if text else type(exc).__name__
+        return f"unreachable after retries ({_describe(exc.cause)})"
+    return one_line(exc, limit=260)
 
 
 _API_ERRORS = (api_exceptions.GoogleAPIError, auth_exceptions.GoogleAuthError, requests.RequestException)
@@ -719,10 +720,10 @@ class GcpCollector:
                 skus.extend(page.skus)
         except _API_ERRORS as exc:
             if pages_read == 0:
-                raise _PartFailedError(f"Cloud Billing Catalog: {_one_line(exc)}") from exc
+                raise _PartFailedError(f"Cloud Billing Catalog: {_describe(exc)}") from exc
             result.errors.append(
                 f"Cloud Billing Catalog: page {pages_read + 1} failed, prices from the {pages_read} "
-                f"pages read are kept: {_one_line(exc)}"
+                f"pages read are kept: {_describe(exc)}"
             )
         return read_skus(skus, kinds, now, result)
 
@@ -735,7 +736,7 @@ class GcpCollector:
                 )
             )
         except _API_ERRORS as exc:
-            raise _PartFailedError(f"machine types: {_one_line(exc)}") from exc
+            raise _PartFailedError(f"machine types: {_describe(exc)}") from exc
         return read_machine_types(pairs, result)
 
     def _read_accelerator_types(self, project: str) -> dict[str, dict[str, int]]:
@@ -747,7 +748,7 @@ class GcpCollector:
                 )
             )
         except _API_ERRORS as exc:
-            raise _PartFailedError(f"accelerator types: {_one_line(exc)}") from exc
+            raise _PartFailedError(f"accelerator types: {_describe(exc)}") from exc
         return read_accelerator_types(pairs)
 
     # -- collect

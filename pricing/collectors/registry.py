@@ -15,8 +15,6 @@ from pathlib import Path
 from pricing.collectors.base import Collector, CollectorError, CollectorRegistry
 from pricing.pricesheet import PriceSheetCollector, sheet_collector_name
 
-CLOUD_PROVIDERS = ("aws", "gcp", "azure")
-
 
 def _unavailable(provider: str, exc: ImportError) -> CollectorError:
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

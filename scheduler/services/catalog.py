@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
-from pricing.catalog import Catalog
+from pricing.catalog import OFFERS_FILE, Catalog, CatalogError, CatalogRowError
 from scheduler.db.models import (
     CollectionKind,
     CollectionRunRow,
@@ -23,7 +23,7 @@ from scheduler.db.models import (
     RegionRow,
 )
 from scheduler.services.audit import record
-from scheduler.services.reference import ReferenceData
+from scheduler.services.reference import ReferenceData, instance_shapes, lock_reference_data
 from solver.domain import PLANNER_EXCLUDED_FLAGS, GpuType, PurchaseOption, ReservedTerm
 
 SHIPPED_CATALOG_SOURCE = "shipped-catalog"
@@ -41,7 +41,13 @@ class CatalogLoadResult:
 def load_catalog(
     session: Session, catalog: Catalog, *, now: dt.datetime, source: str = SHIPPED_CATALOG_SOURCE
 ) -> CatalogLoadResult:
-    """Write the catalog's reference data, offers and price observations; flush, do not commit."""
+    """Write the catalog's reference data, offers and price observations; flush, do not commit.
+
+    Safe to run concurrently (``lock_reference_data``). A catalog whose instance type is stored with other
+    GPUs is refused whole (CatalogError naming each such row) before anything is written.
+    """
+    lock_reference_data(session)
+    _check_stored_shapes(session, catalog, source)
     run = CollectionRunRow(kind=CollectionKind.CATALOG, source=source, started_at=now)
     session.add(run)
     reference = ReferenceData(session)
@@ -108,6 +114,32 @@ def load_catalog(
         observations_added=observations_added,
         reference_rows_added=reference.created,
     )
+
+
+def _check_stored_shapes(session: Session, catalog: Catalog, source: str) -> None:
+    stored = instance_shapes(session)
+    errors: list[CatalogRowError] = []
+    seen: set[tuple[str, str]] = set()
+    for item in catalog.offers:
+        key = (item.instance.provider, item.instance.name)
+        shape = stored.get(key)
+        if shape is None or key in seen:
+            continue
+        seen.add(key)
+        gpu_type, gpu_count = shape
+        if (gpu_type, gpu_count) != (item.instance.gpu_type, item.instance.gpu_count):
+            errors.append(
+                CatalogRowError(
+                    OFFERS_FILE,
+                    item.line,
+                    "gpus_per_instance" if gpu_type == item.instance.gpu_type else "gpu_type",
+                    f"instance type {key[0]}/{key[1]} has {item.instance.gpu_count} x "
+                    f"{item.instance.gpu_type.value} here but is stored with {gpu_count} x {gpu_type.value}: "
+                    "nothing was loaded",
+                )
+            )
+    if errors:
+        raise CatalogError(source, errors)
 
 
 def _add_observations(

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-import yaml
 from sqlalchemy.orm import Session, selectinload
 
+from pricing.files import UnreadableFileError, YamlDocumentError, load_yaml, read_text
 from scheduler.db.models import (
     BudgetRow,
     DemandRow,
@@ -26,7 +26,7 @@ from scheduler.db.models import (
     ServedModelRow,
 )
 from scheduler.services.audit import record
-from scheduler.services.reference import ReferenceData, region_rows_by_key
+from scheduler.services.reference import ReferenceData, lock_reference_data, region_rows_by_key
 from solver.domain import (
     Budget,
     ChurnPolicy,
@@ -45,24 +45,21 @@ SAMPLE_FLEET = "sample_fleet.yaml"
 def read_fleet_file(text: str, *, source: str) -> FleetSpec:
     """Parse YAML (or JSON) text into a validated fleet document."""
     try:
-        document: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise SpecError(source, [f"{where}not valid YAML: {getattr(exc, 'problem', exc)}"]) from exc
+        document: Any = load_yaml(text)
+    except YamlDocumentError as exc:
+        raise SpecError(source, [f"{exc.where}{exc.message}"]) from exc
     return parse_fleet(document, source=source)
 
 
-def read_fleet_path(path: Path) -> FleetSpec:
-    """Read and validate a fleet document file (YAML or JSON)."""
-    source = str(path)
+def read_fleet_path(path: Path | str) -> FleetSpec:
+    """Read and validate a fleet document file (YAML or JSON) through the one file reader
+    (``pricing.files``): a regular file of at most 64 MiB of UTF-8; anything else is a SpecError naming the
+    file (and, for bytes that are not UTF-8, their offset and line)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(source, [f"cannot read the fleet document: {exc.strerror or exc}"]) from exc
-    except UnicodeDecodeError as exc:
-        raise SpecError(source, [f"not UTF-8 text (byte {exc.start} cannot be decoded)"]) from exc
-    return read_fleet_file(text, source=source)
+        text = read_text(path)
+    except UnreadableFileError as exc:
+        raise SpecError(str(path), [f"cannot read the fleet document: {exc.message}"]) from exc
+    return read_fleet_file(text, source=str(path))
 
 
 def sample_fleet() -> FleetSpec:
@@ -81,6 +78,7 @@ class FleetLoadResult:
 
 
 def load_fleet(session: Session, fleet: FleetSpec, *, now: dt.datetime, actor: str) -> FleetLoadResult:
+    lock_reference_data(session)  # GPU types are reference data; also one fleet load at a time
     anchors = {source.anchor_region for source in fleet.sources if source.anchor_region}
     regions = region_rows_by_key(session, anchors)
     problems = [

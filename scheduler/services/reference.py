@@ -1,6 +1,9 @@
 """Reference data (providers, regions, GPU types, instance types): get-or-create by natural key.
 
-Functions flush and never commit; the caller owns the transaction.
+Functions flush and never commit; the caller owns the transaction. Writers of reference data (a catalog
+load, storing a collector's result, a fleet load) take ``lock_reference_data`` first, so that two of them
+at once (two ``gpuplan catalog load`` on a fresh database) run one after the other instead of both
+inserting the same rows and one failing on a unique constraint.
 """
 
 from __future__ import annotations
@@ -12,6 +15,38 @@ from sqlalchemy.orm import Session
 
 from scheduler.db.models import GpuTypeRow, InstanceTypeRow, ProviderRow, RegionRow
 from solver.domain import GPU_SPECS, GpuType, InstanceType, Provider, Region
+
+REFERENCE_LOCK_KEY = 0x67707570_6C616E  # "gpuplan": one key for every writer of reference data
+
+
+def lock_reference_data(session: Session) -> None:
+    """Wait until no other transaction writes reference data, and hold that until this one ends.
+
+    Call it first in the transaction, before reading what exists. PostgreSQL: a transaction-level advisory
+    lock (``pg_advisory_xact_lock``), released at commit or rollback; each later statement sees what the
+    transaction before committed. SQLite: a write that changes nothing takes the database's write lock now
+    (other writers wait up to the busy timeout), not at the first insert after the reads.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFERENCE_LOCK_KEY})
+    elif dialect == "sqlite":
+        session.execute(sa.update(GpuTypeRow).where(sa.false()).values(name=GpuTypeRow.name))
+
+
+def instance_shapes(session: Session) -> dict[tuple[str, str], tuple[GpuType, int]]:
+    """Every stored instance type: (provider, name) -> (GPU type, GPUs per instance)."""
+    rows = session.execute(
+        sa.select(ProviderRow.name, InstanceTypeRow.name, GpuTypeRow.name, InstanceTypeRow.gpu_count)
+        .join(InstanceTypeRow.provider)
+        .join(InstanceTypeRow.gpu_type)
+    ).all()
+    return {(provider, name): (GpuType(gpu), count) for provider, name, gpu, count in rows}
+
+
+def provider_names(session: Session) -> list[str]:
+    """The names of the providers in the database, sorted."""
+    return list(session.scalars(sa.select(ProviderRow.name).order_by(ProviderRow.name)))
 
 
 class ReferenceData:
@@ -92,10 +127,6 @@ class ReferenceData:
         row.vcpus = instance.vcpus
         row.memory_gib = instance.memory_gib
         return row
-
-    def region_by_key(self, key: str) -> RegionRow | None:
-        provider, _, code = key.partition("/")
-        return self.regions.get((provider, code))
 
     def gpu_type(self, gpu_type: GpuType) -> GpuTypeRow:
         return self.gpu_types[gpu_type]

@@ -224,3 +224,67 @@ def test_a_missing_sources_file_is_reported_once(catalog_copy: Path) -> None:
     (catalog_copy / "sources.csv").unlink()
     errors = load_errors(catalog_copy)
     assert [(error.file, error.line) for error in errors] == [("sources.csv", 0)]
+
+
+def test_rows_that_disagree_on_an_instance_types_gpus_are_refused_naming_both(catalog_copy: Path) -> None:
+    path = catalog_copy / OFFERS_FILE
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    header = rows[0]
+    column = header.index("instance_type")
+    first = next(i for i, row in enumerate(rows) if i and row[column] == "p5.48xlarge")
+    second = next(i for i, row in enumerate(rows) if i > first and row[column] == "p5.48xlarge")
+    set_cell(path, second, "gpus_per_instance", "4")
+    (error,) = load_errors(catalog_copy)
+    assert (error.file, error.line, error.column) == (OFFERS_FILE, second + 1, "gpus_per_instance")
+    assert error.message == (
+        f"instance type aws/p5.48xlarge has 4 x H100 here but 8 x H100 on line {first + 1}: every row of one "
+        "instance type must give the same GPUs"
+    )
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("price_usd_per_hour", "1e308", "price above 10,000 USD per instance-hour"),
+        ("gpus_per_instance", "1e20", "not a whole number: '1e20'"),
+        ("gpus_per_instance", "65", "must be a whole number from 1 to 64, got '65'"),
+        ("vcpus", "inf", "must be a number above 0 and at most 4096, got 'inf'"),
+        ("memory_gib", "nan", "must be a number above 0 and at most 65536, got 'nan'"),
+    ],
+)
+def test_numbers_have_ranges(catalog_copy: Path, column: str, value: str, message: str) -> None:
+    line = set_cell(catalog_copy / OFFERS_FILE, 10, column, value)
+    (error,) = load_errors(catalog_copy)
+    assert (error.line, error.column) == (line, column)
+    assert message in error.message
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0001-01-01T00:00:00+05:00", "must be from 1970-01-01 up to 2200-01-01 (UTC)"),
+        ("9999-12-31T23:59:59-05:00", "must be from 1970-01-01 up to 2200-01-01 (UTC)"),
+    ],
+)
+def test_times_have_a_range(catalog_copy: Path, value: str, message: str) -> None:
+    line = set_cell(catalog_copy / "sources.csv", 1, "observed_at", value)
+    errors = load_errors(catalog_copy)
+    assert (errors[0].file, errors[0].line, errors[0].column) == ("sources.csv", line, "observed_at")
+    assert message in errors[0].message
+
+
+def test_an_unassigned_country_code_is_refused(catalog_copy: Path) -> None:
+    line = set_cell(catalog_copy / PROVIDER_REGIONS_FILE, 1, "country_code", "XX")
+    errors = load_errors(catalog_copy)
+    assert (errors[0].line, errors[0].column) == (line, "country_code")
+    assert errors[0].message == "not an ISO 3166-1 alpha-2 country code: 'XX'"
+
+
+def test_a_file_that_is_not_utf8_is_one_problem_naming_its_line(catalog_copy: Path) -> None:
+    path = catalog_copy / "providers.csv"
+    text = path.read_text(encoding="utf-8").replace("Lambda", "Lämbda")
+    path.write_bytes(text.encode("latin-1"))
+    errors = load_errors(catalog_copy)
+    assert errors[0].file == "providers.csv" and errors[0].message.startswith("not UTF-8 text: byte 0xe4")
+    assert errors[0].line == text.splitlines().index(next(x for x in text.splitlines() if "Lämbda" in x)) + 1

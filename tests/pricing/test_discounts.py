@@ -181,7 +181,8 @@ def test_a_bad_discount_file_lists_every_problem(tmp_path: Path) -> None:
     with pytest.raises(DiscountFileError) as caught:
         read_discounts(path)
     assert [str(error) for error in caught.value.errors] == [
-        "bad.yaml:2: column provider: must be gpuplan's lower-case provider name, got 'AWS'",
+        "bad.yaml:2: column provider: must be gpuplan's lower-case provider name (aws, lambda, ...), "
+        "got 'AWS'",
         "bad.yaml:5: column family: give a family or an instance_type, not both",
         "bad.yaml:9: column purchase_option: unknown purchase option 'preemptible' "
         "(expected one of on_demand, spot, reserved, capacity_block, flex_start)",
@@ -189,3 +190,15 @@ def test_a_bad_discount_file_lists_every_problem(tmp_path: Path) -> None:
         "bad.yaml:13: column provider: a second rule for gcp (first on line 11)",
     ]
     assert str(caught.value).startswith("discount file bad.yaml: 5 problems; nothing was loaded")
+
+
+def test_a_rule_for_an_unknown_provider_is_refused_when_the_providers_are_known(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("provider,percent_off\naws,10\nacme,5\n", encoding="utf-8")
+    assert [rule.provider for rule in read_discounts(path).rules] == ["aws", "acme"]
+    with pytest.raises(DiscountFileError) as caught:
+        read_discounts(path, providers=["aws", "gcp"])
+    assert [str(error) for error in caught.value.errors] == [
+        "d.csv:3: column provider: unknown provider 'acme' (known: aws, gcp)"
+    ]
+    assert [rule.line for rule in read_discounts(path).rules] == [2, 3]

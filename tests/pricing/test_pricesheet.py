@@ -249,3 +249,65 @@ def test_the_collector_refuses_a_bad_sheet_whole_with_one_line(tmp_path: Path) -
         "sheet:bad.csv: price sheet bad.csv: bad.csv:2: column price_usd_per_hour: not a number: 'twelve' "
         "(and 8 more); nothing was loaded"
     )
+
+
+def test_a_row_whose_instance_type_is_stored_with_other_gpus_rejects_the_sheet(tmp_path: Path) -> None:
+    sheet = _write(tmp_path, "lambda.csv", GOOD_CSV)
+    stored = {("lambda", "gpu_8x_h100_sxm5"): (GpuType.H100, 4)}
+    with pytest.raises(PriceSheetError) as caught:
+        read_price_sheet(sheet, regions=REGIONS, instance_types=stored)
+    assert [str(error) for error in caught.value.errors] == [
+        f"lambda.csv:{line}: column gpus_per_instance: instance type lambda/gpu_8x_h100_sxm5 has 8 x H100 "
+        "here but 4 x H100 stored in the database: one instance type has one shape"
+        for line in (3, 4, 5)
+    ]
+    assert read_price_sheet(sheet, regions=REGIONS, instance_types={}).rows  # nothing stored: fine
+
+
+def test_two_rows_of_one_instance_type_must_agree(tmp_path: Path) -> None:
+    # line 4 gives the instance type of line 3 (H100-SXM, that is H100) another GPU
+    text = GOOD_CSV.replace("gpu_8x_h100_sxm5,H100,8,on_demand", "gpu_8x_h100_sxm5,H200,8,on_demand")
+    with pytest.raises(PriceSheetError) as caught:
+        read_price_sheet(_write(tmp_path, "lambda.csv", text), regions=REGIONS)
+    assert [str(error) for error in caught.value.errors] == [
+        "lambda.csv:4: column gpu_type: instance type lambda/gpu_8x_h100_sxm5 has 8 x H200 here but "
+        "8 x H100 on line 3: one instance type has one shape"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cells", "column", "message"),
+    [
+        ("8,on_demand,,,1e308,USD,2026-07-01", "price_usd_per_hour", "price above 10,000 USD"),
+        ("1e20,on_demand,,,10,USD,2026-07-01", "gpus_per_instance", "not a whole number: '1e20'"),
+        ("8,on_demand,,,10,USD,0001-01-01T00:00:00+05:00", "valid_from", "must be from 1970-01-01 up to"),
+        ("8,on_demand,,,10,USD,2200-01-01", "valid_from", "must be from 1970-01-01 up to 2200-01-01"),
+    ],
+)
+def test_numbers_and_times_have_ranges(tmp_path: Path, cells: str, column: str, message: str) -> None:
+    text = f"{HEADER}\nlambda,us-tx,,gpu_8x_h100_sxm5,H100,{cells},,\n"
+    with pytest.raises(PriceSheetError) as caught:
+        read_price_sheet(_write(tmp_path, "x.csv", text))
+    (error,) = caught.value.errors
+    assert (error.line, error.column) == (2, column) and message in error.message
+
+
+def test_a_sheet_that_is_not_utf8_or_has_a_huge_field_is_one_clear_problem(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes((HEADER + "\nlambda,us-tx,,gpu_8x_h100_sxm5,H100,8,on_demand,,,19.92,USD,2026-07-01,,"
+                        "négocié\n").encode("latin-1"))  # fmt: skip
+    with pytest.raises(PriceSheetError) as caught:
+        read_price_sheet(latin1)
+    assert caught.value.summary().startswith(
+        "price sheet latin1.csv: latin1.csv:2: not UTF-8 text: byte 0xe9"
+    )
+    huge = _write(
+        tmp_path,
+        "huge.csv",
+        HEADER + "\nlambda,us-tx,,x,H100,8,on_demand,,,1,USD,2026-07-01,," + "n" * 200_000,
+    )
+    with pytest.raises(PriceSheetError) as caught:
+        read_price_sheet(huge)
+    assert [str(e) for e in caught.value.errors] == [
+        "huge.csv:2: a field is longer than 131,072 characters, the limit: is this the right file?"
+    ]

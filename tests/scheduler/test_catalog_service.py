@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from pricing.catalog import Catalog, load_catalog
+from pricing.catalog import Catalog, CatalogError, load_catalog
+from scheduler.db import migrate
 from scheduler.db.models import AuditLogRow, CollectionRunRow, CollectionStatus, OfferRow, PriceObservationRow
-from scheduler.services.catalog import OfferFilter, list_offers
+from scheduler.db.session import Database, create_db_engine
+from scheduler.services.catalog import CatalogLoadResult, OfferFilter, list_offers
 from scheduler.services.catalog import load_catalog as load_into_db
 from solver.domain import GpuType, PurchaseOption
 
@@ -86,3 +90,61 @@ def test_plannable_only_drops_flagged_offers(session: Session, catalog: Catalog)
     assert flagged, "the shipped catalog flags spot-not-discounted rows"
     assert len(plannable) == len(catalog.offers) - len(flagged)
     assert not any("spot_not_discounted" in view.flags for view in plannable)
+
+
+def test_two_loads_at_once_on_a_fresh_database_both_succeed(database_url: str, catalog: Catalog) -> None:
+    """Two `gpuplan catalog load` at the same moment, each on its own connection and transaction: both
+    commit (the second waits for the first and then adds no offer and no observation)."""
+    engine = create_db_engine(database_url)
+    migrate.upgrade(engine)
+    start = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def load(hour: int) -> None:
+        database = Database.from_url(database_url)
+        try:
+            start.wait()
+            with database.transaction() as session:
+                outcomes.append(load_into_db(session, catalog, now=NOW + dt.timedelta(hours=hour)))
+        except Exception as exc:  # reported below, with the other thread's outcome
+            outcomes.append(exc)
+        finally:
+            database.dispose()
+
+    threads = [threading.Thread(target=load, args=(hour,)) for hour in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert all(isinstance(outcome, CatalogLoadResult) for outcome in outcomes), outcomes
+    results = sorted((o for o in outcomes if isinstance(o, CatalogLoadResult)), key=lambda r: r.run_id)
+    assert [(r.offers_added, r.observations_added) for r in results] == [
+        (len(catalog.offers), len(catalog.offers)),
+        (0, 0),
+    ]
+    with Session(engine) as session:
+        assert _count(session, OfferRow) == len(catalog.offers)
+        assert _count(session, PriceObservationRow) == len(catalog.offers)
+        assert _count(session, CollectionRunRow) == 2
+    engine.dispose()
+
+
+def test_a_catalog_whose_instance_type_is_stored_with_other_gpus_is_refused_whole(
+    session: Session, catalog: Catalog
+) -> None:
+    load_into_db(session, catalog, now=NOW)
+    item = next(item for item in catalog.offers if item.instance.name == "p5.48xlarge")
+    changed = replace(
+        catalog,
+        offers=(replace(item, instance=item.instance.model_copy(update={"gpu_count": 4})),),
+    )
+    before = (_count(session, CollectionRunRow), _count(session, PriceObservationRow))
+    with pytest.raises(CatalogError) as caught:
+        load_into_db(session, changed, now=NOW + dt.timedelta(hours=1), source="catalog:changed")
+    assert [str(error) for error in caught.value.errors] == [
+        f"offers.csv:{item.line}: column gpus_per_instance: instance type aws/p5.48xlarge has 4 x H100 here "
+        "but is stored with 8 x H100: nothing was loaded"
+    ]
+    assert str(caught.value).startswith("price catalog catalog:changed: 1 problem")
+    assert (_count(session, CollectionRunRow), _count(session, PriceObservationRow)) == before

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from pricing.collectors.base import CollectionResult, CollectorError
+from pricing.collectors.base import CollectionResult, CollectorError, PriceObservation
 from pricing.collectors.registry import default_registry
 from scheduler.db.models import (
     AvailabilityObservationRow,
@@ -210,9 +210,13 @@ def test_one_failing_provider_records_its_error_and_the_others_data_stays(db: Se
 
     by_name = {outcome.name: outcome for outcome in report.outcomes}
     assert [outcome.name for outcome in report.outcomes] == ["aws", "gcp", "azure"]
-    assert by_name["gcp"].status is CollectionStatus.SUCCEEDED and by_name["gcp"].observations_added == 1
-    assert by_name["aws"].errors == ["aws: no AWS credentials found (set up the default chain)"]
-    assert by_name["azure"].errors == ["azure: unexpected ZeroDivisionError: division by zero"]
+    gcp_counts = by_name["gcp"].counts
+    assert gcp_counts.status is CollectionStatus.SUCCEEDED and gcp_counts.observations_added == 1
+    assert by_name["aws"].counts.errors == ["aws: no AWS credentials found (set up the default chain)"]
+    # an unexpected error's message on one line
+    assert by_name["azure"].counts.errors == [
+        "azure: unexpected ZeroDivisionError: division by zero second line"
+    ]
     assert {o.name for o in report.failed} == {"aws", "azure"}
 
     assert _count(db, PriceObservationRow) == 1
@@ -226,7 +230,7 @@ def test_one_failing_provider_records_its_error_and_the_others_data_stays(db: Se
     ).all()
     assert [tuple(row) for row in errors] == [
         ("aws", "collector", "aws: no AWS credentials found (set up the default chain)"),
-        ("azure", "collector", "azure: unexpected ZeroDivisionError: division by zero"),
+        ("azure", "collector", "azure: unexpected ZeroDivisionError: division by zero second line"),
     ]
 
 
@@ -239,10 +243,10 @@ def test_a_provider_whose_module_cannot_be_imported_fails_alone(
     jobs = [*jobs_from_registry(registry, ["aws"]), *jobs_for([FakeCollector("gcp", result=gcp)])]
     report = run_collection(transaction_on(db), jobs, now=T0, ttls=TTLS)
     aws, gcp_outcome = report.outcomes
-    assert aws.failed and len(aws.errors) == 1
-    assert aws.errors[0].startswith("aws: collector unavailable: cannot import it (")
-    assert "\n" not in aws.errors[0]
-    assert gcp_outcome.status is CollectionStatus.SUCCEEDED and _count(db, PriceObservationRow) == 1
+    assert aws.failed and len(aws.counts.errors) == 1
+    assert aws.counts.errors[0].startswith("aws: collector unavailable: cannot import it (")
+    assert "\n" not in aws.counts.errors[0]
+    assert gcp_outcome.counts.status is CollectionStatus.SUCCEEDED and _count(db, PriceObservationRow) == 1
 
 
 def test_unknown_collector_name_is_refused() -> None:
@@ -261,15 +265,15 @@ def test_a_hanging_collector_times_out_and_the_others_are_stored(db: Session) ->
     finally:
         release.set()
     aws, gcp_outcome = report.outcomes
-    assert aws.failed and aws.errors == ["aws: timed out after 0.5 s (GPUPLAN_COLLECT_TIMEOUT_S)"]
-    assert gcp_outcome.observations_added == 1
+    assert aws.failed and aws.counts.errors == ["aws: timed out after 0.5 s (GPUPLAN_COLLECT_TIMEOUT_S)"]
+    assert gcp_outcome.counts.observations_added == 1
     assert _count(db, PriceObservationRow) == 1
 
 
 def test_a_provider_without_known_regions_fails_with_a_hint(db: Session) -> None:
     collector = FakeCollector("oracle", result=CollectionResult("oracle"))
     report = run_collection(transaction_on(db), jobs_for([collector]), now=T0, ttls=TTLS)
-    assert report.outcomes[0].errors == [
+    assert report.outcomes[0].counts.errors == [
         "oracle: no regions of oracle are known; load the catalog first (`gpuplan catalog load`)"
     ]
     assert collector.requests == []
@@ -296,13 +300,19 @@ def test_dry_run_reports_the_counts_and_writes_nothing(db: Session) -> None:
     report = run_collection(transaction_on(db), jobs, now=T0, ttls=TTLS, dry_run=True)
     aws, gcp = report.outcomes
     assert report.dry_run and aws.run_id is None
-    assert (aws.offers_seen, aws.observations_added, aws.availability_added, aws.placement_scores_added) == (
+    counts = aws.counts
+    assert (
+        counts.offers_seen,
+        counts.observations_added,
+        counts.availability_added,
+        counts.placement_scores_added,
+    ) == (
         2,
         3,
         1,
         1,
     )
-    assert gcp.failed and gcp.errors == ["gcp: no credentials"]
+    assert gcp.failed and gcp.counts.errors == ["gcp: no credentials"]
     for model in (
         CollectionRunRow,
         OfferRow,
@@ -332,7 +342,7 @@ def test_offers_not_seen_within_their_ttl_are_marked_stale_and_cleared_when_seen
         now=T0 + 8 * 24 * HOUR,
         ttls=TTLS,
     )
-    assert failed.outcomes[0].stale_marked == 0
+    assert failed.outcomes[0].counts.stale_marked == 0
     assert _offer(db, od_key).stale_since is None
 
     # 8 days later a successful run sees only spot: the on-demand offer goes stale.
@@ -374,8 +384,6 @@ def test_an_instance_type_stored_with_other_gpus_is_skipped_not_overwritten(db: 
     wrong = price("aws", "eu-central-1", "p5.48xlarge", 100, T0)
     bad_instance = wrong.instance.model_copy(update={"gpu_count": 4})
     bad_offer = wrong.offer.model_copy(update={"gpus_per_instance": 4})
-    from pricing.collectors.base import PriceObservation
-
     result = CollectionResult("aws", prices=[PriceObservation(bad_offer, bad_instance, T0, "x")])
     counts = ingest_result(db, result, name="aws", now=T0, ttls=TTLS)
     assert counts.observations_added == 0
@@ -424,3 +432,35 @@ def test_the_job_kind_and_source_name_the_run(db: Session) -> None:
     report = run_collection(transaction_on(db), [job], now=T0, ttls=TTLS)
     run = db.get(CollectionRunRow, report.outcomes[0].run_id)
     assert run is not None and (run.kind, run.source) == (CollectionKind.CATALOG, "price-sheet:x.csv")
+
+
+def test_a_price_sheet_with_an_instance_type_stored_with_other_gpus_fails_whole(db: Session) -> None:
+    ingest_result(db, _aws_result(), name="aws", now=T0, ttls=TTLS)
+    wrong = price("aws", "eu-central-1", "p5.48xlarge", 100, T0)
+    bad = PriceObservation(
+        wrong.offer.model_copy(update={"gpus_per_instance": 4}),
+        wrong.instance.model_copy(update={"gpu_count": 4}),
+        T0,
+        "price-sheet:x.csv",
+    )
+    good = price("aws", "us-east-1", "p5.48xlarge", 50_000_000, T0, source="price-sheet:x.csv")
+    sheet = CollectionResult("sheet:x.csv", prices=[good, bad])
+    before = (_count(db, PriceObservationRow), _count(db, CollectionRunRow))
+
+    report = run_collection(
+        transaction_on(db),
+        [CollectorJob(name="sheet:x.csv", create=lambda: FakeCollector("sheet:x.csv", result=sheet),
+                      kind=CollectionKind.CATALOG)],
+        now=T0 + HOUR,
+        ttls=TTLS,
+    )  # fmt: skip
+
+    (outcome,) = report.outcomes
+    assert outcome.failed
+    assert outcome.counts.errors == [
+        "sheet:x.csv: aws/eu-central-1/-/p5.48xlarge/on_demand: instance type aws/p5.48xlarge is stored with "
+        "other GPUs; the collector says 4x H100; nothing of the sheet was stored"
+    ]
+    # the good row was not stored either: only the failed run (and its error) was recorded
+    assert _count(db, PriceObservationRow) == before[0]
+    assert _count(db, CollectionRunRow) == before[1] + 1

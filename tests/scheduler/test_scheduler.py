@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
+from pricing.collectors.base import CollectionResult, CollectorError, CollectorRegistry
 from scheduler.db.models import (
     DisruptionEventRow,
     FleetInstanceRow,
@@ -34,6 +35,7 @@ from scheduler.services.interruptions import parse_eventbridge, record_notices
 from scheduler.services.loop import plan_and_apply
 from scheduler.settings import Settings
 from solver.errors import SpecError
+from tests.collector_fakes import FakeCollector, price
 from tests.scheduler.loop_helpers import PARAMS, context, duplicates, live_cloud, live_fleet, prepare
 
 SETTINGS = Settings(
@@ -283,3 +285,48 @@ def test_a_taken_metrics_port_is_one_clear_error(database: Database) -> None:
         ):
             process.run(install_signals=False)
     assert not process.leadership.leading()
+
+
+def test_the_collect_jobs_store_each_provider_and_count_runs_and_errors(database: Database) -> None:
+    now = _now()
+    good = FakeCollector(
+        "aws",
+        result=CollectionResult(
+            provider="aws", prices=[price("aws", "us-east-1", "p5.48xlarge", 55_000_000, now)]
+        ),
+    )
+    bad = FakeCollector("gcp", error=CollectorError("gcp", "no Application Default Credentials"))
+
+    def collectors() -> CollectorRegistry:
+        registry = CollectorRegistry()
+        registry.register("aws", lambda: good)
+        registry.register("gcp", lambda: bad)
+        return registry
+
+    config = SETTINGS.model_copy(update={"scheduler_collect_seconds": {"aws": 3600.0, "gcp": 3600.0}})
+    metrics = Metrics.create()
+    process = SchedulerProcess(database, config, holder="a:1", metrics=metrics, collectors=collectors)
+    assert {"collect:aws", "collect:gcp"} <= set(process.specs)
+    stored = process.run_once("collect:aws")
+    assert stored.status is JobRunStatus.SUCCEEDED, stored.error
+    assert stored.detail["aws"]["observations_added"] == 1 and good.requests
+    failed = process.run_once("collect:gcp")
+    assert failed.status is JobRunStatus.FAILED
+    assert failed.error is not None and "no Application Default Credentials" in failed.error
+    registry = metrics.registry
+    assert (
+        registry.get_sample_value("gpuplan_collection_runs_total", {"provider": "aws", "result": "succeeded"})
+        == 1
+    )
+    assert registry.get_sample_value("gpuplan_collection_errors_total", {"provider": "gcp"}) == 1
+    assert registry.get_sample_value("gpuplan_collection_last_success_timestamp_seconds", {"provider": "aws"})
+    assert (
+        registry.get_sample_value("gpuplan_collection_last_success_timestamp_seconds", {"provider": "gcp"})
+        is None
+    )
+    assert (
+        registry.get_sample_value("gpuplan_job_runs_total", {"job": "collect:gcp", "result": "failed"}) == 1
+    )
+    with database.transaction() as session:
+        statuses = dict(session.execute(sa.select(JobRunRow.job, JobRunRow.status)).all())
+    assert statuses == {"collect:aws": JobRunStatus.SUCCEEDED, "collect:gcp": JobRunStatus.FAILED}

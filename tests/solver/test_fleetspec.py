@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from solver.domain import BudgetScope
-from solver.errors import SpecError
+from solver.errors import SpecError, field_path
 from solver.fleetspec import fleet_json_schema, parse_fleet
 
 DOC: dict[str, Any] = {
@@ -106,3 +106,57 @@ def test_json_schema_describes_the_document() -> None:
     schema = fleet_json_schema()
     assert set(schema["required"]) == {"models", "sources"}
     assert "gpus_per_replica" in schema["$defs"]["ModelProfile"]["properties"]
+
+
+LE = "Input should be less than or equal to"
+PROFILE = ("models", 0, "profiles", 0)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("models", 0, "latency_slo_ms"), 2**31, f"{LE} 600000"),
+        ((*PROFILE, "gpus_per_replica"), 2**40, f"{LE} 1024"),
+        ((*PROFILE, "tokens_per_s_per_replica"), 2**40, f"{LE} 1000000000"),
+        ((*PROFILE, "tokens_per_s_per_replica"), 1e20, "integer"),
+        ((*PROFILE, "service_latency_ms"), 10**9, f"{LE} 600000"),
+        (("models", 0, "params_b"), 1e30, f"{LE} 100000"),
+        (("demand", 0, "tokens_per_s"), 2**63, f"{LE} 1000000000"),
+        (("sources", 0, "country"), "XX", "not an ISO 3166-1 alpha-2 country code: 'XX'"),
+        (("sources", 0, "residency"), ["EU", "XX"], "not an ISO 3166-1 alpha-2 country code"),
+        (("policy", "budgets", 0, "limit_usd_per_month"), "1e308", f"{LE} 1000000000000"),
+        (("policy", "churn", "penalty_usd_per_replica_move"), "1e7", f"{LE} 1000000"),
+        (("policy", "name"), "x" * 201, "String should have at most 200 characters"),
+    ],
+)
+def test_every_number_has_a_range(path: tuple[Any, ...], value: Any, message: str) -> None:
+    with pytest.raises(SpecError) as exc:
+        parse_fleet(_with(path, value))
+    where = field_path(path if path[-1] != "residency" else (*path, 1))
+    assert any(p.startswith(f"{where}: ") and message in p for p in exc.value.problems), exc.value.problems
+
+
+def test_a_second_budget_for_one_scope_is_a_problem_with_its_path() -> None:
+    doc = copy.deepcopy(DOC)
+    doc["policy"]["budgets"].append({"scope": "team", "team": "chat", "limit_usd_per_month": 5})
+    doc["policy"]["budgets"].append({"scope": "global", "limit_usd_per_month": 7})
+    with pytest.raises(SpecError) as exc:
+        parse_fleet(doc)
+    assert exc.value.problems == [
+        "policy.budgets[2]: a second budget for team 'chat' (first at policy.budgets[1]): "
+        "one budget per scope",
+        "policy.budgets[3]: a second budget for global (first at policy.budgets[0]): one budget per scope",
+    ]
+
+
+def test_bad_fields_and_broken_references_are_reported_together() -> None:
+    doc = _with(("models", 0, "latency_slo_ms"), 0)
+    doc["demand"].append({"model": "gpt-9", "source": "eu-central", "tokens_per_s": 1})
+    doc["policy"]["budgets"].append({"scope": "team", "team": "nobody", "limit_usd_per_month": 1})
+    with pytest.raises(SpecError) as exc:
+        parse_fleet(doc)
+    assert exc.value.problems == [
+        "models[0].latency_slo_ms: Input should be greater than or equal to 1",
+        "demand[1].model: unknown model 'gpt-9'",
+        "policy.budgets[2].team: no model belongs to team 'nobody'",
+    ]

@@ -364,3 +364,64 @@ def test_schema_accepts_the_examples_and_rejects_a_bad_field() -> None:
         assert not list(validator.iter_errors(yaml.safe_load(path.read_text(encoding="utf-8")))), path
     assert list(validator.iter_errors(_with(("solve", "time_limit_s"), 0)))
     assert list(validator.iter_errors({"offers": {}}))  # neither models nor fleet
+
+
+LE = "Input should be less than or equal to"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (("availability", "offers", ONE_GPU_KEY), 10**30, f"availability.offers.{ONE_GPU_KEY}: {LE} 100000"),
+        (("availability", "by_provider"), {"acme": 1e30}, "availability.by_provider.acme: Unable to parse"),
+        (("availability", "by_provider"), {"acme": 1e10}, f"availability.by_provider.acme: {LE} 100000"),
+        (("offers", "inline", 0, "gpus_per_instance"), 10**20, f"offers.inline[0].gpus_per_instance: {LE}"),
+        (("offers", "inline", 0, "price_usd_per_hour"), "1e308", "offers.inline[0].price_usd_per_hour: "),
+        (("offers", "inline", 0, "availability"), 2**63, f"offers.inline[0].availability: {LE} 100000"),
+        (("current_fleet", "placements", 0, "instances"), 2**40, "current_fleet.placements[0].instances: "),
+        (("commitments", 0, "instances"), 2**40, f"commitments[0].instances: {LE} 100000"),
+        (("solve", "seed"), 2**63, f"solve.seed: {LE} 2147483647"),
+        (("solve", "time_limit_s"), float("inf"), f"solve.time_limit_s: {LE} 86400"),
+        (("solve", "time_limit_s"), 1e308, f"solve.time_limit_s: {LE} 86400"),
+        (("offers", "regions", 0, "country"), "XX", "offers.regions[0].country: not an ISO 3166-1"),
+    ],
+)  # fmt: skip
+def test_every_number_has_a_range(path: tuple[Any, ...], value: Any, expected: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_scenario(_with(path, value))
+    assert any(line.startswith(expected) for line in caught.value.problems), caught.value.problems
+
+
+def test_replicas_must_fit_the_instances_of_their_placement() -> None:
+    fleet = {"placements": [{"offer_key": ONE_GPU_KEY, "instances": 1, "replicas": {"chat-8b": 100}}]}
+    with pytest.raises(SpecError) as caught:
+        _problem(_with(("current_fleet",), fleet))
+    assert caught.value.problems == [
+        "current_fleet.placements[0]: the replicas (100 x 1 GPUs) need 100 instances of 1 GPUs, but the "
+        "placement has 1: replicas must fit the instances"
+    ]
+    eight = "acme/fra/-/8xH100/reserved:1y:no_upfront"
+    two_gpu = _with(("models", 0, "profiles", 0, "gpus_per_replica"), 2)
+    placement = {"offer_key": eight, "instances": 25, "replicas": {"chat-8b": 100}}
+    fits = _with(("current_fleet",), {"placements": [placement]}, two_gpu)
+    assert _problem(fits).current_fleet is not None
+    tight = _with(("current_fleet", "placements", 0, "instances"), 24, fits)
+    with pytest.raises(SpecError, match=r"need 25 instances of 8 GPUs, but the placement has 24"):
+        _problem(tight)
+    no_profile = _with(("models", 0, "profiles", 0, "gpu_type"), "MI300X")
+    with pytest.raises(SpecError, match=r"replicas.chat-8b: model 'chat-8b' has no profile for H100"):
+        _problem(no_profile)
+
+
+def test_a_bad_field_does_not_hide_the_scenarios_own_reference_problems() -> None:
+    doc = _with(("solve", "seed"), -1)
+    doc = _with(("commitments",), DOC["commitments"] * 2, doc)
+    doc = _with(("demand", 0, "model"), "gpt-9", doc)
+    with pytest.raises(SpecError) as caught:
+        parse_scenario(doc)
+    assert caught.value.problems == [
+        "solve.seed: Input should be greater than or equal to 0",
+        "demand[0].model: unknown model 'gpt-9'",
+        f"commitments[1].offer_key: offer {ONE_GPU_KEY!r} appears twice (first at commitments[0]): "
+        "write one with the instances added up",
+    ]

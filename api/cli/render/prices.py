@@ -156,19 +156,20 @@ def collection_table(report: ingest_service.CollectionReport) -> Table:
     title = "Collection (dry run: nothing was written)" if report.dry_run else "Collection"
     result = table(title, [(name, "left" if name in ("provider", "status") else "right") for name in names])
     for outcome in report.outcomes:
+        counts = outcome.counts
         add_row(
             result,
             outcome.name,
-            outcome.status.value,
+            counts.status.value,
             "-" if outcome.run_id is None else str(outcome.run_id),
-            f"{outcome.offers_seen:,}",
-            f"{outcome.offers_added:,}",
-            f"{outcome.observations_added:,}",
-            f"{outcome.availability_added:,}",
-            f"{outcome.placement_scores_added:,}",
-            f"{outcome.skipped:,}",
-            str(len(outcome.errors)),
-            f"+{outcome.stale_marked}/-{outcome.stale_cleared}",
+            f"{counts.offers_seen:,}",
+            f"{counts.offers_added:,}",
+            f"{counts.observations_added:,}",
+            f"{counts.availability_added:,}",
+            f"{counts.placement_scores_added:,}",
+            f"{len(counts.skipped):,}",
+            str(len(counts.errors)),
+            f"+{counts.stale_marked}/-{counts.stale_cleared}",
             f"{outcome.seconds:.1f}",
         )
     return result
@@ -178,11 +179,11 @@ def collection_problems(report: ingest_service.CollectionReport) -> list[tuple[b
     """(is an error, message) per problem: a failed provider's errors, the others' warnings."""
     problems: list[tuple[bool, str]] = []
     for outcome in report.outcomes:
-        for message in outcome.errors:
+        for message in outcome.counts.errors:
             problems.append((True, message) if outcome.failed else (False, f"{outcome.name}: {message}"))
-        if outcome.price_conflicts:
+        if conflicts := outcome.counts.price_conflicts:
             conflict = (
-                f"{outcome.name}: {outcome.price_conflicts} price(s) differ from the ones already stored "
+                f"{outcome.name}: {conflicts} price(s) differ from the ones already stored "
                 "for the same offer, time and source; the stored prices were kept (history is "
                 "append-only: give a corrected price a new valid_from)"
             )

@@ -2,9 +2,11 @@
 
 Price items are the recorded ones of ``azure_retail_prices_nd96isr_h100_v5_items.json`` (eastus ND96isr H100
 v5) and items made on the same shape (``linux``, ``reservation``, after the shapes in
-``azure_retail_prices_docs_examples.json``), for respx routes on ``RETAIL_PRICES_URL``. Resource SKUs follow
-the azure-mgmt-compute ``ResourceSku`` model and are answered by ``RecordedTransport`` to a real
-``ComputeManagementClient`` (``compute_client``) with a ``FakeCredential``.
+``azure_retail_prices_docs_examples.json``), answered by ``RetailTransport`` to the collector's real
+azure-core pipeline (its ``RetryPolicy`` included). Resource SKUs follow the azure-mgmt-compute
+``ResourceSku`` model and are answered by ``RecordedTransport`` to a real ``ComputeManagementClient``
+(``compute_client``) with a ``FakeCredential``. Both transports record the URLs asked and the retry
+policy's sleeps (azure-core sleeps through its transport).
 
 Used by test_azure_collector.py and by the end-to-end ``gpuplan collect`` tests (test_cli_collect_real.py).
 """
@@ -15,7 +17,7 @@ import copy
 import datetime as dt
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -70,11 +72,18 @@ def reservation(region: str, sku: str, term: str, price: float) -> dict[str, Any
 class RecordedResponse(HttpResponse):
     """A complete azure-core response holding a recorded JSON body."""
 
-    def __init__(self, request: HttpRequest, status: int, body: Any) -> None:
+    def __init__(
+        self,
+        request: HttpRequest,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> None:
         self._request = request
         self._status = status
-        self._content = json.dumps(body).encode()
-        self._headers = {"Content-Type": "application/json"}
+        self._content = content if content is not None else json.dumps(body).encode()
+        self._headers = {"Content-Type": "application/json", **(headers or {})}
 
     @property
     def request(self) -> HttpRequest:
@@ -191,6 +200,63 @@ class RecordedTransport(HttpTransport):  # type: ignore[type-arg]
 
     def __exit__(self, *args: Any) -> None:
         pass
+
+
+Reply = tuple[int, Any] | tuple[int, Any, dict[str, str]] | Exception | bytes
+"""A recorded answer: (status, JSON body[, headers]), raw JSON bytes (status 200), or an azure-core error
+the transport raises (``ServiceResponseTimeoutError`` for a read time-out)."""
+
+
+class RetailTransport(HttpTransport):  # type: ignore[type-arg]
+    """Answers Retail Prices API requests: ``replies`` in order, or ``answer(request)`` for each request.
+
+    The last reply of the list repeats when the list runs out (a server that keeps failing).
+    """
+
+    def __init__(
+        self, replies: list[Reply] | None = None, answer: Callable[[HttpRequest], Reply] | None = None
+    ) -> None:
+        self.replies = list(replies or [])
+        self.answer = answer
+        self.urls: list[str] = []
+        self.sleeps: list[float] = []
+
+    def send(self, request: HttpRequest, **kwargs: Any) -> RecordedResponse:  # type: ignore[override]
+        self.urls.append(request.url)
+        if self.answer is not None:
+            reply = self.answer(request)
+        elif len(self.replies) > 1:
+            reply = self.replies.pop(0)
+        elif self.replies:
+            reply = self.replies[0]
+        else:
+            raise AssertionError(f"unexpected request {request.url}")
+        if isinstance(reply, Exception):
+            raise reply
+        if isinstance(reply, bytes):
+            return RecordedResponse(request, 200, None, content=reply)
+        status, body, *rest = reply
+        headers = rest[0] if rest else {}
+        content = body.encode() if isinstance(body, str) else None
+        return RecordedResponse(request, status, body, headers, content)
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def sleep(self, duration: float) -> None:
+        self.sleeps.append(duration)
+
+    def __enter__(self) -> RetailTransport:
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        pass
+
+    def queries(self) -> list[dict[str, list[str]]]:
+        return [parse_qs(urlparse(url).query) for url in self.urls]
 
 
 class FakeCredential:

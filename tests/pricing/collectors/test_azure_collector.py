@@ -1,4 +1,7 @@
-"""Azure collector: Retail Prices API through respx, resource SKUs through a recorded azure-core transport.
+"""Azure collector: the Retail Prices API and resource SKUs, each through a recorded azure-core transport.
+
+The collector's real azure-core pipelines run (the Retail Prices client's RetryPolicy included); only the
+transport at the bottom is recorded, and it records the retry policy's sleeps.
 
 Price items are the recorded ones of ``azure_retail_prices_nd96isr_h100_v5_items.json`` (eastus ND96isr H100
 v5), others are made on the same item shape with the readings that file quotes (polandcentral H200,
@@ -12,20 +15,18 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
-import httpx
 import pytest
-import respx
+from azure.core.exceptions import ServiceRequestError, ServiceResponseTimeoutError
+from azure.core.rest import HttpRequest
 from azure.mgmt.compute import ComputeManagementClient
 
 from pricing.collectors.azure import (
+    MAX_ATTEMPTS,
     RETAIL_PRICES_URL,
     AzureCollector,
     retail_filter,
-    retry_after_seconds,
 )
 from pricing.collectors.base import Capability, CollectionRequest, CollectorError
 from solver.domain import (
@@ -48,6 +49,8 @@ from tests.pricing.collectors.azure_fakes import (
     SPOT,
     FakeCredential,
     RecordedTransport,
+    Reply,
+    RetailTransport,
     arm_error,
     compute_client,
     envelope,
@@ -86,40 +89,26 @@ def offers(result: Any) -> dict[tuple[str, str, str], Any]:
     }
 
 
-class Sleeps(list[float]):
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-def retail() -> Iterator[respx.MockRouter]:
-    with respx.mock(assert_all_called=False) as router:
-        yield router
-
-
 @pytest.fixture(autouse=True)
 def _no_subscription_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)
 
 
-def collector(sleeps: Sleeps, **kwargs: Any) -> AzureCollector:
-    return AzureCollector(http_client=httpx.Client(), sleep=sleeps, **kwargs)
+def collector(retail: RetailTransport, **kwargs: Any) -> AzureCollector:
+    return AzureCollector(retail_transport=retail, **kwargs)
+
+
+def answers(*replies: Reply) -> RetailTransport:
+    return RetailTransport(list(replies))
 
 
 # ---------------------------------------------------------------------------------------- prices
 
 
-def test_nd96isr_h100_v5_eastus_on_demand_and_spot_from_the_recorded_items(
-    retail: respx.MockRouter, sleeps: Sleeps
-) -> None:
-    route = retail.get(RETAIL_PRICES_URL).respond(json=ND_H100_PAGE)
+def test_nd96isr_h100_v5_eastus_on_demand_and_spot_from_the_recorded_items() -> None:
+    retail = answers((200, ND_H100_PAGE))
 
-    result = collector(sleeps).collect(request())
+    result = collector(retail).collect(request())
 
     found = offers(result)
     assert sorted(found) == [
@@ -137,14 +126,15 @@ def test_nd96isr_h100_v5_eastus_on_demand_and_spot_from_the_recorded_items(
     assert observation.observed_at == NOW and observation.source == "azure:retail-prices"
     assert (observation.instance.vcpus, observation.instance.memory_gib) == (96, 1900)
 
-    query = parse_qs(urlparse(str(route.calls.last.request.url)).query)
+    assert retail.urls[0].startswith(RETAIL_PRICES_URL + "?")
+    (query,) = retail.queries()
     assert query["api-version"] == ["2023-01-01-preview"]
     assert query["$filter"] == [retail_filter()]
     assert "armSkuName eq 'Standard_ND96isr_MI300X_v5'" in query["$filter"][0]
     assert query["$filter"][0].startswith("serviceName eq 'Virtual Machines' and (")
 
 
-def test_pages_are_followed_through_next_page_link(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+def test_pages_are_followed_through_next_page_link() -> None:
     next_link = DOCS["NextPageLink_example_from_docs"]  # https://prices.azure.com:443/...&$skip=100
     second_page = envelope(
         [
@@ -159,17 +149,17 @@ def test_pages_are_followed_through_next_page_link(retail: respx.MockRouter, sle
         ]
     )
 
-    def answer(sent: httpx.Request) -> httpx.Response:
-        if "$skip" in parse_qs(sent.url.query.decode()):
-            return httpx.Response(200, json=second_page)
-        return httpx.Response(200, json=envelope(ND_H100_PAGE["Items"], next_link))
+    def answer(sent: HttpRequest) -> Reply:
+        if "$skip=" in sent.url:
+            return (200, second_page)
+        return (200, envelope(ND_H100_PAGE["Items"], next_link))
 
-    route = retail.get(url__startswith="https://prices.azure.com").mock(side_effect=answer)
+    retail = RetailTransport(answer=answer)
 
-    result = collector(sleeps).collect(request(Capability.ON_DEMAND, Capability.SPOT))
+    result = collector(retail).collect(request(Capability.ON_DEMAND, Capability.SPOT))
 
-    assert route.call_count == 2
-    assert "$skip=100" in str(route.calls[1].request.url)
+    assert len(retail.urls) == 2
+    assert retail.urls[1] == next_link  # followed as given
     prices = {key: offer.price_micro_usd_per_hour for key, offer in offers(result).items()}
     assert prices == {
         ("eastus", "Standard_ND96isr_H100_v5", "on_demand"): 98_320_000,
@@ -189,16 +179,14 @@ def test_pages_are_followed_through_next_page_link(retail: respx.MockRouter, sle
     assert found[("polandcentral", "Standard_ND96isr_H200_v5", "on_demand")].gpu_type is GpuType.H200
 
 
-def test_reservations_are_spread_over_the_term_hours(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+def test_reservations_are_spread_over_the_term_hours() -> None:
     items = [
         reservation("eastus", "Standard_ND96isr_H100_v5", "1 Year", 25007.0),
         reservation("eastus", "Standard_ND96isr_H100_v5", "3 Years", 51000),
         reservation("eastus", "Standard_ND96isr_H100_v5", "5 Years", 80000.0),
         item(DOCS_DEVTEST_SPOT, armSkuName="Standard_ND96isr_H100_v5", armRegionName="eastus"),
     ]
-    retail.get(RETAIL_PRICES_URL).respond(json=envelope(items))
-
-    result = collector(sleeps).collect(request(Capability.RESERVED))
+    result = collector(answers((200, envelope(items)))).collect(request(Capability.RESERVED))
 
     found = offers(result)
     one_year = found[("eastus", "Standard_ND96isr_H100_v5", "reserved:1y:all_upfront")]
@@ -216,71 +204,79 @@ def test_reservations_are_spread_over_the_term_hours(retail: respx.MockRouter, s
     ]
 
 
-def test_throttling_and_server_errors_are_retried_respecting_retry_after(
-    retail: respx.MockRouter, sleeps: Sleeps
-) -> None:
-    route = retail.get(RETAIL_PRICES_URL).mock(
-        side_effect=[
-            httpx.Response(429, headers={"Retry-After": "7"}, text="Too Many Requests"),
-            httpx.Response(503, text="Service Unavailable"),
-            httpx.Response(200, json=ND_H100_PAGE),
-        ]
+def test_throttling_and_server_errors_are_retried_respecting_retry_after() -> None:
+    retail = answers(
+        (429, "Too Many Requests", {"Retry-After": "7"}),
+        (503, "Service Unavailable"),
+        (503, "Service Unavailable"),
+        (200, ND_H100_PAGE),
     )
 
-    result = collector(sleeps).collect(request())
+    result = collector(retail).collect(request())
 
-    assert route.call_count == 3
-    assert sleeps == [7.0, 2.0]  # Retry-After, then the backoff of the second attempt
+    assert len(retail.urls) == 4
+    # Retry-After, then azure-core's exponential backoff over the failures so far (factor 1: 2, 4 s)
+    assert retail.sleeps == [7.0, 2.0, 4.0]
     assert len(result.prices) == 2 and result.errors == []
 
 
-def test_timeouts_exhaust_the_retries_and_fail_in_one_line(retail: respx.MockRouter, sleeps: Sleeps) -> None:
-    route = retail.get(RETAIL_PRICES_URL).mock(side_effect=httpx.ConnectTimeout("timed out"))
+def test_timeouts_exhaust_the_retries_and_fail_in_one_line() -> None:
+    retail = answers(ServiceResponseTimeoutError("Read timed out. (read timeout=30.0)"))
 
     with pytest.raises(CollectorError) as raised:
-        collector(sleeps).collect(request())
+        collector(retail).collect(request())
 
     assert str(raised.value) == "azure: Retail Prices API: timed out after 5 attempts"
-    assert route.call_count == 5
-    assert sleeps == [1.0, 2.0, 4.0, 8.0]
+    assert len(retail.urls) == MAX_ATTEMPTS == 5  # a ceiling on retries
+    assert retail.sleeps == [2.0, 4.0, 8.0]  # exponential backoff, immediate first retry
 
 
-def test_a_client_error_is_not_retried(retail: respx.MockRouter, sleeps: Sleeps) -> None:
-    route = retail.get(RETAIL_PRICES_URL).respond(
-        400, text='{"Error": {"Message": "Invalid OData parameters"}}'
+def test_a_connection_that_keeps_failing_is_one_line() -> None:
+    retail = answers(ServiceRequestError("Connection refused\nwhile connecting to prices.azure.com"))
+
+    with pytest.raises(CollectorError) as raised:
+        collector(retail).collect(request(Capability.ON_DEMAND))
+
+    assert str(raised.value) == (
+        "azure: Retail Prices API: connection failed after 5 attempts (ServiceRequestError: "
+        "Connection refused while connecting to prices.azure.com)"
     )
+    assert len(retail.urls) == 5
+
+
+def test_a_client_error_is_not_retried() -> None:
+    retail = answers((400, {"Error": {"Message": "Invalid OData parameters"}}))
 
     with pytest.raises(CollectorError, match=r"^azure: Retail Prices API: HTTP 400: .*Invalid OData"):
-        collector(sleeps).collect(request(Capability.ON_DEMAND))
-    assert route.call_count == 1 and sleeps == []
+        collector(retail).collect(request(Capability.ON_DEMAND))
+    assert len(retail.urls) == 1 and retail.sleeps == []
 
 
-def test_a_page_failing_after_the_first_keeps_what_was_read(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+def test_a_page_failing_after_the_first_keeps_what_was_read() -> None:
     next_link = "https://prices.azure.com/api/retail/prices?$skip=100"
-    retail.get(next_link).respond(502)
-    retail.get(RETAIL_PRICES_URL).respond(json=envelope(ND_H100_PAGE["Items"], next_link))
+    retail = answers((200, envelope(ND_H100_PAGE["Items"], next_link)), (502, ""))
 
-    result = collector(sleeps).collect(request(Capability.ON_DEMAND))
+    result = collector(retail).collect(request(Capability.ON_DEMAND))
 
     assert [p.offer.price_micro_usd_per_hour for p in result.prices] == [98_320_000]
     assert result.errors == [
         "Retail Prices API: page 2 failed, the 4 items of the 1 pages read are kept: "
         "HTTP 502 after 5 attempts"
     ]
+    assert retail.urls[1:] == [next_link] * 5
 
 
-def test_a_next_page_link_to_another_host_is_not_followed(retail: respx.MockRouter, sleeps: Sleeps) -> None:
-    retail.get(RETAIL_PRICES_URL).respond(
-        json=envelope([LINUX], "https://example.org/api/retail/prices?$skip=100")
-    )
+def test_a_next_page_link_to_another_host_is_not_followed() -> None:
+    retail = answers((200, envelope([LINUX], "https://example.org/api/retail/prices?$skip=100")))
 
-    result = collector(sleeps).collect(request(Capability.ON_DEMAND))
+    result = collector(retail).collect(request(Capability.ON_DEMAND))
 
     assert len(result.prices) == 1
     assert result.errors == ["Retail Prices API: NextPageLink to 'example.org' not followed"]
+    assert len(retail.urls) == 1
 
 
-def test_malformed_items_are_skipped_and_counted(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+def test_malformed_items_are_skipped_and_counted() -> None:
     bad = [
         item(LINUX, retailPrice=None),
         item(LINUX, currencyCode=DOCS_EUR["currencyCode"], retailPrice=DOCS_EUR["retailPrice"]),
@@ -292,9 +288,7 @@ def test_malformed_items_are_skipped_and_counted(retail: respx.MockRouter, sleep
         item(LINUX, armSkuName="Standard_E64_v4"),
         "not an item",
     ]
-    retail.get(RETAIL_PRICES_URL).respond(json=envelope([*bad, SPOT, LINUX]))
-
-    result = collector(sleeps).collect(request())
+    result = collector(answers((200, envelope([*bad, SPOT, LINUX])))).collect(request())
 
     reasons = [s.reason for s in result.skipped]
     assert len(reasons) == len(bad)
@@ -312,37 +306,20 @@ def test_malformed_items_are_skipped_and_counted(retail: respx.MockRouter, sleep
     }
 
 
-def test_an_empty_answer_gives_an_empty_result(retail: respx.MockRouter, sleeps: Sleeps) -> None:
-    retail.get(RETAIL_PRICES_URL).respond(json=envelope([]))
-
-    result = collector(sleeps).collect(request())
+def test_an_empty_answer_gives_an_empty_result() -> None:
+    result = collector(answers((200, envelope([])))).collect(request())
 
     assert (result.prices, result.skipped, result.errors, result.availability) == ([], [], [], [])
 
 
-def test_only_the_requested_purchase_options_are_returned(retail: respx.MockRouter, sleeps: Sleeps) -> None:
-    retail.get(RETAIL_PRICES_URL).respond(
-        json=envelope([LINUX, SPOT, reservation("eastus", "Standard_ND96isr_H100_v5", "1 Year", 25007.0)])
+def test_only_the_requested_purchase_options_are_returned() -> None:
+    retail = answers(
+        (200, envelope([LINUX, SPOT, reservation("eastus", "Standard_ND96isr_H100_v5", "1 Year", 25007.0)]))
     )
 
-    result = collector(sleeps).collect(request(Capability.SPOT))
+    result = collector(retail).collect(request(Capability.SPOT))
 
     assert [p.offer.purchase_option for p in result.prices] == [PurchaseOption.SPOT]
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        ("7", 7.0),
-        ("0", 0.0),
-        ("3600", 60.0),  # capped
-        ("Sun, 20 Sep 2026 12:00:30 GMT", 30.0),
-        ("soon", None),
-        (None, None),
-    ],
-)
-def test_retry_after_header(header: str | None, expected: float | None) -> None:
-    assert retry_after_seconds(header, now=NOW) == expected
 
 
 # ---------------------------------------------------------------------------------------- resource SKUs
@@ -351,7 +328,7 @@ def test_retry_after_header(header: str | None, expected: float | None) -> None:
 AVAILABILITY_REGIONS = {code: REGIONS[code] for code in ("eastus", "polandcentral", "uksouth")}
 
 
-def test_region_availability_and_subscription_restrictions(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+def test_region_availability_and_subscription_restrictions() -> None:
     next_link = (
         "https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/providers/"
         "Microsoft.Compute/skus?api-version=2021-07-01&$skiptoken=eastus-2"
@@ -398,9 +375,7 @@ def test_region_availability_and_subscription_restrictions(retail: respx.MockRou
             filter_for("uksouth"): [(503, arm_error("ServiceUnavailable")), (200, skus_page())],
         }
     )
-    collector = AzureCollector(
-        http_client=httpx.Client(), sleep=sleeps, compute_client=compute_client(transport)
-    )
+    collector = AzureCollector(retail_transport=RetailTransport(), compute_client=compute_client(transport))
 
     result = collector.collect(request(Capability.AVAILABILITY, regions=AVAILABILITY_REGIONS))
 
@@ -440,7 +415,7 @@ def test_region_availability_and_subscription_restrictions(retail: respx.MockRou
     assert transport.urls[1] == next_link
 
 
-def test_a_region_failing_after_retries_is_one_error_line(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+def test_a_region_failing_after_retries_is_one_error_line() -> None:
     transport = RecordedTransport(
         {
             filter_for("eastus"): [
@@ -454,7 +429,7 @@ def test_a_region_failing_after_retries_is_one_error_line(retail: respx.MockRout
     )
     regions = {code: REGIONS[code] for code in ("eastus", "uksouth")}
 
-    result = AzureCollector(http_client=httpx.Client(), sleep=sleeps, compute_client=client).collect(
+    result = AzureCollector(retail_transport=RetailTransport(), compute_client=client).collect(
         request(Capability.AVAILABILITY, regions=regions)
     )
 
@@ -467,62 +442,58 @@ def test_a_region_failing_after_retries_is_one_error_line(retail: respx.MockRout
     assert {o.region for o in result.availability} == {"eastus"}
 
 
-def test_failed_authentication_keeps_prices_and_records_one_line(
-    retail: respx.MockRouter, sleeps: Sleeps
-) -> None:
-    retail.get(RETAIL_PRICES_URL).respond(json=ND_H100_PAGE)
+def test_failed_authentication_keeps_prices_and_records_one_line() -> None:
     transport = RecordedTransport({})
     client = compute_client(transport, credential=FakeCredential(fail=True))
 
-    result = AzureCollector(http_client=httpx.Client(), sleep=sleeps, compute_client=client).collect(
+    result = AzureCollector(retail_transport=answers((200, ND_H100_PAGE)), compute_client=client).collect(
         request(Capability.ON_DEMAND, Capability.AVAILABILITY)
     )
 
     assert len(result.prices) == 1
     assert result.errors == [
         "availability not collected: Azure authentication failed (ClientAuthenticationError: "
-        "DefaultAzureCredential failed to retrieve a token from the included credentials.)"
+        "DefaultAzureCredential failed to retrieve a token from the included credentials. Attempted "
+        "credentials: EnvironmentCredential: authentication unavailable.)"
     ]
     assert transport.urls == []
 
 
-def test_availability_alone_failing_is_a_collector_error(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+def test_availability_alone_failing_is_a_collector_error() -> None:
     client = compute_client(RecordedTransport({}), credential=FakeCredential(fail=True))
 
     with pytest.raises(
         CollectorError, match=r"^azure: availability not collected: Azure authentication failed"
     ):
-        AzureCollector(http_client=httpx.Client(), sleep=sleeps, compute_client=client).collect(
+        AzureCollector(retail_transport=RetailTransport(), compute_client=client).collect(
             request(Capability.AVAILABILITY)
         )
 
 
 def test_without_a_subscription_prices_still_come_and_availability_is_one_line(
-    retail: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    retail.get(RETAIL_PRICES_URL).respond(json=ND_H100_PAGE)
-
     def no_network(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the collector tried to open a connection")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
 
-    result = AzureCollector().collect(request(Capability.ON_DEMAND, Capability.SPOT, Capability.AVAILABILITY))
+    result = AzureCollector(retail_transport=answers((200, ND_H100_PAGE))).collect(
+        request(Capability.ON_DEMAND, Capability.SPOT, Capability.AVAILABILITY)
+    )
 
     assert {p.offer.price_micro_usd_per_hour for p in result.prices} == {98_320_000, 18_169_536}
     assert result.errors == ["availability not collected: AZURE_SUBSCRIPTION_ID is not set"]
     assert result.availability == []
 
 
-def test_retail_prices_json_numbers_are_read_exactly(retail: respx.MockRouter, sleeps: Sleeps) -> None:
+def test_retail_prices_json_numbers_are_read_exactly() -> None:
     # As a float this price is 1.0000025 (a tie, rounded half-even to 1_000_002); read as the decimal text it
     # is just above the tie, so 1_000_003.
     body = json.dumps(envelope([item(LINUX, retailPrice="PRICE")])).replace(
         '"PRICE"', "1.0000025000000000001"
     )
-    retail.get(RETAIL_PRICES_URL).respond(content=body.encode(), headers={"Content-Type": "application/json"})
-
-    result = collector(sleeps).collect(request(Capability.ON_DEMAND))
+    result = collector(answers(body.encode())).collect(request(Capability.ON_DEMAND))
 
     assert result.prices[0].offer.price_micro_usd_per_hour == 1_000_003
 

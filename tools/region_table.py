@@ -1,6 +1,6 @@
 """gpuplan's own location table for the regions the hyperscaler region files do not cover.
 
-Maintainer data for ``pricing.catalog_build``, which writes it to ``pricing/catalog/provider_regions.csv``;
+Maintainer data for ``tools.catalog_build``, which writes it to ``pricing/catalog/provider_regions.csv``;
 nothing reads this module at run time. Coordinates are metro-level approximations (a city centre), never a
 datacenter address. ``precision`` says how much of the location is actually known:
 

@@ -1,41 +1,17 @@
-"""The ingest service: run collectors and store what they return as history.
+"""Writing one collector's result: a collection run, reference rows, observations as history.
 
-``run_collection`` runs collectors (built from the registry, or given) at the same time, each in its own
-thread with a time limit, and stores each provider's result in its own transaction, so that one provider
-failing (``CollectorError``, a time-out, an unexpected exception, or an error while storing) is recorded on
-its own collection run and never blocks or undoes the others. ``ingest_result`` stores one result; it flushes
-and never commits.
-
-What storing a result means (docs/collectors.md, "Ingest"):
-
-* one ``collection_runs`` row per provider per run (kind ``collect``, or ``catalog`` for a price sheet),
-  status ``succeeded``, ``partial`` (the collector reported errors for some regions or pages) or ``failed``,
-  with counts in its columns and ``detail``, and errors in ``collection_errors``;
-* reference rows (instance types, offers) created as needed; an offer seen gets ``last_seen_at`` = the
-  run's time and its ``stale_since`` cleared;
-* price observations appended as history, idempotently: unique on (offer, observed_at, source), written
-  with ``INSERT ... ON CONFLICT DO NOTHING`` (``scheduler.db.bulk``), so a rerun adds nothing;
-* ``offers.latest_price_micro_usd`` / ``latest_observed_at`` moved only to a newer observation, never back;
-* availability observations and spot placement scores appended the same way;
-* staleness: after a provider's collector ran (even when it failed), every offer of that provider not
-  seen for longer than its purchase option's time to live (``StaleTtls``) gets ``stale_since``, and one
-  seen within it has it cleared. A price sheet (kind ``catalog``) judges nothing: it usually lists a few
-  negotiated prices, and its silence about the provider's other offers says nothing about them.
-
-A dry run collects and stores exactly as a real run, inside a transaction that is then rolled back: the
-counts it reports are the ones a real run would produce, and nothing is written.
+``ingest_result`` stores one ``CollectionResult`` as one collection run and ``record_failed_run`` a run
+that stored nothing; both flush and never commit (docs/collectors.md, "Ingest"). Observations are
+appended with ``INSERT ... ON CONFLICT DO NOTHING`` (``scheduler.db.bulk``), so a rerun adds nothing;
+``offers.latest_*`` only move forward.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import queue
-import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -43,14 +19,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from pricing.collectors.base import (
     AvailabilityObservation,
-    CollectionRequest,
     CollectionResult,
-    Collector,
-    CollectorError,
-    CollectorRegistry,
     SkippedItem,
     SpotPlacementScore,
 )
+from scheduler.db.base import Base
 from scheduler.db.bulk import PriceRow, insert_ignoring_duplicates, insert_price_observations
 from scheduler.db.models import (
     AvailabilityObservationRow,
@@ -60,22 +33,13 @@ from scheduler.db.models import (
     CollectionStatus,
     InstanceTypeRow,
     OfferRow,
-    ProviderRow,
     RegionRow,
     SpotPlacementScoreRow,
 )
-from scheduler.logs import get_logger
 from scheduler.services.audit import record
-from scheduler.services.reference import ReferenceData
-from scheduler.settings import Settings
-from solver.domain import InstanceType, Offer, OfferFlag, PurchaseOption, Region, offer_key
-
-log = get_logger(__name__)
-
-SHEET_PREFIX = "sheet:"
-
-Transaction = Callable[[], AbstractContextManager[Session]]
-"""A unit of work: commits when the block ends normally, rolls back otherwise (``Database.transaction``)."""
+from scheduler.services.ingest.staleness import StaleTtls, mark_stale
+from scheduler.services.reference import ReferenceData, lock_reference_data
+from solver.domain import InstanceType, Offer, OfferFlag, PurchaseOption, offer_key
 
 KEPT_FLAGS = frozenset({OfferFlag.LOCATION_APPROXIMATE})
 """Flags about the offer's place, not its price: kept when a newer observation replaces the others."""
@@ -83,77 +47,18 @@ SKIPPED_IN_DETAIL = 50
 """How many skipped items a run's ``detail`` lists (all are counted)."""
 MAX_MESSAGE = 2_000
 
-# --------------------------------------------------------------------------------------------- staleness
 
-
-@dataclass(frozen=True)
-class StaleTtls:
-    """How long an offer of each purchase option stays fresh without being seen again."""
-
-    by_option: Mapping[PurchaseOption, dt.timedelta]
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> StaleTtls:
-        hours = {
-            PurchaseOption.SPOT: settings.stale_ttl_spot_hours,
-            PurchaseOption.ON_DEMAND: settings.stale_ttl_on_demand_hours,
-            PurchaseOption.RESERVED: settings.stale_ttl_reserved_hours,
-            PurchaseOption.CAPACITY_BLOCK: settings.stale_ttl_capacity_block_hours,
-            PurchaseOption.FLEX_START: settings.stale_ttl_flex_start_hours,
-        }
-        return cls({option: dt.timedelta(hours=value) for option, value in hours.items()})
-
-    @classmethod
-    def defaults(cls) -> StaleTtls:
-        return cls.from_settings(Settings())
-
-
-def mark_stale(
-    session: Session, providers: Iterable[str], *, now: dt.datetime, ttls: StaleTtls
-) -> tuple[int, int]:
-    """Set ``stale_since`` on the providers' offers not seen within their TTL, clear it on the others.
-
-    Returns (offers newly marked stale, offers no longer stale).
-    """
-    names = sorted(set(providers))
-    if not names:
-        return 0, 0
-    region_ids = (
-        sa.select(RegionRow.id).join(RegionRow.provider).where(ProviderRow.name.in_(names)).scalar_subquery()
-    )
-    marked = cleared = 0
-    for option, ttl in ttls.by_option.items():
-        cutoff = now - ttl
-        scope = (OfferRow.region_id.in_(region_ids), OfferRow.purchase_option == option)
-        marked += _rowcount(
-            session.execute(
-                sa.update(OfferRow)
-                .where(*scope, OfferRow.stale_since.is_(None), OfferRow.last_seen_at < cutoff)
-                .values(stale_since=now)
-                .execution_options(synchronize_session="fetch")
-            )
-        )
-        cleared += _rowcount(
-            session.execute(
-                sa.update(OfferRow)
-                .where(*scope, OfferRow.stale_since.is_not(None), OfferRow.last_seen_at >= cutoff)
-                .values(stale_since=None)
-                .execution_options(synchronize_session="fetch")
-            )
-        )
-    return marked, cleared
-
-
-def _rowcount(result: Any) -> int:
-    return max(int(getattr(result, "rowcount", 0) or 0), 0)
-
-
-# ------------------------------------------------------------------------------------ storing one result
+class SheetConflictError(ValueError):
+    """A price sheet row that cannot be stored as written (its instance type is stored with other GPUs, its
+    region is unknown): the sheet is stored whole or not at all, so the run fails with this one line."""
 
 
 @dataclass
 class IngestCounts:
-    run_id: int
+    """What storing one collector's result did (the figures its collection run records)."""
+
+    run_id: int | None
+    """The collection run; None when nothing could be recorded (a dry run's failure, a failing database)."""
     status: CollectionStatus
     offers_seen: int = 0
     offers_added: int = 0
@@ -180,12 +85,13 @@ def ingest_result(
     actor: str = "gpuplan collect",
 ) -> IngestCounts:
     """Store one collector's result as one collection run (see module doc). Flushes, never commits."""
+    lock_reference_data(session)
     run = CollectionRunRow(kind=kind, source=(source or f"collector:{name}")[:200], started_at=now)
     session.add(run)
     session.flush()
     reference = ReferenceData(session)
     reference.ensure_gpu_types()
-    writer = _ResultWriter(session, reference, run, now)
+    writer = _ResultWriter(session, reference, run, now, whole=kind is CollectionKind.CATALOG)
     counts = IngestCounts(run_id=run.id, status=CollectionStatus.RUNNING, skipped=list(result.skipped))
     writer.write_prices(result, counts)
     counts.availability_added = writer.write_availability(result.availability, counts.skipped)
@@ -300,11 +206,27 @@ def split_error_location(message: str) -> tuple[str, str]:
 class _ResultWriter:
     """Resolves a result's items to reference rows and writes them; collects what it had to skip."""
 
-    def __init__(self, session: Session, reference: ReferenceData, run: CollectionRunRow, now: dt.datetime):
+    def __init__(
+        self,
+        session: Session,
+        reference: ReferenceData,
+        run: CollectionRunRow,
+        now: dt.datetime,
+        *,
+        whole: bool = False,
+    ) -> None:
         self.session = session
         self.reference = reference
         self.run = run
         self.now = now
+        self.whole = whole
+        """A price sheet: a price that cannot be stored fails the whole result instead of being skipped."""
+
+    def refuse(self, skipped: list[SkippedItem], item: SkippedItem) -> None:
+        """Skip an item, or with ``whole`` refuse the whole result naming it."""
+        if self.whole:
+            raise SheetConflictError(f"{item.location}: {item.reason}; nothing of the sheet was stored")
+        skipped.append(item)
 
     # ---------------------------------------------------------------------------- instance types
 
@@ -400,7 +322,7 @@ class _ResultWriter:
                 )
             )
         counts.offers_seen = len(slot_rows)
-        updates = []
+        updates: list[_SeenUpdate] = []
         for slot, (observed_at, offer) in newest.items():
             row = slot_rows[slot]
             latest_at, latest_price, flags = row.latest_observed_at, row.latest_price_micro_usd, row.flags
@@ -447,7 +369,7 @@ class _ResultWriter:
         key = offer.key
         region = self.region_row(offer.provider, offer.region)
         if region is None:
-            counts.skipped.append(SkippedItem(key, f"unknown region {offer.provider}/{offer.region}"))
+            self.refuse(counts.skipped, SkippedItem(key, f"unknown region {offer.provider}/{offer.region}"))
             return None
         if (instance.provider, instance.name, instance.gpu_type, instance.gpu_count) != (
             offer.provider,
@@ -455,11 +377,11 @@ class _ResultWriter:
             offer.gpu_type,
             offer.gpus_per_instance,
         ):
-            counts.skipped.append(SkippedItem(key, "the offer and its instance type disagree"))
+            self.refuse(counts.skipped, SkippedItem(key, "the offer and its instance type disagree"))
             return None
         instance_row = self.instance_row(instance)
         if isinstance(instance_row, str):
-            counts.skipped.append(SkippedItem(key, instance_row))
+            self.refuse(counts.skipped, SkippedItem(key, instance_row))
             return None
         row = offers.get(key)
         if row is None:
@@ -505,7 +427,7 @@ class _ResultWriter:
                     "collection_run_id": self.run.id,
                 }
             )
-        return self._insert(AvailabilityObservationRow.__table__, rows)  # type: ignore[arg-type]
+        return self._insert(_table(AvailabilityObservationRow), rows)
 
     def write_placement_scores(self, items: Sequence[SpotPlacementScore], skipped: list[SkippedItem]) -> int:
         rows: list[dict[str, Any]] = []
@@ -526,7 +448,7 @@ class _ResultWriter:
                     "collection_run_id": self.run.id,
                 }
             )
-        return self._insert(SpotPlacementScoreRow.__table__, rows)  # type: ignore[arg-type]
+        return self._insert(_table(SpotPlacementScoreRow), rows)
 
     def _place(
         self, instance: InstanceType, code: str, zone: str, skipped: list[SkippedItem]
@@ -582,15 +504,28 @@ def _spot_flags(
     return sorted([*others, flag]) if latest_price >= on_demand else others
 
 
-def _update_seen_offers(
-    session: Session, updates: list[dict[str, Any]], rows: Mapping[int, OfferRow]
-) -> None:
+class _SeenUpdate(TypedDict):
+    """One offer's update after a result (bound parameters of ``_update_seen_offers``'s statement)."""
+
+    b_id: int
+    b_seen: dt.datetime
+    b_at: dt.datetime
+    b_price: int | None
+    b_flags: list[str]
+
+
+def _table(model: type[Base]) -> sa.Table:
+    """A model's table, typed as a table (``__table__`` is typed as any FROM clause)."""
+    return Base.metadata.tables[model.__tablename__]
+
+
+def _update_seen_offers(session: Session, updates: list[_SeenUpdate], rows: Mapping[int, OfferRow]) -> None:
     """Write what a result says about its offers in one executemany (the ORM's unit of work takes seconds for
     thousands of offers), then tell the session's objects the same values."""
     if not updates:
         return
     session.flush()
-    table = OfferRow.__table__
+    table = _table(OfferRow)
     statement = (
         sa.update(table)
         .where(table.c.id == sa.bindparam("b_id"))
@@ -602,7 +537,7 @@ def _update_seen_offers(
             flags=sa.bindparam("b_flags"),
         )
     )
-    session.execute(statement, updates)
+    session.execute(statement, [dict(update) for update in updates])
     for update in updates:
         row = rows[update["b_id"]]
         set_committed_value(row, "last_seen_at", update["b_seen"])
@@ -610,298 +545,3 @@ def _update_seen_offers(
         set_committed_value(row, "latest_observed_at", update["b_at"])
         set_committed_value(row, "latest_price_micro_usd", update["b_price"])
         set_committed_value(row, "flags", update["b_flags"])
-
-
-# ------------------------------------------------------------------------------------------ orchestration
-
-
-@dataclass(frozen=True)
-class CollectorJob:
-    """One collector to run: its name (a provider, or ``sheet:<file>``) and how to build it."""
-
-    name: str
-    create: Callable[[], Collector]
-    kind: CollectionKind = CollectionKind.COLLECT
-    source: str | None = None
-    """The collection run's ``source``; default ``collector:<name>``."""
-
-
-def jobs_from_registry(registry: CollectorRegistry, names: Iterable[str]) -> list[CollectorJob]:
-    """Jobs for the named collectors; KeyError names an unknown one and lists the known.
-
-    A price sheet (``sheet:<file>``) is loaded as a whole, so its run's kind is ``catalog``.
-    """
-    jobs = []
-    for name in names:
-        if name not in registry:
-            known = ", ".join(registry.names()) or "none"
-            raise KeyError(f"no collector for provider {name!r} (known: {known})")
-        kind = CollectionKind.CATALOG if name.startswith(SHEET_PREFIX) else CollectionKind.COLLECT
-        jobs.append(CollectorJob(name=name, create=lambda name=name: registry.create(name), kind=kind))
-    return jobs
-
-
-def jobs_for(collectors: Iterable[Collector]) -> list[CollectorJob]:
-    """Jobs for collector instances."""
-    return [CollectorJob(name=collector.provider, create=lambda c=collector: c) for collector in collectors]
-
-
-@dataclass
-class ProviderOutcome:
-    name: str
-    status: CollectionStatus
-    run_id: int | None = None
-    """None in a dry run."""
-    offers_seen: int = 0
-    offers_added: int = 0
-    observations_added: int = 0
-    availability_added: int = 0
-    placement_scores_added: int = 0
-    skipped: int = 0
-    errors: list[str] = field(default_factory=list)
-    stale_marked: int = 0
-    stale_cleared: int = 0
-    price_conflicts: int = 0
-    seconds: float = 0.0
-
-    @property
-    def failed(self) -> bool:
-        return self.status is CollectionStatus.FAILED
-
-    @classmethod
-    def from_counts(
-        cls, name: str, counts: IngestCounts, *, dry_run: bool, seconds: float
-    ) -> ProviderOutcome:
-        return cls(
-            name=name,
-            status=counts.status,
-            run_id=None if dry_run else counts.run_id,
-            offers_seen=counts.offers_seen,
-            offers_added=counts.offers_added,
-            observations_added=counts.observations_added,
-            availability_added=counts.availability_added,
-            placement_scores_added=counts.placement_scores_added,
-            skipped=len(counts.skipped),
-            errors=list(counts.errors),
-            stale_marked=counts.stale_marked,
-            stale_cleared=counts.stale_cleared,
-            price_conflicts=counts.price_conflicts,
-            seconds=seconds,
-        )
-
-
-@dataclass(frozen=True)
-class CollectionReport:
-    outcomes: tuple[ProviderOutcome, ...]
-    dry_run: bool
-
-    @property
-    def failed(self) -> list[ProviderOutcome]:
-        return [outcome for outcome in self.outcomes if outcome.failed]
-
-
-class Stage:
-    COLLECTING = "collecting"
-    STORING = "storing"
-    DONE = "done"
-
-
-ProgressCallback = Callable[[str, str, ProviderOutcome | None], None]
-"""Called from the calling thread with (collector name, stage, outcome when done)."""
-
-
-class _DryRunRollbackError(Exception):
-    """Raised inside a dry run's transaction so that it rolls back."""
-
-
-def known_regions(session: Session) -> dict[str, list[Region]]:
-    """Every region in the database as domain objects, by provider."""
-    regions: dict[str, list[Region]] = {}
-    for row in session.scalars(sa.select(RegionRow).options(sa.orm.joinedload(RegionRow.provider))):
-        region = row.to_domain()
-        regions.setdefault(region.provider, []).append(region)
-    return regions
-
-
-def request_regions(name: str, regions: Mapping[str, list[Region]]) -> dict[str, Region]:
-    """The regions a collector gets: its provider's by code; for a multi-provider collector (a name that is
-    not a provider, such as ``sheet:<file>``), every known region by key (``provider/code``)."""
-    if name in regions:
-        return {region.code: region for region in regions[name]}
-    if ":" in name:
-        return {region.key: region for group in regions.values() for region in group}
-    return {}
-
-
-def run_collection(
-    transaction: Transaction,
-    jobs: Sequence[CollectorJob],
-    *,
-    now: dt.datetime,
-    ttls: StaleTtls,
-    since: dt.datetime | None = None,
-    dry_run: bool = False,
-    timeout_s: float = 900.0,
-    on_progress: ProgressCallback | None = None,
-    actor: str = "gpuplan collect",
-) -> CollectionReport:
-    """Run the jobs' collectors concurrently and store each result in its own transaction.
-
-    A collector that raises, returns something else than a ``CollectionResult``, or is not done within
-    ``timeout_s`` (counted from the start of the run) fails alone: its run is recorded as failed with the
-    error. A collector still running after the limit is abandoned (its thread is a daemon and its result
-    is ignored).
-    """
-    notify = on_progress or (lambda _name, _stage, _outcome: None)
-    with transaction() as session:
-        regions = known_regions(session)
-    outcomes: dict[str, ProviderOutcome] = {}
-    results: queue.Queue[tuple[str, CollectionResult | None, str | None, float]] = queue.Queue()
-    started: dict[str, CollectorJob] = {}
-    for job in jobs:
-        job_regions = request_regions(job.name, regions)
-        if not job_regions:
-            message = (
-                f"{job.name}: no regions of {job.name} are known; "
-                "load the catalog first (`gpuplan catalog load`)"
-            )
-            outcomes[job.name] = _store_failure(transaction, job, message, now, ttls, dry_run, actor, 0.0)
-            notify(job.name, Stage.DONE, outcomes[job.name])
-            continue
-        started[job.name] = job
-        notify(job.name, Stage.COLLECTING, None)
-        thread = threading.Thread(
-            target=_collect_in_thread,
-            args=(job, job_regions, now, since, results),
-            name=f"collect-{job.name}",
-            daemon=True,
-        )
-        thread.start()
-    deadline = time.monotonic() + timeout_s
-    while len(outcomes) < len(jobs):
-        remaining = deadline - time.monotonic()
-        try:
-            name, result, failure, seconds = results.get(timeout=max(remaining, 0.0))
-        except queue.Empty:
-            break
-        job = started[name]
-        if result is None:
-            outcomes[name] = _store_failure(
-                transaction, job, failure or f"{name}: failed", now, ttls, dry_run, actor, seconds
-            )
-        else:
-            notify(name, Stage.STORING, None)
-            outcomes[name] = _store_result(transaction, job, result, now, ttls, dry_run, actor, seconds)
-        notify(name, Stage.DONE, outcomes[name])
-    for name, job in started.items():
-        if name not in outcomes:
-            message = f"{name}: timed out after {timeout_s:g} s (GPUPLAN_COLLECT_TIMEOUT_S)"
-            outcomes[name] = _store_failure(transaction, job, message, now, ttls, dry_run, actor, timeout_s)
-            notify(name, Stage.DONE, outcomes[name])
-    return CollectionReport(outcomes=tuple(outcomes[job.name] for job in jobs), dry_run=dry_run)
-
-
-def _collect_in_thread(
-    job: CollectorJob,
-    regions: dict[str, Region],
-    now: dt.datetime,
-    since: dt.datetime | None,
-    results: queue.Queue[tuple[str, CollectionResult | None, str | None, float]],
-) -> None:
-    started = time.monotonic()
-    try:
-        collector = job.create()
-        request = CollectionRequest(
-            now=now, regions=regions, capabilities=frozenset(collector.capabilities), spot_history_since=since
-        )
-        result = collector.collect(request)
-        if not isinstance(result, CollectionResult):
-            raise TypeError(f"collect() returned {type(result).__name__}, not a CollectionResult")
-    except CollectorError as exc:
-        message = one_line(str(exc))
-        if not message.startswith(f"{job.name}:"):
-            message = f"{job.name}: {message}"
-        log.debug("collector failed", collector=job.name, error=message)
-        results.put((job.name, None, message, time.monotonic() - started))
-    except Exception as exc:
-        message = f"{job.name}: unexpected {type(exc).__name__}: {one_line(str(exc))}"
-        log.debug("collector failed", collector=job.name, error=message)
-        log.debug("collector traceback", collector=job.name, exc_info=True)
-        results.put((job.name, None, message, time.monotonic() - started))
-    else:
-        results.put((job.name, result, None, time.monotonic() - started))
-
-
-def one_line(text: str) -> str:
-    first = text.strip().splitlines()[0] if text.strip() else "no message"
-    return first[:MAX_MESSAGE]
-
-
-def _store_result(
-    transaction: Transaction,
-    job: CollectorJob,
-    result: CollectionResult,
-    now: dt.datetime,
-    ttls: StaleTtls,
-    dry_run: bool,
-    actor: str,
-    seconds: float,
-) -> ProviderOutcome:
-    counts: IngestCounts | None = None
-    try:
-        with transaction() as session:
-            counts = ingest_result(
-                session,
-                result,
-                name=job.name,
-                now=now,
-                ttls=ttls,
-                kind=job.kind,
-                source=job.source,
-                actor=actor,
-            )
-            if dry_run:
-                raise _DryRunRollbackError
-    except _DryRunRollbackError:
-        pass
-    except Exception as exc:
-        message = f"{job.name}: storing the results failed: {type(exc).__name__}: {one_line(str(exc))}"
-        log.error("storing a collection failed", collector=job.name, error=message)
-        return _store_failure(transaction, job, message, now, ttls, dry_run, actor, seconds)
-    assert counts is not None
-    return ProviderOutcome.from_counts(job.name, counts, dry_run=dry_run, seconds=seconds)
-
-
-def _store_failure(
-    transaction: Transaction,
-    job: CollectorJob,
-    message: str,
-    now: dt.datetime,
-    ttls: StaleTtls,
-    dry_run: bool,
-    actor: str,
-    seconds: float,
-) -> ProviderOutcome:
-    if dry_run:
-        return ProviderOutcome(
-            name=job.name, status=CollectionStatus.FAILED, errors=[message], seconds=seconds
-        )
-    try:
-        with transaction() as session:
-            counts = record_failed_run(
-                session,
-                name=job.name,
-                message=message,
-                now=now,
-                ttls=ttls,
-                kind=job.kind,
-                source=job.source,
-                actor=actor,
-            )
-    except Exception as exc:  # the database itself is failing: report, do not stop the other providers
-        note = f"{job.name}: recording the failure failed too: {type(exc).__name__}: {one_line(str(exc))}"
-        log.error("recording a failed collection failed", collector=job.name, error=note)
-        return ProviderOutcome(
-            name=job.name, status=CollectionStatus.FAILED, errors=[message, note], seconds=seconds
-        )
-    return ProviderOutcome.from_counts(job.name, counts, dry_run=False, seconds=seconds)

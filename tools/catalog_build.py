@@ -1,6 +1,6 @@
 """Maintainer script: regenerate the shipped catalog (``pricing/catalog/*.csv``) from the real public data.
 
-    python -m pricing.catalog_build --source ../shared/data
+    python -m tools.catalog_build --source ../shared/data
 
 The source directory is a required argument and is read only here, never at run time. The output is
 deterministic (sorted rows, fixed formatting): running the script twice gives byte-identical files. The
@@ -43,14 +43,17 @@ from pricing.catalog import (
     load_catalog,
 )
 from pricing.normalize import canonical_gpu_type, canonical_region, parse_usd_price, split_spot_suffix
-from pricing.region_table import CONTINENTS, PLACES, PROVIDER_REGIONS
 from solver.domain import OfferFlag, ProviderKind, PurchaseOption
+from tools.region_table import CONTINENTS, PLACES, PROVIDER_REGIONS
 
 OFFERS_SOURCE = "gpu_offers.csv"
 SUPPLEMENT_SOURCE = "gpu_offers_supplement.csv"
 LOCATIONS_SOURCE = "region_locations.csv"
 RTT_SOURCE = "region_rtt_ms.csv"
 GCP_RATES_SOURCE = "api_samples/gcp_billing_catalog_a3_h100_known_fields.json"
+
+SHIPPED_CATALOG = Path(__file__).resolve().parents[1] / "pricing" / "catalog"
+"""The shipped catalog in the source tree (the default output); run from a checkout, not an installed copy."""
 
 GCP_RATES_LABEL = f"{GCP_RATES_SOURCE} (third-party quotes of GCP Cloud Billing Catalog SKUs, us-central1)"
 
@@ -549,7 +552,7 @@ def provider_region_rows(used: set[tuple[str, str]], cloud: set[tuple[str, str]]
     """Our own table, for exactly the regions offers use that the cloud region files do not have."""
     entries = {(entry.provider, entry.region): entry for entry in PROVIDER_REGIONS}
     if len(entries) != len(PROVIDER_REGIONS):
-        raise BuildError("pricing.region_table lists a region twice")
+        raise BuildError("tools.region_table lists a region twice")
     needed = used - cloud
     problems = [f"no location for region {p}/{r}" for p, r in sorted(needed - entries.keys())]
     problems += [
@@ -680,7 +683,7 @@ def summary(rows: list[OfferRow], region_rows: dict[str, list[list[str]]]) -> st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pricing.catalog_build", description=__doc__.splitlines()[0]
+        prog="python -m tools.catalog_build", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
         "--source", type=Path, required=True, help="the shared data directory (gpu_offers.csv, ...)"
@@ -688,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path(__file__).parent / "catalog",
+        default=SHIPPED_CATALOG,
         help="output directory (default: the shipped one)",
     )
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""pricing.catalog_build's transformations on synthetic source rows (tests never read the real source)."""
+"""tools.catalog_build's transformations on synthetic source rows (tests never read the real source)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from pricing.catalog_build import (
+from solver.domain import OfferFlag, PurchaseOption
+from tools.catalog_build import (
     BuildError,
     GcpRates,
     OfferRow,
@@ -16,8 +17,7 @@ from pricing.catalog_build import (
     provider_region_rows,
     rows_from_source,
 )
-from pricing.region_table import PROVIDER_REGIONS
-from solver.domain import OfferFlag, PurchaseOption
+from tools.region_table import PROVIDER_REGIONS
 
 DWS_NOTE = (
     "full price = host VM 1.18251 + GPU 4.20076 (spot: host 0.64466 + GPU 5.3387); SUSPECT: GPU rate "

@@ -1,0 +1,1 @@
+"""Maintainer tools: not part of the installed package, never imported by gpuplan at run time."""
