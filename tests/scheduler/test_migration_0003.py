@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import sqlalchemy as sa
 
@@ -53,5 +55,18 @@ def test_0003_keeps_plans_and_accepts_the_new_statuses(database_url: str) -> Non
             assert connection.execute(sa.text("SELECT count(*) FROM plan_placements")).scalar_one() == 1
         with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
             connection.execute(sa.text("UPDATE plans SET status = 'stale' WHERE id = 1"))
+    finally:
+        engine.dispose()
+
+
+def test_migrating_leaves_sys_path_alone(database_url: str) -> None:
+    """Alembic's prepend_sys_path is not applied on each migration (it grew sys.path without bound)."""
+    engine = create_db_engine(database_url)
+    try:
+        before = list(sys.path)
+        migrate.upgrade(engine)
+        migrate.downgrade(engine, "0002")
+        migrate.upgrade(engine)
+        assert sys.path == before
     finally:
         engine.dispose()
