@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,21 @@ class Environment(StrEnum):
 class LogFormat(StrEnum):
     CONSOLE = "console"
     JSON = "json"
+
+
+class ProvisionerMode(StrEnum):
+    """What applies plans."""
+
+    SIMULATED = "simulated"
+    CLOUD = "cloud"
+
+
+class StrayPolicy(StrEnum):
+    """What reconciliation does with an instance tagged as gpuplan's that the fleet does not know."""
+
+    REPORT = "report"
+    ADOPT = "adopt"
+    TERMINATE = "terminate"
 
 
 class Settings(BaseSettings):
@@ -126,6 +142,55 @@ class Settings(BaseSettings):
         default=None, description="SSH public key for the admin user; required to launch."
     )
 
+    # Plans: staleness and the auto-apply policy (docs/operations.md, "Plan lifecycle").
+    stale_price_share: float = Field(
+        default=0.05, gt=0, description="A plan is stale when a price it uses moved by more than this share."
+    )
+    auto_apply: bool = Field(default=True, description="Approve small, safe plans without a person.")
+    auto_apply_max_cost_increase_usd_per_hour: Decimal = Field(
+        default=Decimal(500), ge=0, description="Auto-apply only plans raising the cost by at most this."
+    )
+    auto_apply_max_actions: int = Field(default=2000, ge=0, description="Auto-apply only plans this small.")
+
+    # Apply engine (docs/operations.md, "Applying plans").
+    provisioner: ProvisionerMode = Field(
+        default=ProvisionerMode.SIMULATED,
+        description="What applies plans: simulated (the simulated cloud in the database, for every "
+        "provider) or cloud (the aws, gcp, azure and skypilot adapters).",
+    )
+    sim_fault_config: Path | None = Field(default=None, description="The simulated cloud's fault file.")
+    apply_max_attempts: int = Field(default=6, ge=1, description="Tries per action on retryable errors.")
+    apply_backoff_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles each time.")
+    apply_backoff_max_s: float = Field(default=20.0, ge=0, description="Ceiling of one retry delay.")
+    apply_lease_s: float = Field(default=120.0, gt=0, description="An applier silent this long is dead.")
+    offer_hold_minutes: float = Field(
+        default=30.0, gt=0, description="An offer out of capacity is left out of plans for this long."
+    )
+    replan_depth: int = Field(default=2, ge=0, description="Capacity re-plans chained after one apply.")
+    stray_policy: StrayPolicy = StrayPolicy.REPORT
+    replan_time_limit_s: float = Field(default=10.0, gt=0, description="Solve time of a fast re-plan.")
+
+    # The scheduler process (docs/operations.md, "The scheduler process"). Intervals in seconds.
+    scheduler_collect_seconds: dict[str, float] = Field(
+        default_factory=lambda: {"aws": 3600.0, "gcp": 3600.0, "azure": 3600.0},
+        description='Collection interval per provider, JSON: {"aws": 3600}; {} collects nothing.',
+    )
+    scheduler_rebalance_seconds: float = Field(default=3600.0, gt=0, description="Plan and rebalance.")
+    scheduler_apply_seconds: float = Field(default=30.0, gt=0, description="Apply approved plans.")
+    scheduler_reconcile_seconds: float = Field(
+        default=30.0, gt=0, description="Reconcile, and re-plan what preemptions and lost instances took."
+    )
+    scheduler_expire_seconds: float = Field(default=900.0, gt=0, description="Mark stale offers.")
+    scheduler_misfire_grace_s: int = Field(default=60, ge=1, description="A tick later than this is skipped.")
+    scheduler_lease_s: float = Field(
+        default=15.0, gt=0, description="The leader's lease on SQLite: a dead leader is replaced after it."
+    )
+    scheduler_plan_time_limit_s: float = Field(default=30.0, gt=0, description="Solve time of a rebalance.")
+    metrics_port: int = Field(default=9464, ge=0, le=65535, description="Prometheus metrics; 0: none.")
+    metrics_address: str = Field(
+        default="127.0.0.1", description="Address the metrics server listens on (0.0.0.0: every interface)."
+    )
+
     @model_validator(mode="after")
     def _production_needs_a_real_database(self) -> Settings:
         if self.environment is Environment.PRODUCTION and (
@@ -133,6 +198,10 @@ class Settings(BaseSettings):
         ):
             raise ValueError("GPUPLAN_DATABASE_URL must name a PostgreSQL database in production")
         return self
+
+    @property
+    def auto_apply_max_cost_increase_micro_usd_per_hour(self) -> int:
+        return int(self.auto_apply_max_cost_increase_usd_per_hour * 1_000_000)
 
     @property
     def resolved_database_url(self) -> str:

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 import api.cli
 from api.cli.app import Runtime
 from api.cli.status import ExitStatus
+from scheduler.db import migrate
 from scheduler.db.session import create_db_engine
 from scheduler.services import catalog as catalog_service
 from scheduler.services.planfile import read_plan_file
@@ -68,7 +69,7 @@ class Case:
 INPUT_CASES = [
     # Usage errors: the command was called wrongly (64; 2 is the database's).
     Case("unknown option", ("offers", "--bogus"), ExitStatus.USAGE, "No such option: --bogus"),
-    Case("unknown command", ("plans",), ExitStatus.USAGE, "No such command 'plans'"),
+    Case("unknown command", ("planz",), ExitStatus.USAGE, "No such command 'planz'"),
     Case("missing option", ("prices", "history"), ExitStatus.USAGE, "Missing option '--offer'"),
     Case("bad choice", ("offers", "--gpu", "H999"), ExitStatus.USAGE, "Invalid value for '--gpu'"),
     Case("limit zero", ("offers", "--limit", "0"), ExitStatus.USAGE, "Invalid value for '--limit'"),
@@ -279,6 +280,9 @@ def test_a_mistyped_sqlite_path_creates_nothing(
     assert not path.parent.exists()
 
 
+HEAD = migrate.head_revision()
+
+
 def _set_revision(url: str, revision: str) -> None:
     engine = create_db_engine(url)
     with engine.begin() as connection:
@@ -288,7 +292,7 @@ def _set_revision(url: str, revision: str) -> None:
 
 @pytest.mark.parametrize(
     ("revision", "message"),
-    [("0001", "is at revision 0001, older than this gpuplan's 0002: run `gpuplan db upgrade`"),
+    [("0001", f"is at revision 0001, older than this gpuplan's {HEAD}: run `gpuplan db upgrade`"),
      ("f00d", "is at revision 'f00d', which this gpuplan does not know")],
     ids=["older", "unknown"],
 )  # fmt: skip
@@ -303,13 +307,13 @@ def test_a_database_at_another_revision_is_refused(
             code, out = invoker()(*args)
             assert_one_error(code, out, ExitStatus.DATABASE, message)
         code, out = invoker()("db", "current")  # the migration commands still look at it
-        assert code == 0 and f"revision {revision}; latest 0002" in out
+        assert code == 0 and f"revision {revision}; latest {HEAD}" in out
         if revision == "f00d":
             code, out = invoker()("db", "upgrade")
             assert_one_error(code, out, ExitStatus.DATABASE, message)
         assert contents(loaded.url) == before
     finally:
-        _set_revision(loaded.url, "0002")
+        _set_revision(loaded.url, HEAD)
 
 
 def test_migrating_to_a_revision_that_does_not_exist_is_one_line(
@@ -320,7 +324,7 @@ def test_migrating_to_a_revision_that_does_not_exist_is_one_line(
     for args in (("db", "upgrade", "nosuchrev"), ("db", "downgrade", "garbage"), ("db", "upgrade", "+3")):
         code, out = invoker()(*args)
         assert_one_error(code, out, ExitStatus.BAD_INPUT, f"cannot migrate to {args[2]!r}")
-        assert "revisions: 0001, 0002, head, base" in out or args[2] == "+3"
+        assert f"revisions: {', '.join(migrate.revisions())}, head, base" in out or args[2] == "+3"
     assert contents(loaded.url) == before
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from api.cli.status import ExitStatus
 from pricing.catalog import shipped_catalog_dir
+from scheduler.db import migrate
 from scheduler.settings import get_settings
 from tests.cli_helpers import Invoke, invoker, table_rows
 
@@ -26,9 +28,21 @@ def test_quickstart_then_offers(run: Invoke) -> None:
     assert code == 0, out
     assert "catalog loaded" in out and "loaded the sample fleet" in out
     assert "MI300X" in out and "llama-3.1-405b" in out
-    # quickstart ends with a plan of the sample fleet, stored as a draft
+    # the plan of the sample fleet, stored as a draft ...
     assert "stored as draft plan 1" in out and "Replicas by model and region" in out
-    assert out.rstrip().splitlines()[-1].startswith(("  baseline", "  direct_mip", "totals:", "  ["))
+    # ... then the loop on the simulated cloud: auto-applied, spot preempted, re-planned, reconciled
+    loop = out[out.index("== 1. the auto-apply policy decides on plan 1") :]
+    assert "plan 1 is approved (auto-apply policy)" in loop
+    assert re.search(r"plan 1 is applied \(gpuplan quickstart\) \((\d+) of \1 actions", loop), loop
+    taken = int(re.search(r"(\d+) spot instances preempted", loop).group(1))  # type: ignore[union-attr]
+    assert taken >= 1
+    replan = loop[loop.index("== 4.") : loop.index("== 5.")]
+    assert replan.count("  preempted: ") == taken and "replicas lost: " in replan
+    assert "plan 2 (preemption, models " in replan
+    final = loop[loop.index("== 5.") :]
+    assert "0 lost, 0 strays, 0 launches in flight" in final
+    assert out.rstrip().splitlines()[-1].startswith("fleet: ")
+    assert "The running fleet" in final
 
     code, out = run("offers", "--gpu", "MI300X", "--purchase", "spot", "--limit", "500")
     assert code == 0, out
@@ -51,7 +65,7 @@ def test_quickstart_then_offers(run: Invoke) -> None:
 def test_db_up_and_down(run: Invoke) -> None:
     assert run("db", "upgrade")[0] == 0
     code, out = run("db", "current")
-    assert code == 0 and "revision 0002" in out
+    assert code == 0 and f"revision {migrate.head_revision()}" in out
     code, out = run("db", "downgrade", "base")
     assert code == 0 and "at revision base" in out
 

@@ -3,7 +3,20 @@
 
 from __future__ import annotations
 
-from api.cli import catalog, collect, db, fleet, offers, planning, quickstart
+from api.cli import (
+    catalog,
+    cloud,
+    collect,
+    db,
+    events,
+    fleet,
+    offers,
+    planning,
+    plans,
+    quickstart,
+    reconcile,
+    scheduler,
+)
 from api.cli.app import build_app
 
 app = build_app(
@@ -13,5 +26,10 @@ app = build_app(
     fleet.register,
     collect.register,
     planning.register,
+    plans.register,
+    cloud.register,
+    reconcile.register,
+    events.register,
+    scheduler.register,
     quickstart.register,
 )

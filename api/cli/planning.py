@@ -115,9 +115,10 @@ class _Kept:
 
 def plan_from_database(
     rt: Runtime, database: Database, params: SolveParams, *, out: Path | None, baselines: Baselines
-) -> None:
+) -> int | None:
     """Plan the fleet in the database (``plan_fleet``): say what is planned, write the plan file before
-    the plan is stored (so a store the database refuses loses nothing), then print the plan."""
+    the plan is stored (so a store the database refuses loses nothing), then print the plan; the stored
+    plan's id."""
     now = rt.now()
     kept = _Kept()
 
@@ -138,6 +139,7 @@ def plan_from_database(
                 kept.file_error = exc
 
     not_stored: PlanNotStoredError | None = None
+    plan_id: int | None = None
     try:
         outcome = plan_fleet(
             database,
@@ -148,8 +150,11 @@ def plan_from_database(
             on_snapshot=on_snapshot,
             before_store=before_store,
         )
-        if outcome.plan_id is not None:
-            rt.say(f"stored as draft plan {outcome.plan_id}")
+        plan_id = outcome.plan_id
+        if plan_id is not None:
+            rt.say(f"stored as draft plan {plan_id}")
+        for older in outcome.superseded:
+            rt.say(f"plan {older} is superseded by plan {plan_id}")
     except PlanNotStoredError as exc:
         not_stored = exc
     assert kept.document is not None and kept.solved is not None
@@ -163,6 +168,7 @@ def plan_from_database(
     if kept.file_error is not None:
         raise kept.file_error
     exit_for(kept.solved)
+    return plan_id
 
 
 def solving_line(label: str, problem: Problem, params: SolveParams) -> str:

@@ -20,6 +20,11 @@ class ExitStatus(IntEnum):
     """No plan keeps every rule (the diagnosis is printed)."""
     NO_PLAN = 4
     """No plan within the time limit."""
+    NOT_APPLIED = 5
+    """``apply``: the plan was partially applied or failed (each action's outcome is printed; ``apply
+    --resume`` retries what did not succeed)."""
+    JOB_FAILED = 6
+    """``scheduler run-once``: the job ran and failed (its error is printed and recorded in job_runs)."""
     USAGE = 64
     """The command was called wrongly: unknown command or option, missing argument, an option value of
     the wrong type or out of its range (EX_USAGE of sysexits.h)."""

@@ -37,13 +37,16 @@ def migrations_dir() -> Path:
     spec = importlib.util.find_spec("migrations")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the migrations package is not installed next to gpuplan")
-    return Path(next(iter(spec.submodule_search_locations)))
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
 
 
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
     directory = migrations_dir()
     config = Config(str(directory / "alembic.ini"))
     config.set_main_option("script_location", str(directory))
+    # The ini's prepend_sys_path is for the alembic command run from the repository; here the migrations
+    # are imported as a package already, and prepending on every call would grow sys.path each time.
+    config.set_main_option("prepend_sys_path", "")
     if url is not None:
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     if connection is not None:

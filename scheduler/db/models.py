@@ -53,18 +53,47 @@ class PlanStatus(StrEnum):
     FAILED = "failed"
     REJECTED = "rejected"
     SUPERSEDED = "superseded"
+    PARTIALLY_APPLIED = "partially_applied"  # some actions succeeded, others failed or were cancelled
+    STALE = "stale"  # its inputs moved before it was applied; re-plan instead
 
 
 class ActionKind(StrEnum):
     LAUNCH = "launch"
+    SHIFT_ROUTING = "shift_routing"
     TERMINATE = "terminate"
 
 
 class ActionStatus(StrEnum):
     PENDING = "pending"  # stored, not yet sent
-    SENT = "sent"
+    SENT = "sent"  # sent at least once; the provider may or may not have acted (resume reconciles by tag)
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # never sent: the plan was cancelled or an earlier phase failed
+
+
+class InstanceRecordState(StrEnum):
+    """What the fleet table knows of one cloud instance."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    TERMINATING = "terminating"
+    TERMINATED = "terminated"  # by gpuplan
+    PREEMPTED = "preempted"  # reclaimed by the provider (spot)
+    GONE = "gone"  # missing from the provider's inventory (deleted by hand, or lost)
+    INTERRUPTED = "interrupted"  # the provider warned it will reclaim it (an interruption notice): replaced
+
+
+class JobRunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # stopped at a checkpoint by a shutdown (SIGTERM); the next run goes on
+
+
+class DisruptionKind(StrEnum):
+    PREEMPTED = "preempted"  # the instance was reclaimed
+    INTERRUPTION_NOTICE = "interruption_notice"  # the provider warns it will reclaim it (AWS: 2 minutes)
+    GONE = "gone"  # reconciliation found it missing
 
 
 def _now() -> dt.datetime:
@@ -503,6 +532,15 @@ class PlanRow(Base):
     superseded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plans.id"))
     decided_by: Mapped[str | None] = mapped_column(sa.String(200))
     decided_at: Mapped[dt.datetime | None]
+    problem_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    """SHA-256 of the problem's canonical JSON: plans with the same hash had the same inputs."""
+    trigger: Mapped[str] = mapped_column(sa.String(32), default="manual", server_default="manual")
+    """Why the plan was made: manual, rebalance, preemption, capacity (an offer ran out), reconcile."""
+    diff: Mapped[dict[str, Any] | None]
+    """The plan against the fleet it was computed from (scheduler.services.plandiff.PlanDiff)."""
+    status_reason: Mapped[str | None] = mapped_column(sa.Text)
+    """Why the plan is in its state (stale: which input moved; failed: which actions failed)."""
+    applied_at: Mapped[dt.datetime | None]
 
     placements: Mapped[list[PlanPlacementRow]] = relationship(
         back_populates="plan", cascade="all, delete-orphan", order_by="PlanPlacementRow.id"
@@ -603,28 +641,193 @@ class FleetReplicaRow(Base):
 
 
 class ProvisioningActionRow(Base):
-    """One change sent to a provider. Stored before it is sent; the idempotency key makes reruns safe."""
+    """One change a plan makes to the fleet. Every action of a plan is stored before any is sent.
+
+    ``phase`` orders them make before break: 1 launch, 2 shift routing, 3 terminate. The idempotency key
+    is derived from the plan and the action and travels to the provider (token, request id, name, tag),
+    so a retry or a resume after a crash finds what the first attempt made instead of making it twice.
+    """
 
     __tablename__ = "provisioning_actions"
     __table_args__ = (
-        sa.CheckConstraint("instances > 0", name="instances_positive"),
+        sa.UniqueConstraint("plan_id", "seq"),
+        sa.CheckConstraint("instances >= 0", name="instances_nonneg"),
+        sa.CheckConstraint("attempts >= 0", name="attempts_nonneg"),
+        sa.CheckConstraint("phase >= 1 AND phase <= 3", name="phase_range"),
         sa.Index("ix_provisioning_actions_plan_id_status", "plan_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plans.id"))
+    seq: Mapped[int]
+    phase: Mapped[int]
     idempotency_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
     kind: Mapped[ActionKind] = mapped_column(enum_column_type(ActionKind, "action_kind"))
-    offer_id: Mapped[int] = mapped_column(sa.ForeignKey("offers.id"))
+    provider: Mapped[str | None] = mapped_column(sa.String(64))
+    offer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("offers.id"), index=True)
+    placement_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plan_placements.id"))
+    """Launch: the plan placement the new instances serve (the ``gpuplan:placement`` tag)."""
     instances: Mapped[int]
+    """Launch: instances to start; terminate: 1; shift routing: 0."""
+    instance_id: Mapped[str | None] = mapped_column(sa.String(200))
+    """Terminate: the provider's id of the instance to stop."""
+    replicas: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Launch: replicas per model the new instances are for; shift routing: the routes to apply."""
     status: Mapped[ActionStatus] = mapped_column(
         enum_column_type(ActionStatus, "action_status"), default=ActionStatus.PENDING
     )
     attempts: Mapped[int] = mapped_column(default=0)
-    provider_ref: Mapped[str | None] = mapped_column(sa.String(400))
+    provider_ref: Mapped[str | None] = mapped_column(sa.Text)
+    """The provider's ids of what the action made or touched."""
     error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=_now, onupdate=_now)
+
+    offer: Mapped[OfferRow | None] = relationship()
+
+
+class FleetInstanceRow(Base):
+    """One cloud instance the fleet knows: launched by an action, or adopted by reconciliation.
+
+    Rows are kept after the instance ends (terminated, preempted, gone) as its history; the running fleet
+    is the rows in a live state. ``fleet_placements`` aggregates the live rows per offer for the planner.
+    """
+
+    __tablename__ = "fleet_instances"
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "instance_id"),
+        sa.Index("ix_fleet_instances_state_offer_id", "state", "offer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(sa.String(64))
+    instance_id: Mapped[str] = mapped_column(sa.String(200))
+    provisioner: Mapped[str] = mapped_column(sa.String(64))
+    """The adapter that launched or found it, which reconciliation asks about it."""
+    offer_id: Mapped[int | None] = mapped_column(sa.ForeignKey("offers.id"))
+    action_id: Mapped[int | None] = mapped_column(sa.ForeignKey("provisioning_actions.id"), index=True)
+    plan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plans.id"), index=True)
+    state: Mapped[InstanceRecordState] = mapped_column(
+        enum_column_type(InstanceRecordState, "instance_state")
+    )
+    spot: Mapped[bool] = mapped_column(default=False)
+    region: Mapped[str] = mapped_column(sa.String(100), default="")
+    zone: Mapped[str] = mapped_column(sa.String(100), default="")
+    instance_type: Mapped[str] = mapped_column(sa.String(120), default="")
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    adopted: Mapped[bool] = mapped_column(default=False)
+    """Found by reconciliation without a launch of ours (a stray), and kept by policy."""
+    launched_at: Mapped[dt.datetime | None]
+    first_seen_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    ended_at: Mapped[dt.datetime | None]
+
+    offer: Mapped[OfferRow | None] = relationship()
+
+
+class OfferHoldRow(Base):
+    """An offer the planner must not use until a time (the provider ran out of capacity on it)."""
+
+    __tablename__ = "offer_holds"
+    __table_args__ = (sa.Index("ix_offer_holds_offer_id_until", "offer_id", "until"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    offer_id: Mapped[int] = mapped_column(sa.ForeignKey("offers.id"))
+    until: Mapped[dt.datetime]
+    reason: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    action_id: Mapped[int | None] = mapped_column(sa.ForeignKey("provisioning_actions.id"))
+
+
+class DisruptionEventRow(Base):
+    """A preemption, an interruption notice or an instance found gone, and when it was handled."""
+
+    __tablename__ = "disruption_events"
+    __table_args__ = (sa.UniqueConstraint("provider", "instance_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(sa.String(64))
+    instance_id: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[DisruptionKind] = mapped_column(enum_column_type(DisruptionKind, "disruption_kind"))
+    source: Mapped[str] = mapped_column(sa.String(64))
+    """simulated, aws_eventbridge, reconcile."""
+    occurred_at: Mapped[dt.datetime]
+    received_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    handled_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    plan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plans.id"))
+    """The re-plan made for it."""
+
+
+class SchedulerLeaseRow(Base):
+    """A named lease with an expiry: the scheduler's leader on SQLite, and one applier per plan."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(sa.String(200))
+    acquired_at: Mapped[dt.datetime]
+    renewed_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+
+
+class JobRunRow(Base):
+    """One run of a scheduler job for one tick; unique per (job, tick), so each tick runs once."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (sa.UniqueConstraint("job", "scheduled_for"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job: Mapped[str] = mapped_column(sa.String(64))
+    scheduled_for: Mapped[dt.datetime]
+    holder: Mapped[str] = mapped_column(sa.String(200))
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+    status: Mapped[JobRunStatus] = mapped_column(enum_column_type(JobRunStatus, "job_run_status"))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+# ---------------------------------------------------------------------------------- simulated cloud
+
+
+class SimInstanceRow(Base):
+    """An instance of the simulated cloud (scheduler.provisioners.simulated): the cloud's own inventory."""
+
+    __tablename__ = "sim_instances"
+    __table_args__ = (sa.Index("ix_sim_instances_state_offer_key", "state", "offer_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    provider: Mapped[str] = mapped_column(sa.String(64))
+    region: Mapped[str] = mapped_column(sa.String(100))
+    zone: Mapped[str] = mapped_column(sa.String(100), default="")
+    instance_type: Mapped[str] = mapped_column(sa.String(120))
+    purchase_option: Mapped[PurchaseOption] = mapped_column(
+        enum_column_type(PurchaseOption, "purchase_option")
+    )
+    offer_key: Mapped[str] = mapped_column(sa.String(400))
+    action_key: Mapped[str] = mapped_column(sa.String(200), index=True)
+    """The ``gpuplan:action`` tag (the idempotency key): launch finds what an earlier attempt made."""
+    state: Mapped[str] = mapped_column(sa.String(32))
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    launched_at: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None]
+
+
+class SimCallRow(Base):
+    """Every call the simulated cloud received, with its outcome: counts calls for the fault rules."""
+
+    __tablename__ = "sim_calls"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime]
+    verb: Mapped[str] = mapped_column(sa.String(32))
+    provider: Mapped[str] = mapped_column(sa.String(64), default="")
+    subject: Mapped[str] = mapped_column(sa.String(400), default="")
+    outcome: Mapped[str] = mapped_column(sa.String(64))
 
 
 class AuditLogRow(Base):

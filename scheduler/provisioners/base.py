@@ -366,6 +366,8 @@ class ProvisionerError(Exception):
         self.detail = _one_line(detail)
         self.retry_after_s = retry_after_s
         self.instances: tuple[CloudInstance, ...] = tuple(instances)
+        self.attempts = 1
+        """How many times the caller tried before giving up (set by the apply engine's retry loop)."""
         subject = f"{provider} {self.operation.value}" + (f" {action}" if action else "")
         super().__init__(f"{subject}: {self.kind}: {self.detail}")
 

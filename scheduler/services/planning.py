@@ -23,17 +23,23 @@ The snapshot (``planning_snapshot``) builds the solver's ``Problem`` from what t
 without a plan (infeasible, no plan in time) is not stored as a plan; the audit log records it.
 These functions take a session, flush and never commit.
 
-``plan_fleet`` is the planning path every caller uses (``gpuplan plan``, ``gpuplan quickstart``, later
-the scheduler's jobs and the API): it takes the ``Database`` and runs the snapshot, the solve (with the
-baselines, ``solving.solve_and_compare``) and the store as separate steps, each write in its own
-transaction and no transaction open while the solver runs.
+``plan_fleet`` is the planning path every caller uses (``gpuplan plan``, ``gpuplan quickstart``, the
+loop and the scheduler's jobs): it takes the ``Database`` and runs the snapshot, the solve (with the
+baselines, ``solving.solve_and_compare``; or, for a fast re-plan of some models with the rest of the fleet
+held, ``replan.solve_models``) and the store as separate steps, each write in its own transaction and no
+transaction open while the solver runs.
+
+Plans are artifacts (docs/operations.md): the snapshot leaves out offers held out of capacity
+(``offer_holds``) and takes fingerprints of the fleet, policy, workloads and demand in the same
+transaction; the store keeps them with the problem's SHA-256, the trigger, and the plan's diff against
+the fleet (``scheduler.services.plandiff``), and supersedes every older plan not yet applying.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +66,15 @@ from scheduler.db.models import (
 from scheduler.db.session import Database, DatabaseError, error_line
 from scheduler.services.audit import record
 from scheduler.services.fleet import read_fleet
+from scheduler.services.plandiff import PlanDiff, diff_plan
+from scheduler.services.plans import (
+    held_offer_keys,
+    input_fingerprints,
+    problem_hash,
+    supersede_open_plans,
+    without_held_offers,
+)
+from scheduler.services.replan import solve_models
 from scheduler.services.scenarios import shipped_catalog
 from scheduler.services.solving import Baselines, Solved, solve_and_compare
 from solver.domain import (
@@ -84,6 +99,10 @@ class PlanningError(InputError):
     """The database does not hold enough to plan (no fleet, no offers); the message says what to run."""
 
 
+class ModelsNotInFleetError(PlanningError):
+    """A re-plan of models none of which the fleet has (they were removed meanwhile)."""
+
+
 class PlanNotStoredError(DatabaseError):
     """A plan was found but the database refused to store it (read-only, gone); the caller still has it."""
 
@@ -94,16 +113,22 @@ class PlanningSnapshot:
     prices_observed_from: dt.datetime | None
     prices_observed_to: dt.datetime | None
     left_out: dict[str, int] = field(default_factory=dict)
-    """Offers left out of the problem, by reason (stale, flagged, no price)."""
+    """Offers left out of the problem, by reason (stale, flagged, no price, out of capacity)."""
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    """Digests of the fleet, policy, workloads and demand (``plans.input_fingerprints``): staleness."""
+    held: dict[str, dt.datetime] = field(default_factory=dict)
+    """Offers held out of capacity until a time, left out of the problem."""
 
     def inputs(self) -> dict[str, Any]:
-        """What a stored plan keeps to reproduce itself."""
+        """What a stored plan keeps to reproduce itself and to tell when it is stale."""
         return {
             "problem": self.problem.model_dump(mode="json"),
             "prices_observed_from": _iso(self.prices_observed_from),
             "prices_observed_to": _iso(self.prices_observed_to),
             "rtt_source": RTT_SOURCE,
             "left_out": self.left_out,
+            "fingerprints": self.fingerprints,
+            "held_offers": {key: until.isoformat() for key, until in sorted(self.held.items())},
         }
 
 
@@ -117,6 +142,12 @@ class PlanningOutcome:
     solved: Solved
     plan_id: int | None
     """The stored draft plan; None when the result had no plan."""
+    diff: PlanDiff | None = None
+    """The plan against the fleet it was computed from."""
+    superseded: tuple[int, ...] = ()
+    """Older plans not yet applying that this one superseded."""
+    models: tuple[str, ...] = ()
+    """The models re-planned with the rest of the fleet held; empty when the whole fleet was planned."""
 
     @property
     def result(self) -> SolveResult:
@@ -195,11 +226,18 @@ def planning_snapshot(session: Session, *, now: dt.datetime) -> PlanningSnapshot
         )
     except ValueError as exc:
         raise PlanningError(f"the database's fleet and offers do not form a valid problem: {exc}") from exc
+    held = held_offer_keys(session, now)
+    if held:
+        kept = without_held_offers(problem, held)
+        left_out["out of capacity"] = len(problem.offers) - len(kept.offers)
+        problem = kept
     return PlanningSnapshot(
         problem=problem,
         prices_observed_from=min(observed, default=None),
         prices_observed_to=max(observed, default=None),
         left_out=dict(left_out),
+        fingerprints=input_fingerprints(session),
+        held=held,
     )
 
 
@@ -317,9 +355,18 @@ def _active_commitments(session: Session, now: dt.datetime) -> tuple[Commitment,
 
 
 def store_plan(
-    session: Session, snapshot: PlanningSnapshot, result: SolveResult, *, now: dt.datetime, actor: str
+    session: Session,
+    snapshot: PlanningSnapshot,
+    result: SolveResult,
+    *,
+    now: dt.datetime,
+    actor: str,
+    trigger: str = "manual",
+    diff: PlanDiff | None = None,
 ) -> int | None:
-    """Store a result with a plan as a draft plan; return its id (None, and an audit entry, without one)."""
+    """Store a result with a plan as a draft plan with its problem hash, trigger and diff against the fleet
+    (``diff``, computed here when not given), superseding older open plans; return its id (None, and an
+    audit entry, without a plan)."""
     plan = result.plan
     if plan is None or result.cost_micro_usd_per_hour is None:
         record(
@@ -330,6 +377,8 @@ def store_plan(
             entity_id="-",
             details={
                 "solver_status": result.status.value,
+                "trigger": trigger,
+                "models": str(result.stats.get("replanned_models", "")),
                 "explanations": [e.model_dump(mode="json") for e in result.explanations],
             },
             at=now,
@@ -364,6 +413,9 @@ def store_plan(
         wall_time_ms=round(result.wall_time_s * 1000),
         parameters=result.params.model_dump(mode="json"),
         inputs=snapshot.inputs(),
+        problem_hash=problem_hash(snapshot.problem),
+        trigger=trigger,
+        diff=(diff or diff_plan(snapshot.problem, plan)).model_dump(mode="json"),
         explanations={
             "explanations": [e.model_dump(mode="json") for e in result.explanations],
             "stats": dict(result.stats),
@@ -402,9 +454,11 @@ def store_plan(
             "solver_status": result.status.value,
             "cost_micro_usd_per_hour": result.cost_micro_usd_per_hour,
             "placements": len(plan.placements),
+            "trigger": trigger,
         },
         at=now,
     )
+    supersede_open_plans(session, row.id, now=now, actor=actor)
     session.flush()
     return row.id
 
@@ -462,28 +516,62 @@ def plan_fleet(
     now: dt.datetime,
     actor: str,
     baselines: Baselines = Baselines.NONE,
+    trigger: str = "manual",
+    models: Collection[str] | None = None,
     on_snapshot: Callable[[PlanningSnapshot], None] | None = None,
     before_store: Callable[[PlanningSnapshot, Solved], None] | None = None,
 ) -> PlanningOutcome:
     """Plan the fleet in the database and store the result as a draft plan.
 
     Three steps: the snapshot (one read transaction), the solve and the baselines (no transaction
-    open), the store (one write transaction). ``on_snapshot`` sees the snapshot before the solve (to
-    say what is being planned); ``before_store`` sees the solved plan before it is stored, so a caller
-    can keep it (write the plan file) even when the store then fails. A store the database refuses
-    raises PlanNotStoredError.
+    open), the store (one write transaction). With ``models``, only those models are re-planned and the
+    rest of the fleet is held where it runs (``replan.solve_models``; no baselines); the stored plan still
+    covers the whole fleet. ``on_snapshot`` sees the snapshot before the solve (to say what is being
+    planned); ``before_store`` sees the solved plan before it is stored, so a caller can keep it (write
+    the plan file) even when the store then fails. A store the database refuses raises
+    PlanNotStoredError; ``models`` none of which is in the fleet raises PlanningError.
     """
     with database.transaction() as session:
         snapshot = planning_snapshot(session, now=now)
+    affected: tuple[str, ...] = ()
+    if models is not None:
+        known = {model.name for model in snapshot.problem.models}
+        affected = tuple(sorted(set(models) & known))
+        if not affected:
+            names = ", ".join(sorted(models)) or "(none)"
+            raise ModelsNotInFleetError(f"none of the models {names} is in the fleet")
     if on_snapshot is not None:
         on_snapshot(snapshot)
-    solved = solve_and_compare(snapshot.problem, params, baselines=baselines)
+    if affected:
+        solved = Solved(solve_models(snapshot.problem, affected, params))
+    else:
+        solved = solve_and_compare(snapshot.problem, params, baselines=baselines)
     if before_store is not None:
         before_store(snapshot, solved)
+    plan = solved.result.plan
+    diff = diff_plan(snapshot.problem, plan) if plan is not None else None
     try:
         with database.transaction() as session:
-            plan_id = store_plan(session, snapshot, solved.result, now=now, actor=actor)
+            plan_id = store_plan(
+                session, snapshot, solved.result, now=now, actor=actor, trigger=trigger, diff=diff
+            )
+            superseded = (
+                tuple(
+                    session.scalars(
+                        sa.select(PlanRow.id).where(PlanRow.superseded_by_id == plan_id).order_by(PlanRow.id)
+                    )
+                )
+                if plan_id is not None
+                else ()
+            )
     except sa.exc.DBAPIError as exc:
         what = "the plan was not stored" if solved.result.plan is not None else "the result was not recorded"
         raise PlanNotStoredError(f"{what} in the database at {database.url}: {error_line(exc)}") from exc
-    return PlanningOutcome(snapshot=snapshot, solved=solved, plan_id=plan_id)
+    return PlanningOutcome(
+        snapshot=snapshot,
+        solved=solved,
+        plan_id=plan_id,
+        diff=diff if plan_id is not None else None,
+        superseded=superseded,
+        models=affected,
+    )
