@@ -210,21 +210,41 @@ def _timedelta(seconds: float) -> dt.timedelta:
 
 # ------------------------------------------------------------------------- parallel subproblems
 
-_WORKER: dict[str, object] = {}
+@dataclass(frozen=True)
+class _SubproblemContext:
+    """What every model's subproblem shares: the index and the solve settings."""
+
+    index: ProblemIndex
+    prices: dict[int, float]
+    time_limit_s: float
+    relative_gap: float
+    seed: int
+    solver: mathopt.SolverType
+
+    def solve(self, model_id: int) -> ModelSolution:
+        return solve_model(
+            self.index,
+            model_id,
+            price_extra=self.prices,
+            time_limit_s=self.time_limit_s,
+            relative_gap=self.relative_gap,
+            seed=self.seed,
+            solver=self.solver,
+        )
 
 
-def _solve_in_worker(model_id: int) -> ModelSolution:
-    index = _WORKER["index"]
-    assert isinstance(index, ProblemIndex)
-    return solve_model(
-        index,
-        model_id,
-        price_extra=_WORKER["prices"],  # type: ignore[arg-type]
-        time_limit_s=_WORKER["time_limit_s"],  # type: ignore[arg-type]
-        relative_gap=_WORKER["relative_gap"],  # type: ignore[arg-type]
-        seed=_WORKER["seed"],  # type: ignore[arg-type]
-        solver=_WORKER["solver"],  # type: ignore[arg-type]
-    )
+# A pool worker's context, set once by the pool initializer in each forked process. Only worker
+# processes write it: the calling process (which may run several solves at once on threads, as a
+# Dask worker does) never reads or writes it.
+_POOL_CONTEXT: list[_SubproblemContext] = []
+
+
+def _init_pool_worker(context: _SubproblemContext) -> None:
+    _POOL_CONTEXT[:] = [context]
+
+
+def _solve_in_pool_worker(model_id: int) -> ModelSolution:
+    return _POOL_CONTEXT[0].solve(model_id)
 
 
 def solve_models(
@@ -239,23 +259,13 @@ def solve_models(
     solver: mathopt.SolverType,
 ) -> dict[int, ModelSolution]:
     """Every model's subproblem, on ``workers`` processes (forked, sharing the index read-only)."""
-    _WORKER.update(
-        index=index,
-        prices=price_extra,
-        time_limit_s=time_limit_s,
-        relative_gap=relative_gap,
-        seed=seed,
-        solver=solver,
-    )
-    try:
-        if workers <= 1 or len(model_ids) <= 1:
-            return {m: _solve_in_worker(m) for m in model_ids}
-        context = multiprocessing.get_context("fork")
-        with context.Pool(processes=workers) as pool:
-            solutions = pool.map(_solve_in_worker, model_ids, chunksize=1)
-        return {solution.model_id: solution for solution in solutions}
-    finally:
-        _WORKER.clear()
+    context = _SubproblemContext(index, price_extra, time_limit_s, relative_gap, seed, solver)
+    if workers <= 1 or len(model_ids) <= 1:
+        return {m: context.solve(m) for m in model_ids}
+    fork = multiprocessing.get_context("fork")
+    with fork.Pool(processes=workers, initializer=_init_pool_worker, initargs=(context,)) as pool:
+        solutions = pool.map(_solve_in_pool_worker, model_ids, chunksize=1)
+    return {solution.model_id: solution for solution in solutions}
 
 
 def relaxed_bound(
