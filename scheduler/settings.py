@@ -191,6 +191,24 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Address the metrics server listens on (0.0.0.0: every interface)."
     )
 
+    # The REST API (docs/api.md).
+    api_auth: bool = Field(
+        default=True,
+        description="Require an API key on every /v1 request; off only outside production (local trials).",
+    )
+    api_max_body_bytes: int = Field(
+        default=1_000_000, ge=1_024, description="Largest request body the API reads; larger ones get 413."
+    )
+    api_cors_origins: list[str] = Field(
+        default_factory=list, description='Origins a browser may call the API from, JSON: ["https://..."].'
+    )
+
+    @model_validator(mode="after")
+    def _production_needs_auth(self) -> Settings:
+        if self.environment is Environment.PRODUCTION and not self.api_auth:
+            raise ValueError("GPUPLAN_API_AUTH must stay on in production")
+        return self
+
     @model_validator(mode="after")
     def _production_needs_a_real_database(self) -> Settings:
         if self.environment is Environment.PRODUCTION and (

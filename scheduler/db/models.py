@@ -845,6 +845,30 @@ class AuditLogRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class ApiRole(StrEnum):
+    """What an API key may do; each role includes the ones before it."""
+
+    VIEWER = "viewer"  # read everything
+    APPROVER = "approver"  # + create, approve, reject, apply and cancel plans; edit workloads
+    ADMIN = "admin"  # + manage API keys
+
+
+class ApiKeyRow(Base):
+    """An API key: only a hash of its secret is kept; the prefix (shown in lists) tells keys apart."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prefix: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(sa.String(128))
+    owner: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[ApiRole] = mapped_column(enum_column_type(ApiRole, "api_role"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+    revoked_at: Mapped[dt.datetime | None]
+    last_used_at: Mapped[dt.datetime | None]
+
+
 APPEND_ONLY_TABLES = (
     "price_observations",
     "availability_observations",

@@ -1,0 +1,108 @@
+"""What an operation depends on: the database session, the settings, and the caller with its role.
+
+Use the aliases in signatures::
+
+    @router.get("/things")
+    def things(session: SessionDep, caller: ViewerDep) -> ...
+
+``SessionDep`` is a session of its own per request, closed afterwards; a writing operation commits it
+itself (``session.commit()``) once everything it writes is in, so nothing is half-written. The caller
+dependencies answer 401 without a valid key and 403 without the role.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from api.http.problems import ApiProblem
+from scheduler.db.models import ApiRole
+from scheduler.db.session import Database
+from scheduler.services import apikeys
+from scheduler.settings import Settings
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(database: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
+    session = database.session()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the key's owner (the actor in the audit log), its role and its prefix."""
+
+    name: str
+    role: ApiRole
+    key_prefix: str | None
+
+    def allows(self, role: ApiRole) -> bool:
+        return apikeys.role_allows(self.role, role)
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer gpk_...`.")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key, as a header.")
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+ANONYMOUS = Caller(name="anonymous", role=ApiRole.ADMIN, key_prefix=None)
+
+
+def get_caller(
+    database: DatabaseDep,
+    settings: SettingsDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_header)],
+) -> Caller:
+    key = bearer.credentials if bearer is not None else header_key
+    if not settings.api_auth and key is None:
+        return ANONYMOUS
+    challenge = {"WWW-Authenticate": 'Bearer realm="gpuplan"'}
+    if not key:
+        raise ApiProblem(401, "an API key is needed: Authorization: Bearer <key>", headers=challenge)
+    with database.transaction() as session:
+        row = apikeys.authenticate(session, key)
+        if row is None:
+            raise ApiProblem(401, "the API key is not valid (unknown or revoked)", headers=challenge)
+        now = dt.datetime.now(dt.UTC)
+        if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+            row.last_used_at = now  # at most one write a minute per key, not one per request
+        return Caller(name=row.owner, role=row.role, key_prefix=row.prefix)
+
+
+def require(role: ApiRole) -> Callable[[Caller], Caller]:
+    """A dependency that lets through callers whose key has ``role`` (or a higher one)."""
+
+    def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+        if not caller.allows(role):
+            raise ApiProblem(403, f"this needs the {role.value} role; the key has {caller.role.value}")
+        return caller
+
+    return check
+
+
+ViewerDep = Annotated[Caller, Depends(require(ApiRole.VIEWER))]
+ApproverDep = Annotated[Caller, Depends(require(ApiRole.APPROVER))]
+AdminDep = Annotated[Caller, Depends(require(ApiRole.ADMIN))]

@@ -1,0 +1,177 @@
+"""Errors as RFC 9457 ``application/problem+json`` documents that name what is wrong.
+
+Routers raise ``ApiProblem`` (or a service's ``InputError``, mapped here by its type); request
+validation errors list every bad field with its path (``body.demand.0.tokens_per_s``). Every operation
+documents the problem responses it can give through ``problem_responses``.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from scheduler.db.session import DatabaseError
+from scheduler.services.plans import (
+    FourEyesError,
+    IllegalTransitionError,
+    PlanBusyError,
+    PlanNotFoundError,
+    StalePlanError,
+)
+from solver.errors import InputError
+
+PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger(__name__)
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Path of the bad field: body.name, query.limit, header.If-Match.")
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "about:blank",
+                    "title": "Unprocessable Content",
+                    "status": 422,
+                    "detail": "1 field is not valid",
+                    "errors": [
+                        {"field": "query.limit", "message": "Input should be less than or equal to 500"}
+                    ],
+                }
+            ]
+        }
+    )
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class ApiProblem(Exception):  # noqa: N818 - it is a problem document, not an error of ours
+    """A client error a router raises: its status, one line of detail, and the bad fields if any."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors or []
+        self.headers = headers
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of an operation: each status documented as a problem document."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+# Every operation can get these: a malformed request, no or a bad key, a key without the role, a body
+# too large, and a server that cannot reach its database.
+COMMON_PROBLEMS = (400, 401, 403, 413, 422, 503)
+
+
+def problem_response(
+    status: int,
+    detail: str | None,
+    *,
+    request: Request | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = Problem(
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=request.url.path if request is not None else None,
+        errors=errors or [],
+    )
+    return JSONResponse(
+        body.model_dump(mode="json", exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _input_error_status(exc: InputError) -> int:
+    if isinstance(exc, PlanNotFoundError):
+        return 404
+    if isinstance(exc, FourEyesError):
+        return 403
+    if isinstance(exc, IllegalTransitionError | StalePlanError | PlanBusyError):
+        return 409
+    return 400
+
+
+def _field_path(location: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in location)
+
+
+def install(app: FastAPI) -> None:
+    """Turn every error into a problem document."""
+
+    @app.exception_handler(ApiProblem)
+    async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
+        return problem_response(
+            exc.status, exc.detail, request=request, errors=exc.errors, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            FieldError(field=_field_path(item.get("loc", ())), message=str(item.get("msg", "not valid")))
+            for item in exc.errors()
+        ]
+        count = len(errors)
+        detail = f"{count} field{'s' if count != 1 else ''} not valid: " + "; ".join(
+            f"{error.field}: {error.message}" for error in errors[:5]
+        )
+        return problem_response(422, detail, request=request, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(
+            exc.status_code, str(exc.detail), request=request, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(InputError)
+    async def _input(request: Request, exc: InputError) -> JSONResponse:
+        return problem_response(_input_error_status(exc), str(exc), request=request)
+
+    @app.exception_handler(DatabaseError)
+    async def _database(request: Request, exc: DatabaseError) -> JSONResponse:
+        log.warning("database unavailable", error=str(exc))
+        return problem_response(503, "the database is unavailable", request=request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=request.url.path)
+        return problem_response(500, "internal error; the server log has the details", request=request)

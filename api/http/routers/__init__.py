@@ -1,0 +1,1 @@
+"""One router per resource; ``ROUTERS`` lists them in the order the OpenAPI page shows them."""

@@ -1,0 +1,89 @@
+"""The REST API under test: a real app over a loaded database (the shipped catalog and the sample fleet)
+on SQLite and on PostgreSQL, with one API key per role, called through HTTP requests (httpx's ASGI
+transport, through Starlette's TestClient)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.http.app import create_app
+from pricing.catalog import load_catalog as read_catalog
+from scheduler.db import migrate
+from scheduler.db.models import ApiRole
+from scheduler.db.session import Database, create_db_engine
+from scheduler.services import apikeys, fleet
+from scheduler.services import catalog as catalog_service
+from scheduler.settings import Settings
+from tests.conftest import create_postgres_schema, drop_postgres_schema
+
+LOADED_AT = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
+
+
+def load_sample(database: Database) -> dict[ApiRole, str]:
+    """Store the shipped catalog and the sample fleet, and one API key per role; the keys."""
+    with database.transaction() as session:
+        catalog_service.load_catalog(session, read_catalog(None), now=LOADED_AT)
+    with database.transaction() as session:
+        fleet.load_fleet(session, fleet.sample_fleet(), now=LOADED_AT, actor="test")
+    keys = {}
+    with database.transaction() as session:
+        for role in ApiRole:
+            keys[role] = apikeys.create_key(session, owner=f"{role.value}-owner", role=role, actor="test").key
+    return keys
+
+
+@dataclass
+class ApiUnderTest:
+    app: FastAPI
+    database: Database
+    keys: dict[ApiRole, str]
+    backend: str
+
+    def client(self, role: ApiRole | None = None) -> TestClient:
+        """A client sending the key of ``role`` (None: no key)."""
+        headers = {"Authorization": f"Bearer {self.keys[role]}"} if role is not None else {}
+        return TestClient(self.app, headers=headers, raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def loaded_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[ApiRole, str]]:
+    path = tmp_path_factory.mktemp("api-template") / "loaded.sqlite"
+    engine = create_db_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    database = Database(engine)
+    keys = load_sample(database)
+    database.dispose()
+    return path, keys
+
+
+@pytest.fixture
+def api(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiUnderTest]:
+    """The app over its own loaded database of the parametrised backend (SQLite: a copy of a loaded
+    template; PostgreSQL: a schema of its own, loaded)."""
+    settings = Settings(data_dir=tmp_path / "data")
+    schema = None
+    if backend == "sqlite":
+        template, keys = request.getfixturevalue("loaded_sqlite_template")
+        path = tmp_path / "api.sqlite"
+        shutil.copyfile(template, path)
+        database = Database(create_db_engine(f"sqlite:///{path}"))
+    else:
+        schema = f"gpuplan_api_{uuid.uuid4().hex[:12]}"
+        database = Database(create_db_engine(create_postgres_schema(schema)))
+        migrate.upgrade(database.engine)
+        keys = load_sample(database)
+    try:
+        yield ApiUnderTest(create_app(settings, database), database, keys, backend)
+    finally:
+        database.dispose()
+        if schema is not None:
+            drop_postgres_schema(schema)
