@@ -17,8 +17,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _json() -> sa.types.TypeEngine[object]:
-    return sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
+JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 
 def upgrade() -> None:
@@ -43,7 +42,7 @@ def upgrade() -> None:
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("time_limit_s", sa.Double(), nullable=False),
         sa.Column("notes", sa.Text(), nullable=True),
-        sa.Column("parameters", _json(), nullable=False),
+        sa.Column("parameters", JSON_DOCUMENT, nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("claimed_by", sa.String(length=200), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
@@ -52,7 +51,7 @@ def upgrade() -> None:
         sa.Column("plan_id", sa.Integer(), nullable=True),
         sa.Column("solver_status", sa.String(length=32), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("diagnosis", _json(), nullable=True),
+        sa.Column("diagnosis", JSON_DOCUMENT, nullable=True),
         sa.CheckConstraint("time_limit_s > 0", name=op.f("ck_solve_jobs_time_limit_positive")),
         sa.ForeignKeyConstraint(["plan_id"], ["plans.id"], name=op.f("fk_solve_jobs_plan_id_plans")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_solve_jobs")),

@@ -439,10 +439,27 @@ class PlanSummary:
     status_reason: str | None
 
 
-def list_plans(session: Session, *, status: PlanStatus | None = None, limit: int = 50) -> list[PlanSummary]:
-    query = sa.select(PlanRow).order_by(PlanRow.id.desc()).limit(limit)
+def list_plans(
+    session: Session,
+    *,
+    status: PlanStatus | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    author: str | None = None,
+    created_after: dt.datetime | None = None,
+    created_before: dt.datetime | None = None,
+) -> list[PlanSummary]:
+    """Plans, newest first: in a state, made by an author (case-insensitive), created at or after
+    ``created_after`` and before ``created_before``."""
+    query = sa.select(PlanRow).order_by(PlanRow.id.desc()).limit(limit).offset(offset)
     if status is not None:
         query = query.where(PlanRow.status == status)
+    if author is not None:
+        query = query.where(sa.func.lower(PlanRow.created_by) == author.strip().lower())
+    if created_after is not None:
+        query = query.where(PlanRow.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(PlanRow.created_at < created_before)
     return [_summary(row) for row in session.scalars(query)]
 
 
