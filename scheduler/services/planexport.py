@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,13 +29,37 @@ from scheduler.db.models import PlanRow, PlanStatus
 from scheduler.services.planfile import PlanFile, build_plan_file
 from scheduler.services.planning import read_stored_plan
 from scheduler.services.plans import get_plan, plan_problem
-from solver.problem import SolveParams
+from solver.problem import Problem, SolveParams
 from solver.result import Explanation, SolveResult, SolveStatus
 
 SHARE_UNITS = 1_000_000
 """Shares are given to the millionth."""
 ALL_MODELS = "*"
 """The model of a source's rows across all its models (one shared endpoint)."""
+
+
+PROBLEM_CACHE_SIZE = 16
+_problems: dict[str, Problem] = {}
+_problems_lock = threading.Lock()
+
+
+def stored_problem(row: PlanRow) -> Problem:
+    """The problem a plan was computed from. Parsing it takes tens of milliseconds, and a stored plan's
+    problem never changes, so the last few are kept by their SHA-256 (``problem_hash``): plans with the
+    same hash had the same problem, whichever database they are in."""
+    key = row.problem_hash
+    if key is None:
+        return plan_problem(row)
+    with _problems_lock:
+        found = _problems.get(key)
+    if found is not None:
+        return found
+    problem = plan_problem(row)
+    with _problems_lock:
+        _problems[key] = problem
+        while len(_problems) > PROBLEM_CACHE_SIZE:
+            del _problems[next(iter(_problems))]
+    return problem
 
 
 def stored_result(session: Session, row: PlanRow) -> SolveResult:
@@ -55,7 +80,7 @@ def stored_result(session: Session, row: PlanRow) -> SolveResult:
 def stored_plan_file(session: Session, plan_id: int) -> PlanFile:
     row = get_plan(session, plan_id)
     return build_plan_file(
-        plan_problem(row), stored_result(session, row), scenario="database", created_at=row.created_at
+        stored_problem(row), stored_result(session, row), scenario="database", created_at=row.created_at
     )
 
 
@@ -137,7 +162,7 @@ def _weights(amounts: dict[str, float]) -> tuple[RegionWeight, ...]:
 
 def routing_table(session: Session, plan_id: int) -> RoutingTable:
     row = get_plan(session, plan_id)
-    problem = plan_problem(row)
+    problem = stored_problem(row)
     plan = read_stored_plan(session, plan_id)
     demand = {(d.model, d.source): float(d.tokens_per_s) for d in problem.demand}
     by_group: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from scheduler.db.models import (
     AuditLogRow,
@@ -243,7 +243,8 @@ def _plan_offer_keys(session: Session, plan_id: int) -> set[str]:
 
 
 def get_plan(session: Session, plan_id: int, *, for_update: bool = False) -> PlanRow:
-    query = sa.select(PlanRow).where(PlanRow.id == plan_id)
+    # The problem in ``inputs`` is large: it is loaded when first read (staleness, the plan's problem).
+    query = sa.select(PlanRow).where(PlanRow.id == plan_id).options(defer(PlanRow.inputs))
     if for_update:
         query = query.with_for_update()
     row = session.scalar(query)
@@ -451,7 +452,13 @@ def list_plans(
 ) -> list[PlanSummary]:
     """Plans, newest first: in a state, made by an author (case-insensitive), created at or after
     ``created_after`` and before ``created_before``."""
-    query = sa.select(PlanRow).order_by(PlanRow.id.desc()).limit(limit).offset(offset)
+    query = (
+        sa.select(PlanRow)
+        .order_by(PlanRow.id.desc())
+        .limit(limit)
+        .offset(offset)
+        .options(defer(PlanRow.inputs))
+    )
     if status is not None:
         query = query.where(PlanRow.status == status)
     if author is not None:

@@ -22,7 +22,6 @@ from scheduler.db.models import (
     AuditLogRow,
     DemandRow,
     PlanRow,
-    PlanStatus,
     ServedModelRow,
     SolveJobRow,
     SolveJobStatus,
@@ -436,7 +435,9 @@ def test_plans_are_listed_by_state_author_and_date(api: ApiUnderTest) -> None:
         ({"notes": "x" * 2001}, "body.notes"),
     ],
 )
-def test_bad_plan_requests_are_422_naming_the_field(api: ApiUnderTest, body: dict[str, object], field: str) -> None:
+def test_bad_plan_requests_are_422_naming_the_field(
+    api: ApiUnderTest, body: dict[str, object], field: str
+) -> None:
     response = api.client(ApiRole.APPROVER).post("/v1/plans", json=body)
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
