@@ -27,6 +27,7 @@ from scheduler.db.models import (
     SolveJobStatus,
 )
 from scheduler.db.session import Database
+from scheduler.process import SchedulerProcess
 from scheduler.services import solvequeue
 from scheduler.settings import Settings
 from solver.problem import SolveParams
@@ -480,3 +481,15 @@ def test_the_fleet_starts_empty(api: ApiUnderTest) -> None:
         "offers": [],
     }
     assert api.client().get("/v1/fleet").status_code == 401
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_scheduler_works_the_queue_too(api: ApiUnderTest, tmp_path: Path) -> None:
+    (job_id,) = _enqueue(api.database, 1)
+    settings = Settings(data_dir=tmp_path, scheduler_collect_seconds={}, metrics_port=0)
+    process = SchedulerProcess(api.database, settings, holder="scheduler-a")
+    outcome = process.run_once("solve")
+    assert outcome.detail == {"solved": job_id, "status": "done"}
+    assert process.run_once("solve").detail == {"solved": None}
+    job = api.client(ApiRole.VIEWER).get(f"/v1/plan-jobs/{job_id}").json()
+    assert job["status"] == "done" and job["plan_id"] is not None
