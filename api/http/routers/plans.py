@@ -15,13 +15,14 @@ scheduler's apply job) finishes it.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 
 from api.http.deps import ApproverDep, DatabaseDep, SessionDep, SettingsDep, ViewerDep
 from api.http.pagination import Page, PageDep
@@ -62,6 +63,19 @@ router = APIRouter(prefix="/plans", tags=["plans"])
 MAX_ID = 2**31 - 1
 PlanId = Annotated[int, Path(ge=1, le=MAX_ID, description="Plan id.")]
 CSV = "text/csv"
+
+
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_datetime(value: object) -> object:
+    """Only ISO 8601 date-times (pydantic would also read a number as a Unix time)."""
+    if isinstance(value, str) and not _ISO_DATETIME.match(value):
+        raise ValueError("must be an ISO 8601 date-time with an offset, e.g. 2026-12-01T00:00:00Z")
+    return value
+
+
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_datetime)]
 
 
 def _now() -> dt.datetime:
@@ -159,10 +173,10 @@ def list_plans(
         str | None, Query(min_length=1, max_length=200, description="Only plans made by this author.")
     ] = None,
     created_after: Annotated[
-        AwareDatetime | None, Query(description="Created at or after (ISO 8601 with offset).")
+        IsoDatetime | None, Query(description="Created at or after (ISO 8601 with offset).")
     ] = None,
     created_before: Annotated[
-        AwareDatetime | None, Query(description="Created before (ISO 8601 with offset).")
+        IsoDatetime | None, Query(description="Created before (ISO 8601 with offset).")
     ] = None,
 ) -> Page[PlanSummaryOut]:
     after = _utc(created_after, "created_after")
