@@ -3,6 +3,8 @@ threads, 0 for none), started by the app's lifespan and stopped with it."""
 
 from __future__ import annotations
 
+import secrets
+
 from fastapi import FastAPI
 
 from scheduler.db.session import Database
@@ -21,7 +23,7 @@ def start_solve_workers(app: FastAPI, settings: Settings, database: Database) ->
     workers = SolveWorkers(
         database=database,
         count=settings.api_solve_workers,
-        holder=f"{process_holder()}:api",
+        holder=f"{process_holder()}:api-{secrets.token_hex(3)}",  # two apps in one process differ
         poll_s=settings.api_solve_poll_s,
         heartbeat_s=settings.api_solve_heartbeat_s,
         dead_after_s=settings.api_solve_dead_after_s,
