@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, defer, joinedload, selectinload
 
 from scheduler.db.models import (
     AvailabilityObservationRow,
@@ -469,6 +469,7 @@ def read_stored_plan(session: Session, plan_id: int) -> Plan:
         sa.select(PlanRow)
         .where(PlanRow.id == plan_id)
         .options(
+            defer(PlanRow.inputs),
             selectinload(PlanRow.placements).joinedload(PlanPlacementRow.offer),
             selectinload(PlanRow.placements)
             .selectinload(PlanPlacementRow.replicas)
