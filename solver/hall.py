@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from solver.domain import Redundancy
-from solver.flow import max_flow
+from solver.flow import FlowResult, max_flow
 from solver.index import Pool, ProblemIndex
 
 FailureDomain = tuple[str, object]
@@ -93,7 +93,7 @@ def routing(
     capacity: dict[Pool, float],
     *,
     domain: FailureDomain | None = None,
-):  # type: ignore[no-untyped-def]
+) -> tuple[FlowResult[int, Pool], float]:
     """Maximum flow of the model's demand over its pools (normal operation, or with a domain lost)."""
     model = index.models[model_id]
     demand = index.demand.get(model_id, {})

@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from solver.constraints.capacity import pool_capacities, source_pool_edges
-from solver.flow import max_flow
+from solver.constraints.routable import routable_tokens
 from solver.result import Violation, ViolationKind
 from solver.scale import KTOK
 
@@ -94,7 +94,7 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
         }
         edges = source_pool_edges(problem, models[model], supply, region)
         needed = sum(supply.values())
-        carried = max_flow(supply, caps, edges).value
+        carried = routable_tokens(supply, caps, edges)
         if carried < needed * (1 - CAPACITY_TOLERANCE) - CAPACITY_TOLERANCE:
             violations.append(
                 Violation(

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from solver.constraints.capacity import pool_capacities
-from solver.domain import Redundancy
-from solver.flow import max_flow
+from solver.constraints.routable import routable_tokens
+from solver.domain import GpuType, Redundancy
 from solver.network import RttTable
 from solver.result import Violation, ViolationKind
 from solver.scale import KTOK
@@ -80,7 +80,7 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
                 for (r, gpu), cap in pools.items()
                 if (r if model.redundancy is Redundancy.REGION else regions[r].provider) != domain
             }
-            edges: dict[str, list] = {}
+            edges: dict[str, list[tuple[str, GpuType]]] = {}
             for name in demand:
                 source = sources[name]
                 edges[name] = []
@@ -92,7 +92,7 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
                     if table.rtt_ms(source, region) + profile.service_latency_ms <= model.latency_slo_ms:
                         edges[name].append((r, gpu))
             needed = sum(demand.values())
-            carried = max_flow(demand, surviving, edges).value
+            carried = routable_tokens(demand, surviving, edges)
             if carried < needed * (1 - 1e-6) - 1e-6:
                 violations.append(
                     Violation(
