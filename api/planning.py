@@ -23,7 +23,6 @@ deterministic mode, so results do not depend on where they ran. Nothing here cha
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -85,7 +84,7 @@ from solver.commitments.reserved import ReservedPriceAssumption, with_assumed_re
 from solver.commitments.result import CommitmentResult
 from solver.domain import Budget, PurchaseOption, Redundancy
 from solver.problem import Problem, SolveParams
-from solver.result import SolveResult
+from solver.result import Explanation, SolveResult
 from solver.solve import solve
 from solver.units import HOURS_PER_MONTH, HOURS_PER_YEAR
 from solver.whatif import (
@@ -311,23 +310,11 @@ class PlanResult:
         return EXPLANATIONS.frame(_explanation_row(e) for e in self.result.explanations)
 
 
-def _explanation_row(explanation: Any) -> dict[str, Any]:
-    topic = getattr(explanation, "topic", "")
-    topic = str(getattr(topic, "value", topic))
-    money: int | None = None
-    for name in ("monthly_micro_usd", "monthly_micro_usd_per_month", "micro_usd_per_month"):
-        value = getattr(explanation, name, None)
-        if isinstance(value, int):
-            money = value
-            break
-    else:
-        usd = getattr(explanation, "monthly_usd", None)
-        if isinstance(usd, int | float) and math.isfinite(usd):
-            money = round(usd * 1_000_000)
+def _explanation_row(explanation: Explanation) -> dict[str, Any]:
     return {
-        "topic": topic,
-        "text": str(getattr(explanation, "text", explanation)),
-        "monthly_micro_usd": money,
+        "topic": explanation.label,
+        "text": explanation.text,
+        "monthly_micro_usd": explanation.monthly_micro_usd,
     }
 
 

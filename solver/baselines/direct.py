@@ -18,7 +18,7 @@ from solver.baselines.result import BaselineResult, BaselineStatus, refuse_unser
 from solver.costing import plan_cost
 from solver.hall import FailureDomain, HallCut, initial_cuts, model_domains, residency_groups, violated_cuts
 from solver.index import Pool, ProblemIndex, build_index
-from solver.mip import MipOptions, MipSolution, PlacementMip
+from solver.mip import MipOptions, MipSolution, MipStatus, PlacementMip
 from solver.problem import Problem, SolveParams
 from solver.scale import MICRO
 from solver.validate import validate
@@ -149,7 +149,7 @@ def direct_mip(
     cuts = start_cuts(index, failover_cuts)
     bound: float | None = None
     rounds = 0
-    status = "no_solution"
+    status = MipStatus.NO_SOLUTION
     stats: dict[str, float | int | str] = {}
     best: MipSolution | None = None
     """The cheapest MIP solution found that routes in every scenario."""
@@ -179,11 +179,11 @@ def direct_mip(
             best = solution
             break
         mip.add_cuts(new)  # and solved again from scratch
-    stats.update({"rounds": rounds, "last_status": status, "cuts": sum(len(c) for c in cuts.values())})
+    stats.update({"rounds": rounds, "last_status": status.value, "cuts": sum(len(c) for c in cuts.values())})
     lower = None if bound is None else math.floor(bound * MICRO + index.sunk_cost)
     wall = time.perf_counter() - started
     if best is None:
-        final = BaselineStatus.INFEASIBLE if status == "infeasible" else BaselineStatus.NO_PLAN
+        final = BaselineStatus.INFEASIBLE if status is MipStatus.INFEASIBLE else BaselineStatus.NO_PLAN
         return BaselineResult(
             name,
             final,
@@ -203,7 +203,7 @@ def direct_mip(
         lower = min(lower, cost)
     if violations:
         final = BaselineStatus.VIOLATES
-    elif status == "optimal":
+    elif status is MipStatus.OPTIMAL:
         final = BaselineStatus.OPTIMAL
     else:
         final = BaselineStatus.FEASIBLE

@@ -12,7 +12,7 @@ from solver.assemble import capacities
 from solver.baselines.direct import FailoverCuts, new_cuts, start_cuts
 from solver.baselines.result import BaselineResult, BaselineStatus, refuse_unservable
 from solver.index import build_index
-from solver.mip import MipOptions, PlacementMip
+from solver.mip import MipOptions, MipStatus, PlacementMip
 from solver.problem import Problem, SolveParams
 from solver.scale import MICRO
 
@@ -49,7 +49,7 @@ def lp_bound(
     bound: float | None = None
     rounds = 0
     converged = False
-    last = ""
+    last: MipStatus | None = None
     mip = PlacementMip(index, models, options=MipOptions(integral=False, cuts=cuts))
     while rounds < max_rounds:
         remaining = time_limit_s - (time.perf_counter() - started)
@@ -58,7 +58,7 @@ def lp_bound(
         solution = mip.solve(time_limit_s=remaining, solver=solver)
         rounds += 1
         last = solution.status
-        if solution.status == "infeasible":
+        if solution.status is MipStatus.INFEASIBLE:
             return BaselineResult(
                 name,
                 BaselineStatus.INFEASIBLE,
@@ -68,10 +68,10 @@ def lp_bound(
                 "The LP relaxation is infeasible: no plan keeps every rule.",
                 stats={"rounds": rounds},
             )
-        value = solution.objective if solution.status == "optimal" else solution.bound
+        value = solution.objective if solution.status is MipStatus.OPTIMAL else solution.bound
         if value is not None:
             bound = value if bound is None else max(bound, value)
-        if solution.status != "optimal":
+        if solution.status is not MipStatus.OPTIMAL:
             break
         fractional = {k: v for k, v in solution.replica_values.items() if v > 1e-9}
         new = new_cuts(index, models, capacities(index, fractional), cuts)  # type: ignore[arg-type]
@@ -81,7 +81,9 @@ def lp_bound(
         mip.add_cuts(new)
     lower = None if bound is None else math.floor(bound * MICRO + index.sunk_cost)
     note = f"LP relaxation ({solver.name}), {rounds} round(s) of Hall cuts, " + (
-        "no condition left violated." if converged else f"stopped before convergence (last: {last})."
+        "no condition left violated."
+        if converged
+        else f"stopped before convergence (last: {last or 'no round'})."
     )
     return BaselineResult(
         name,
