@@ -12,12 +12,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from solver.constraints.latency import over_by_ms
-from solver.constraints.packing import replica_fit
 from solver.domain import BudgetScope, Model, Redundancy
 from solver.index import ProblemIndex
 from solver.problem import Problem
 from solver.result import Explanation, Topic
+from solver.rules import over_by_ms, replica_fit
 from solver.units import HOURS_PER_MONTH, format_usd
 
 

@@ -14,12 +14,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from solver.constraints.latency import over_by_ms
-from solver.constraints.packing import replica_fit
 from solver.domain import Model, OfferFlag, PurchaseOption, Redundancy
 from solver.index import ProblemIndex
 from solver.problem import Problem
 from solver.result import Explanation, Rule, Topic
+from solver.rules import over_by_ms, replica_fit
 from solver.units import HOURS_PER_MONTH, format_usd
 
 Replicas = dict[tuple[int, int], int]

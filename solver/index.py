@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from solver.constraints.latency import service_ok
-from solver.constraints.packing import replica_fit
 from solver.domain import GpuType, Model, Offer, PurchaseOption, Region
 from solver.network import RttTable
 from solver.problem import Problem, SolveParams
+from solver.rules import replica_fit, service_ok
 
 Pool = tuple[int, GpuType]
 """(region index, GPU type)."""

@@ -139,6 +139,14 @@ class PlacementMip:
                 self._failover_floor.add((cut.model, cut.sources))
                 redundancy.add_floor(self, cut)
 
+    def add_variable(self, *, lb: float, ub: float) -> mathopt.Variable:
+        """A continuous variable."""
+        return self.model.add_variable(lb=lb, ub=ub)
+
+    def add_penalty(self, term: Any) -> None:
+        """A term of the objective beside the cost (churn penalties)."""
+        self.penalty_terms.append(term)
+
     def add_constraint(self, bounded: Any, label: str = "") -> None:
         """Add a constraint; ``label`` documents it at the call site (MathOpt names must be unique, and
         naming costs build time, so it is not passed on)."""

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 from solver.result import Violation, ViolationKind
 
 if TYPE_CHECKING:
+    from solver.constraints.builder import ModelBuilder
     from solver.domain import Plan
-    from solver.mip import PlacementMip
     from solver.problem import Problem
 
 
-def add(mip: PlacementMip) -> None:
+def add(mip: ModelBuilder) -> None:
     for slot_id, var in mip.instances.items():
         limit = mip.index.slots[slot_id].availability
         if limit is not None:

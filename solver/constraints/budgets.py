@@ -16,12 +16,12 @@ from solver.scale import MICRO
 from solver.units import HOURS_PER_MONTH, format_usd
 
 if TYPE_CHECKING:
+    from solver.constraints.builder import ModelBuilder
     from solver.domain import Plan
-    from solver.mip import PlacementMip
     from solver.problem import Problem
 
 
-def add(mip: PlacementMip) -> None:
+def add(mip: ModelBuilder) -> None:
 
     index = mip.index
     for budget in index.problem.policy.budgets:

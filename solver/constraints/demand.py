@@ -18,16 +18,16 @@ from solver.result import Violation, ViolationKind
 from solver.scale import KTOK
 
 if TYPE_CHECKING:
+    from solver.constraints.builder import ModelBuilder
     from solver.domain import Plan
     from solver.hall import HallCut
-    from solver.mip import PlacementMip
     from solver.problem import Problem
 
 SHARE_TOLERANCE = 1e-6
 CAPACITY_TOLERANCE = 1e-6
 
 
-def add_cut(mip: PlacementMip, cut: HallCut) -> None:
+def add_cut(mip: ModelBuilder, cut: HallCut) -> None:
     """Normal operation: for a Hall set T of the model's sources, d(T) <= utilisation x capacity(N(T))."""
     utilisation = mip.index.problem.policy.target_utilisation
     demand = mip.index.demand.get(cut.model, {})

@@ -19,16 +19,17 @@ from solver.result import Violation, ViolationKind
 from solver.scale import KTOK
 
 if TYPE_CHECKING:
+    from solver.constraints.builder import ModelBuilder
     from solver.domain import Plan
     from solver.hall import HallCut
-    from solver.mip import PlacementMip
     from solver.problem import Problem
 
 FAILOVER_UTILISATION = 1.0
 
 
-def add_cut(mip: PlacementMip, cut: HallCut) -> None:
+def add_cut(mip: ModelBuilder, cut: HallCut) -> None:
     """After losing domain f: share x d(T) <= capacity(N(T)) - capacity(N(T) within f)."""
+    assert cut.domain is not None, "a failover cut names the domain lost"
     model = mip.index.models[cut.model]
     demand = mip.index.demand.get(cut.model, {})
     needed = model.redundancy_share * sum(demand[s] for s in cut.sources) / KTOK
@@ -36,7 +37,7 @@ def add_cut(mip: PlacementMip, cut: HallCut) -> None:
     mip.add_constraint(FAILOVER_UTILISATION * (mip.set_capacity(cut.model, cut.sources) - lost) >= needed)
 
 
-def add_floor(mip: PlacementMip, cut: HallCut) -> None:
+def add_floor(mip: ModelBuilder, cut: HallCut) -> None:
     """The failover condition for a domain holding none of the sources' pools: capacity(N(T)) covers the
     share of d(T). (Implied by normal operation whenever share <= 1 / utilisation, kept for clarity.)"""
     model = mip.index.models[cut.model]

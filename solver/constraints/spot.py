@@ -15,12 +15,12 @@ from solver.domain import PurchaseOption
 from solver.result import Violation, ViolationKind
 
 if TYPE_CHECKING:
+    from solver.constraints.builder import ModelBuilder
     from solver.domain import Plan
-    from solver.mip import PlacementMip
     from solver.problem import Problem
 
 
-def add(mip: PlacementMip) -> None:
+def add(mip: ModelBuilder) -> None:
     for m in mip.model_ids:
         model = mip.index.models[m]
         spot_terms, all_terms = [], []
