@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from solver.domain import Model, OfferFlag, PurchaseOption, Redundancy
+from solver.domain import OfferFlag, PurchaseOption, Redundancy
 from solver.index import ProblemIndex
 from solver.problem import Problem
 from solver.result import Explanation, Rule, Topic
@@ -212,7 +212,7 @@ def _binding(index: ProblemIndex, replicas: Replicas, instances: dict[int, int])
     full = [
         index.slots[s].offer.key
         for s, n in sorted(instances.items())
-        if index.slots[s].availability is not None and n >= index.slots[s].availability and n > 0
+        if (limit := index.slots[s].availability) is not None and n >= limit and n > 0
     ]
     if full:
         shown = ", ".join(full[:6]) + (f" and {len(full) - 6} more" if len(full) > 6 else "")
@@ -256,8 +256,6 @@ def _binding(index: ProblemIndex, replicas: Replicas, instances: dict[int, int])
 
 
 # ------------------------------------------------------------------------------------ policies
-
-PolicyChange = tuple[str, Callable[[Model], bool], Callable[[Problem], Problem]]
 
 
 def _without_residency(problem: Problem) -> Problem:

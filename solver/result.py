@@ -45,7 +45,7 @@ class Violation(DomainModel):
     offer: str | None = None
 
     def __init__(self, kind: ViolationKind, message: str, **kwargs: str | None) -> None:
-        super().__init__(kind=kind, message=message, **kwargs)
+        super().__init__(**{"kind": kind, "message": message, **kwargs})
 
 
 class Topic(StrEnum):

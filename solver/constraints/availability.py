@@ -13,7 +13,7 @@ from solver.result import Violation, ViolationKind
 
 if TYPE_CHECKING:
     from solver.constraints.builder import ModelBuilder
-    from solver.domain import Plan
+    from solver.domain import Plan, PurchaseOption
     from solver.problem import Problem
 
 
@@ -24,7 +24,9 @@ def add(mip: ModelBuilder) -> None:
             var.upper_bound = min(var.upper_bound, limit)
 
 
-def check(problem: Problem, plan: Plan, allowed_purchase_options: frozenset | None = None) -> list[Violation]:
+def check(
+    problem: Problem, plan: Plan, allowed_purchase_options: frozenset[PurchaseOption] | None = None
+) -> list[Violation]:
     offers = {offer.key: offer for offer in problem.offers}
     committed = {c.offer_key for c in problem.commitments}
     violations = []

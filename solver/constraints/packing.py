@@ -10,7 +10,6 @@ sum over replicas of size >= s of k/s <= floor(g/s) x (instances not taken by sp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from solver.result import Violation, ViolationKind
@@ -23,12 +22,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SPAN_MIN_GPUS", "add", "check", "instances_needed", "replica_fit"]
 """The packing rules themselves live in ``solver.rules`` (re-exported here for callers)."""
-
-
-@dataclass(frozen=True)
-class _Replicas:
-    size: int
-    count: int
 
 
 def add(mip: ModelBuilder) -> None:

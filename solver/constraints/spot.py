@@ -60,13 +60,13 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
             if offer.purchase_option is PurchaseOption.SPOT:
                 spot[count.model] += capacity
     violations = []
-    for name, capacity in spot.items():
+    for name, on_spot in spot.items():
         cap = models[name].max_spot_share
-        if capacity > cap * total[name] * (1 + 1e-9) + 1e-9:
+        if on_spot > cap * total[name] * (1 + 1e-9) + 1e-9:
             violations.append(
                 Violation(
                     ViolationKind.SPOT,
-                    f"{name}: {capacity / total[name]:.1%} of capacity on spot, above its {cap:.0%} cap",
+                    f"{name}: {on_spot / total[name]:.1%} of capacity on spot, above its {cap:.0%} cap",
                     model=name,
                 )
             )
