@@ -8,6 +8,7 @@ policy relaxation would cost, from the per-model relaxed optima (lower bounds, f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -199,7 +200,8 @@ def relaxed_bounds(
         if relaxed == problem:
             continue
         value = bound_of(relaxed)
-        rows.append((value, label))
+        if math.isfinite(value):  # inf: no bound in time, or the relaxation has no plan either
+            rows.append((value, label))
     rows.sort()
     out = []
     for value, label in rows:
