@@ -65,6 +65,10 @@ MAX_PERIODS = 5000
 APPLIED_STATES = (PlanStatus.APPLIED, PlanStatus.PARTIALLY_APPLIED)
 OPEN_STATES = (PlanStatus.DRAFT, PlanStatus.PENDING_APPROVAL, PlanStatus.APPROVED)
 SECONDS_PER_HOUR = 3600.0
+MAX_WINDOW = dt.timedelta(days=3660)
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+"""Windows lie within these (a FOCUS billing period, the month, must be representable)."""
 
 
 class CostQueryError(InputError):
@@ -146,11 +150,16 @@ def parse_window(text: str, now: dt.datetime, *, field: str = "window") -> Windo
         first, _, second = text.partition(",")
         window = Window(_instant(first, field), _instant(second, field))
     else:
-        window = Window(now - _duration(text, field), now)
+        back = _duration(text, field)
+        if back > MAX_WINDOW:
+            raise CostQueryError(field, f"{text!r}: at most {MAX_WINDOW.days} days")
+        window = Window(now - back, now)
+    if not (window.start >= EARLIEST and window.end <= LATEST):
+        raise CostQueryError(field, f"{text!r}: times must lie between {EARLIEST:%Y} and {LATEST:%Y}")
     if window.end <= window.start:
         raise CostQueryError(field, f"{text!r}: the end must be after the start")
-    if window.end - window.start > dt.timedelta(days=3660):
-        raise CostQueryError(field, f"{text!r}: at most ten years")
+    if window.end - window.start > MAX_WINDOW:
+        raise CostQueryError(field, f"{text!r}: at most {MAX_WINDOW.days} days")
     return window
 
 

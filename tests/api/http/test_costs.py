@@ -212,6 +212,9 @@ def test_allocation_follows_terminations_and_price_changes(api: ApiUnderTest) ->
         ({"step": "fortnightly"}, "query.step"),
         ({"aggregate": "team,colour"}, "query.aggregate"),
         ({"aggregate": "team,team"}, "query.aggregate"),
+        ({"window": "99999w"}, "query.window"),
+        ({"window": "9999-12-01,9999-12-31"}, "query.window"),
+        ({"window": "0001-01-01,0001-02-01"}, "query.window"),
     ],
 )
 def test_bad_allocation_queries_are_422_naming_the_parameter(
