@@ -5,12 +5,14 @@ The changes are the solver's own change model (``solver.whatif``: price shocks, 
 providers, demand growth, new offers, SLO, residency, redundancy, spot cap and budget changes), the one
 the planners' Python API (``api.planning``) and the studies use. Steps:
 
-1. one read transaction: the planning snapshot (``planning.planning_snapshot``) and the current plan,
-   the newest stored plan computed from exactly this snapshot's problem (same ``problem_hash``) and not
-   rejected, superseded or stale;
+1. one read transaction: the planning snapshot (``planning.planning_snapshot``) and the base to compare
+   with (``BaseChoice``): by default the current plan, that is the newest stored plan computed from
+   exactly this snapshot's problem (same ``problem_hash``) and not rejected, superseded or stale; else
+   the running fleet (the snapshot's current fleet, at the snapshot's prices); else, with no fleet
+   running, the snapshot solved without the changes;
 2. the changes applied to the snapshot's problem (an unknown region, provider, model, source or team is a
    ``WhatIfError`` naming it, before any solve);
-3. no transaction open: the base solved when there is no current plan, then the variant;
+3. no transaction open: the base solved when it has to be, then the variant;
 4. the comparison: cost per hour and month, bound and gap, replicas moved and added, deltas per model and
    per team (``studies.cost_allocation``: idle GPUs under ``(idle)``).
 
@@ -24,6 +26,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -54,6 +57,26 @@ CURRENT_PLAN_STATES = (
 plans do not)."""
 
 
+class BaseChoice(StrEnum):
+    """What a variant is compared with."""
+
+    CURRENT = "current"
+    """The current stored plan, else the running fleet, else the live state solved without the changes."""
+    SOLVED = "solved"
+    """The live state solved without the changes, within the same time limit: the change's own effect,
+    apart from what re-planning alone would save."""
+
+
+class BaseSource(StrEnum):
+    PLAN = "plan"
+    FLEET = "fleet"
+    SOLVED = "solved"
+
+
+FLEET_STATUS = "current_fleet"
+"""Status of a base that is the running fleet (not a solve)."""
+
+
 @dataclass(frozen=True)
 class PlanFigures:
     """One side of the comparison: a plan's status, cost and size, or why there is none."""
@@ -68,7 +91,9 @@ class PlanFigures:
     spot_gpu_share: float | None
     wall_time_s: float
     plan_id: int | None = None
-    """The stored plan standing for the base; None when it was solved for this question."""
+    """The stored plan standing for the base; None otherwise."""
+    source: BaseSource = BaseSource.SOLVED
+    """Where the figures come from: a stored plan, the running fleet, or a solve for this question."""
     diagnosis: tuple[str, ...] = ()
     """Why there is no plan (the solver's findings), one line each; empty with a plan."""
 
@@ -202,8 +227,31 @@ def _from_stored(session: Session, problem: Problem, plan_id: int) -> _Solved:
         spot_gpu_share=spot,
         wall_time_s=0.0,
         plan_id=plan_id,
+        source=BaseSource.PLAN,
     )
     return _Solved(problem, plan, figures)
+
+
+def _from_fleet(problem: Problem) -> _Solved | None:
+    """The running fleet as the base, at the snapshot's prices (committed instances included)."""
+    fleet = problem.current_fleet
+    if fleet is None or not fleet.placements:
+        return None
+    cost = sum(row.cost_micro_usd_per_hour for row in cost_allocation(problem, fleet))
+    replicas, instances, gpus, spot = _size(problem, fleet)
+    figures = PlanFigures(
+        status=FLEET_STATUS,
+        cost_micro_usd_per_hour=cost,
+        lower_bound_micro_usd_per_hour=None,
+        gap=None,
+        replicas=replicas,
+        instances=instances,
+        gpus=gpus,
+        spot_gpu_share=spot,
+        wall_time_s=0.0,
+        source=BaseSource.FLEET,
+    )
+    return _Solved(problem, fleet, figures)
 
 
 def _costs(solved: _Solved) -> tuple[dict[tuple[str, str], int], dict[str, int], dict[str, int]]:
@@ -272,33 +320,39 @@ def what_if(
     now: dt.datetime,
     workers: int = 2,
     seed: int = 0,
+    base: BaseChoice = BaseChoice.CURRENT,
 ) -> WhatIfOutcome:
-    """Solve the live state with ``changes`` and compare it with the current plan (solved here, within
-    the same time limit, when no stored plan is current). Each solve gets ``time_limit_s``; an infeasible
-    variant's diagnosis may take a few seconds more. Raises ``WhatIfError`` for a change naming something
-    the live state lacks and ``PlanningError`` when the database holds nothing to plan; writes nothing."""
+    """Solve the live state with ``changes`` and compare it with ``base`` (see ``BaseChoice``). Each solve
+    gets ``time_limit_s``; an infeasible variant's diagnosis may take a few seconds more. Raises
+    ``WhatIfError`` for a change naming something the live state lacks and ``PlanningError`` when the
+    database holds nothing to plan; writes nothing."""
     if not MIN_TIME_LIMIT_S <= time_limit_s <= MAX_TIME_LIMIT_S:
         raise ValueError(
             f"time_limit_s must be {MIN_TIME_LIMIT_S:g}..{MAX_TIME_LIMIT_S:g}, got {time_limit_s}"
         )
     with database.transaction() as session:
         snapshot = planning_snapshot(session, now=now)
-        plan_id = current_plan_id(session, snapshot)
-        stored = _from_stored(session, snapshot.problem, plan_id) if plan_id is not None else None
+        stored = None
+        if base is BaseChoice.CURRENT:
+            plan_id = current_plan_id(session, snapshot)
+            if plan_id is not None:
+                stored = _from_stored(session, snapshot.problem, plan_id)
+            else:
+                stored = _from_fleet(snapshot.problem)
         session.rollback()  # nothing was written; end the read without a commit
     variant_problem = apply_changes(snapshot.problem, changes)
     params = SolveParams(time_limit_s=time_limit_s, workers=workers, seed=seed, explain=False)
-    base = stored or _from_result(snapshot.problem, solve(snapshot.problem, params))
+    compared = stored or _from_result(snapshot.problem, solve(snapshot.problem, params))
     # Explanations of a plan are off (they take a share of the time); an infeasible variant comes back
     # with the solver's diagnosis all the same.
     variant = _from_result(variant_problem, solve(variant_problem, params))
     moved = added = None
     if variant.plan is not None:
-        moved, added = replica_changes(base.plan, variant.plan)
-    models, teams = _deltas(base, variant)
+        moved, added = replica_changes(compared.plan, variant.plan)
+    models, teams = _deltas(compared, variant)
     return WhatIfOutcome(
         changes=tuple(change.describe() for change in changes),
-        base=base.figures,
+        base=compared.figures,
         variant=variant.figures,
         replicas_moved=moved,
         replicas_added=added,

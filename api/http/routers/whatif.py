@@ -2,7 +2,7 @@
 
 Viewers may ask: a what-if changes nothing (no plan is stored, no audit entry is written); its cost is
 solver time, bounded by ``time_limit_s`` (at most two solves of that length, the base only when no
-stored plan is current). The work is ``scheduler.services.whatif``.
+stored plan is current and no fleet runs, or when asked). The work is ``scheduler.services.whatif``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from api.http.problems import COMMON_PROBLEMS, ApiProblem, FieldError, problem_r
 from scheduler.services.whatif import (
     MAX_TIME_LIMIT_S,
     MIN_TIME_LIMIT_S,
+    BaseChoice,
     CostDelta,
     PlanFigures,
     WhatIfOutcome,
@@ -70,11 +71,19 @@ class WhatIfRequest(BaseModel):
         description="Seconds each solve may take (the base is solved too when no stored plan is current).",
     )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="The solver's random seed.")
+    base: BaseChoice = Field(
+        default=BaseChoice.CURRENT,
+        description="current: the current stored plan, else the running fleet, else the live state solved "
+        "without the changes; solved: always the latter (the change's own effect).",
+    )
 
 
 class PlanFiguresOut(BaseModel):
-    status: str = Field(description="The solver's status: optimal, feasible, kept, infeasible, no_plan.")
-    plan_id: int | None = Field(description="The stored plan standing for the base; null when solved here.")
+    status: str = Field(
+        description="The solver's status (optimal, feasible, kept, infeasible, no_plan), or current_fleet."
+    )
+    source: str = Field(description="plan (a stored plan), fleet (the running fleet) or solved (here).")
+    plan_id: int | None = Field(description="The stored plan standing for the base; else null.")
     cost_usd_per_hour: float | None
     cost_usd_per_month: float | None = Field(description="Per hour x 730.")
     lower_bound_usd_per_hour: float | None = Field(description="Proven lower bound of cost plus churn.")
@@ -90,6 +99,7 @@ class PlanFiguresOut(BaseModel):
     def of(cls, figures: PlanFigures) -> PlanFiguresOut:
         return cls(
             status=figures.status,
+            source=figures.source.value,
             plan_id=figures.plan_id,
             cost_usd_per_hour=usd(figures.cost_micro_usd_per_hour),
             cost_usd_per_month=usd(figures.cost_micro_usd_per_month),
@@ -146,6 +156,7 @@ class WhatIfResponse(BaseModel):
                     "changes": ["prices x1.3 provider aws"],
                     "base": {
                         "status": "feasible",
+                        "source": "plan",
                         "plan_id": 12,
                         "cost_usd_per_hour": 380.5,
                         "cost_usd_per_month": 277765.0,
@@ -160,6 +171,7 @@ class WhatIfResponse(BaseModel):
                     },
                     "variant": {
                         "status": "feasible",
+                        "source": "solved",
                         "plan_id": None,
                         "cost_usd_per_hour": 401.2,
                         "cost_usd_per_month": 292876.0,
@@ -261,10 +273,11 @@ def post_what_if(
     body: Annotated[WhatIfRequest, Body()],
 ) -> WhatIfResponse:
     """Applies the changes in order to the planning snapshot of the database (offers, fleet, workloads,
-    demand, policy), solves it within ``time_limit_s`` and compares the result with the current plan: the
-    newest stored plan computed from exactly this state, or, when there is none, the state solved here
-    without the changes. A change naming an unknown region, provider, model, source or team is 422 naming
-    it; a change that leaves no plan possible is 200 with ``status`` infeasible and the ``reasons``."""
+    demand, policy), solves it within ``time_limit_s`` and compares the result with the base: by default
+    the current plan (the newest stored plan computed from exactly this state), else the running fleet,
+    else the state solved here without the changes (``base: solved`` always solves it). A change naming
+    an unknown region, provider, model, source or team is 422 naming it; a change that leaves no plan
+    possible is 200 with ``status`` infeasible and the ``reasons``."""
     try:
         outcome = what_if(
             database,
@@ -272,6 +285,7 @@ def post_what_if(
             time_limit_s=body.time_limit_s,
             now=dt.datetime.now(dt.UTC),
             seed=body.seed,
+            base=body.base,
         )
     except WhatIfError as exc:
         raise ApiProblem(

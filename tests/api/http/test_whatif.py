@@ -12,6 +12,7 @@ from scheduler.db.models import ApiRole, AuditLogRow, PlanPlacementRow, PlanRow
 from scheduler.services.planning import plan_fleet
 from solver.problem import SolveParams
 from tests.api.http.conftest import ApiUnderTest
+from tests.api.http.fleet_history import apply_sample_plan, fleet_rate
 
 LIMIT_S = 2.0
 
@@ -38,7 +39,7 @@ def test_a_price_shock_is_solved_and_compared_without_touching_live_state(api: A
     assert answer["has_plan"] and answer["status"] in ("optimal", "feasible")
     assert answer["changes"] == ["prices x2 everywhere"]
     base, variant, comparison = answer["base"], answer["variant"], answer["comparison"]
-    assert base["plan_id"] is None  # no stored plan yet: the base was solved for the question
+    assert base["plan_id"] is None and base["source"] == "solved"  # no plan, no fleet: solved for it
     assert variant["cost_usd_per_hour"] > base["cost_usd_per_hour"]
     assert comparison["delta_usd_per_hour"] == pytest.approx(
         variant["cost_usd_per_hour"] - base["cost_usd_per_hour"], abs=1e-5
@@ -70,10 +71,28 @@ def test_the_current_stored_plan_is_the_base(api: ApiUnderTest) -> None:
     before = _counts(api)
     answer = _ask(api, [{"kind": "demand_growth", "factor": 1.5, "models": "llama-3.1-8b"}]).json()
     assert _counts(api) == before
-    assert answer["base"]["plan_id"] == outcome.plan_id
+    assert answer["base"]["plan_id"] == outcome.plan_id and answer["base"]["source"] == "plan"
     assert answer["base"]["cost_usd_per_hour"] == outcome.result.cost_micro_usd_per_hour / 1e6
     llama = next(r for r in answer["comparison"]["models"] if r["name"] == "llama-3.1-8b")
     assert llama["variant_replicas"] > llama["base_replicas"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_with_a_fleet_running_the_base_is_the_fleet_unless_a_solved_base_is_asked_for(
+    api: ApiUnderTest,
+) -> None:
+    apply_sample_plan(api)
+    before = _counts(api)
+    answer = _ask(api, [{"kind": "price_shock", "factor": 1.5, "providers": ["aws"]}]).json()
+    base = answer["base"]
+    assert base["source"] == "fleet" and base["status"] == "current_fleet" and base["wall_time_s"] == 0
+    assert base["cost_usd_per_hour"] == pytest.approx(fleet_rate(api) / 1e6, abs=1e-6)
+    assert answer["comparison"]["delta_usd_per_hour"] == pytest.approx(
+        answer["variant"]["cost_usd_per_hour"] - base["cost_usd_per_hour"], abs=1e-5
+    )
+    solved = _ask(api, [{"kind": "price_shock", "factor": 1.5, "providers": ["aws"]}], base="solved").json()
+    assert solved["base"]["source"] == "solved" and solved["base"]["wall_time_s"] > 0
+    assert _counts(api) == before
 
 
 def test_a_change_that_leaves_no_plan_is_200_with_the_diagnosis(api: ApiUnderTest) -> None:

@@ -1,0 +1,50 @@
+"""Fleet history for the API tests: the sample fleet planned and applied on the simulated cloud at a
+fixed time, and the running fleet's cost per hour to check figures against."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from scheduler.db.models import PlanStatus
+from scheduler.provisioners.simulated import SimulatedCloud, simulated_registry
+from scheduler.services import plans as plan_service
+from scheduler.services.apply import ApplyContext, apply_plan
+from scheduler.services.fleetstate import fleet_view
+from scheduler.services.loop import plan_and_apply
+from scheduler.settings import Settings
+from solver.problem import SolveParams
+from tests.api.http.conftest import ApiUnderTest
+
+T0 = dt.datetime(2026, 12, 1, 13, tzinfo=dt.UTC)
+"""When the plan is applied: an hour after the catalog's prices were observed (conftest.LOADED_AT)."""
+SETTINGS = Settings(apply_backoff_s=0.0, apply_backoff_max_s=0.0)
+
+
+def apply_sample_plan(api: ApiUnderTest, at: dt.datetime = T0) -> int:
+    """Plan the sample fleet and apply it to the simulated cloud, every step at ``at``; the plan's id."""
+
+    def clock() -> dt.datetime:
+        return at
+
+    cloud = SimulatedCloud(api.database, clock=clock, sleep=lambda _s: None)
+    ctx = ApplyContext(
+        database=api.database,
+        registry=simulated_registry(cloud),
+        settings=SETTINGS,
+        holder="test",
+        clock=clock,
+        sleep=lambda _s: None,
+    )
+    run = plan_and_apply(ctx, SolveParams(time_limit_s=2, explain=False), actor="alice")
+    assert run.plan_id is not None
+    if run.status is not PlanStatus.APPLIED:
+        with api.database.transaction() as session:
+            plan_service.approve(session, run.plan_id, actor="bob", now=at, settings=SETTINGS)
+        assert apply_plan(ctx, run.plan_id, actor="bob").status is PlanStatus.APPLIED
+    return run.plan_id
+
+
+def fleet_rate(api: ApiUnderTest) -> int:
+    """The running fleet's cost per hour (micro-USD) by the fleet view, the reference the costs must meet."""
+    with api.database.transaction() as session:
+        return fleet_view(session).cost_micro_usd_per_hour
