@@ -165,7 +165,7 @@ def _row(
     return {
         "BilledCost": effective if kind == "fleet" else Decimal(0).quantize(_MICRO),
         "BillingAccountId": f"gpuplan:{offer.provider}",
-        "BillingAccountName": f"{offer.provider_display} (as gpuplan sees it)",
+        "BillingAccountName": offer.provider_display,
         "BillingCurrency": CURRENCY,
         "BillingPeriodEnd": billing_end,
         "BillingPeriodStart": billing_start,
