@@ -27,17 +27,32 @@ from scheduler.services.forecast import GLOBAL
 
 router = APIRouter(prefix="/costs", tags=["costs"])
 
+_INSTANT = (
+    r"(19[7-9]\d|2[01]\d\d)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+    r"(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d))?"
+)
+WINDOW_PATTERN = rf"^(today|week|month|lastmonth|[1-9]\d{{0,2}}[mhd]|[1-9]\d?w|{_INSTANT},{_INSTANT})$"
+STEP_PATTERN = r"^(window|[1-9]\d{0,2}[mhdw])$"
+AGGREGATE_PATTERN = rf"^({'|'.join(AGGREGATES)})(,({'|'.join(AGGREGATES)}))*$"
+
 WindowQuery = Annotated[
     str,
     Query(
         max_length=120,
+        pattern=WINDOW_PATTERN,
         description="A duration back from now (7d, 24h, 2w), today, week, month, lastmonth, or "
-        "start,end in ISO 8601 UTC (2026-12-01T00:00:00Z,2026-12-08T00:00:00Z); the end is exclusive.",
+        "start,end in ISO 8601 UTC (2026-12-01T00:00:00Z,2026-12-08T00:00:00Z); the end is exclusive. "
+        "422 when the end is not after the start or the window is longer than 3660 days.",
     ),
 ]
 StepQuery = Annotated[
     str | None,
-    Query(max_length=20, description="Period length: 1h, 6h, 1d, 1w; absent or `window`: one period."),
+    Query(
+        max_length=20,
+        pattern=STEP_PATTERN,
+        description="Period length: 1h, 6h, 1d, 1w; absent or `window`: one period. 422 beyond "
+        f"{cost_service.MAX_PERIODS} periods.",
+    ),
 ]
 
 
@@ -152,7 +167,9 @@ def get_allocation(
     aggregate: Annotated[
         str | None,
         Query(
-            max_length=200, description=f"Comma-separated keys among {', '.join(AGGREGATES)} (default team)."
+            max_length=200,
+            pattern=AGGREGATE_PATTERN,
+            description=f"Comma-separated keys among {', '.join(AGGREGATES)} (default team).",
         ),
     ] = None,
 ) -> AllocationResponse:
@@ -416,14 +433,27 @@ def get_focus(
     format: Annotated[FocusFormat, Query(description="csv or parquet.")] = FocusFormat.CSV,
     window: WindowQuery = "month",
     step: Annotated[
-        str | None, Query(max_length=20, description="Charge period length (default 1d); cut at month ends.")
+        str | None,
+        Query(
+            max_length=20,
+            pattern=STEP_PATTERN,
+            description="Charge period length (default 1d); periods are cut at month ends too.",
+        ),
     ] = "1d",
     include: Annotated[
-        str, Query(max_length=40, description="Row kinds: fleet, plan or fleet,plan (x_RowKind).")
+        str,
+        Query(
+            max_length=40,
+            pattern=r"^(fleet|plan)(,(fleet|plan))?$",
+            description="Row kinds: fleet, plan or fleet,plan (x_RowKind).",
+        ),
     ] = "fleet,plan",
     plan_id: Annotated[
-        list[int] | None,
-        Query(description="Plans to export (repeat); default: the applied plan and the newest open one."),
+        list[Annotated[int, Field(ge=1, le=2**31 - 1)]] | None,
+        Query(
+            max_length=20,
+            description="Plans to export (repeat); default: the applied plan and the newest open one.",
+        ),
     ] = None,
 ) -> Response:
     """Fleet rows (x_RowKind fleet) are the running fleet's estimated charges; plan rows (x_RowKind plan)
@@ -437,9 +467,6 @@ def get_focus(
             f"include: {', '.join(unknown) or 'nothing'} is not a row kind; give fleet, plan or fleet,plan"
         )
         raise ApiProblem(422, message, errors=[FieldError(field="query.include", message=message)])
-    if plan_id and any(not 1 <= p <= 2**31 - 1 for p in plan_id):
-        message = "plan_id: plan ids are positive integers"
-        raise ApiProblem(422, message, errors=[FieldError(field="query.plan_id", message=message)])
     try:
         parsed = cost_service.parse_window(window, now)
         parsed_step = cost_service.parse_step(step, parsed)

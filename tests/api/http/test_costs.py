@@ -173,7 +173,6 @@ def test_allocation_follows_terminations_and_price_changes(api: ApiUnderTest) ->
         ({"window": "30d", "step": "1m"}, "query.step"),
         ({"step": "fortnightly"}, "query.step"),
         ({"aggregate": "team,colour"}, "query.aggregate"),
-        ({"aggregate": "team,team"}, "query.aggregate"),
         ({"window": "99999w"}, "query.window"),
         ({"window": "9999-12-01,9999-12-31"}, "query.window"),
         ({"window": "0001-01-01,0001-02-01"}, "query.window"),
