@@ -95,6 +95,25 @@ def test_with_a_fleet_running_the_base_is_the_fleet_unless_a_solved_base_is_aske
     assert _counts(api) == before
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_new_cheap_offer_is_taken(api: ApiUnderTest) -> None:
+    offer = {
+        "provider": "aws",
+        "region": "us-east-1",
+        "zone": "use1-az9",
+        "instance_type": "p5.48xlarge",
+        "gpu_type": "H100",
+        "gpus_per_instance": 8,
+        "purchase_option": "on_demand",
+        "price_usd_per_hour": "1.00",
+    }
+    answer = _ask(api, [{"kind": "new_offer", "offer": offer}]).json()
+    assert answer["changes"] == ["new offer aws/us-east-1/use1-az9/p5.48xlarge/on_demand at $1.00/h"]
+    assert answer["variant"]["cost_usd_per_hour"] < answer["base"]["cost_usd_per_hour"]
+    clash = _ask(api, [{"kind": "new_offer", "offer": offer | {"zone": ""}}])
+    assert clash.status_code == 422 and "exists already" in clash.json()["detail"]
+
+
 def test_a_change_that_leaves_no_plan_is_200_with_the_diagnosis(api: ApiUnderTest) -> None:
     before = _counts(api)
     response = _ask(api, [{"kind": "slo", "latency_slo_ms": 1, "models": ["llama-3.1-8b"]}])
