@@ -39,6 +39,7 @@ from scheduler.services.costs import (
     APPLIED_STATES,
     OPEN_STATES,
     SECONDS_PER_HOUR,
+    CostQueryError,
     NoPlanError,
     OfferFacts,
     Window,
@@ -93,6 +94,8 @@ ROW_KINDS = ("fleet", "plan")
 CURRENCY = "USD"
 SERVICE_CATEGORY = "Compute"
 PRICING_UNIT = "Hours"
+MAX_ROWS = 200_000
+"""Rows one export may hold; more is a ``CostQueryError`` asking for a longer step or a shorter window."""
 SCALE = 6
 """Decimal places of money and quantities (micro-USD are whole at 6)."""
 _MICRO = Decimal(10) ** -SCALE
@@ -211,7 +214,9 @@ def focus_rows(
     cuts = periods(window, step, cut_at_months=True)
     rows: list[dict[str, Any]] = []
     if "fleet" in kinds:
-        for s in fleet_costs(session, cuts, now=now).slices:
+        slices = fleet_costs(session, cuts, now=now).slices
+        _check_size(len(slices))
+        for s in slices:
             rows.append(
                 _row(
                     kind="fleet",
@@ -241,6 +246,10 @@ def focus_rows(
         offers = offer_facts(session, {p.offer_id for p in placements}, active_discounts(session))
         splits = plan_splits(session, [s.plan_id for s in scenarios])
         labels = {s.plan_id: s.scenario for s in scenarios}
+        per_period = sum(
+            len(splits[plan_id].shares.get(offer_id, [None])) for plan_id, offer_id, _, _ in placements
+        )
+        _check_size(len(rows) + per_period * len(cuts))
         for period in cuts:
             hours = (period.end - period.start).total_seconds() / SECONDS_PER_HOUR
             for plan_id, offer_id, instances, price in placements:
@@ -263,6 +272,14 @@ def focus_rows(
                         )
                     )
     return rows
+
+
+def _check_size(rows: int) -> None:
+    if rows > MAX_ROWS:
+        raise CostQueryError(
+            "step",
+            f"the export would hold {rows} rows, over {MAX_ROWS}: give a longer step or a shorter window",
+        )
 
 
 # --------------------------------------------------------------------------------------------- files

@@ -478,6 +478,8 @@ def get_focus(
         )
     except NoPlanError as exc:
         raise ApiProblem(404, str(exc)) from exc
+    except CostQueryError as exc:
+        raise _query_problem(exc) from exc
     body = focus_service.to_parquet(rows) if format is FocusFormat.PARQUET else focus_service.to_csv(rows)
     name = f"gpuplan-focus-{parsed.start:%Y%m%dT%H%M%SZ}-{parsed.end:%Y%m%dT%H%M%SZ}.{format.value}"
     return Response(

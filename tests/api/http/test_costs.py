@@ -28,6 +28,7 @@ from scheduler.db.models import (
     PlanRow,
     PriceObservationRow,
 )
+from scheduler.services import focus as focus_service
 from scheduler.services import plans as plan_service
 from scheduler.services.fleetstate import LIVE
 from scheduler.services.planning import read_stored_plan
@@ -303,7 +304,7 @@ def _csv_frame(content: bytes) -> pd.DataFrame:
 
 
 def test_the_focus_export_has_the_mandatory_columns_and_allowed_values_in_csv_and_parquet(
-    api: ApiUnderTest,
+    api: ApiUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plan_id = apply_sample_plan(api)
     # Across a month's end: charge periods are cut there, each within its billing period.
@@ -344,6 +345,10 @@ def test_the_focus_export_has_the_mandatory_columns_and_allowed_values_in_csv_an
     # Plan rows over the same hours project the plan that runs: the same cost as the fleet.
     planned = sum(Decimal(str(v)) for v in frame[frame["x_RowKind"] == "plan"]["EffectiveCost"])
     assert float(planned) == pytest.approx(float(billed), rel=1e-6)
+    # An export too large for one response is refused, asking for a longer step.
+    monkeypatch.setattr(focus_service, "MAX_ROWS", len(frame) - 1)
+    refused = api.client(ApiRole.VIEWER).get("/v1/costs/focus", params={"window": fleet_window, "step": "1h"})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "query.step"
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
