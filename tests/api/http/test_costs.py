@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from pricing.discounts import DiscountOverlay, DiscountRule
 from scheduler.db.models import (
     ApiRole,
     AuditLogRow,
@@ -30,6 +31,7 @@ from scheduler.db.models import (
 )
 from scheduler.services import focus as focus_service
 from scheduler.services import plans as plan_service
+from scheduler.services.discounts import replace_discounts
 from scheduler.services.fleetstate import LIVE
 from scheduler.services.planning import read_stored_plan
 from scheduler.services.studies import team_costs
@@ -162,6 +164,33 @@ def test_allocation_follows_terminations_and_price_changes(api: ApiUnderTest) ->
     first, second = (s["cost_usd"] for s in answer["sets"])
     assert first == pytest.approx(rate * 5 / 1e6, rel=1e-9)
     assert second == pytest.approx((rate - stopped_price + same_offer * old_price) * 5 / 1e6, rel=1e-9)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_discount_overlay_makes_the_effective_cost(api: ApiUnderTest) -> None:
+    apply_sample_plan(api)
+    window = _window(T0, T0 + 10 * HOUR)
+    before = _get(api, "/v1/costs/allocation", window=window, aggregate="provider").json()["totals"]
+    with api.database.transaction() as session:
+        overlay = DiscountOverlay(rules=(DiscountRule(provider="aws", percent_off_bp=1000),))
+        replace_discounts(session, overlay, source="test", now=T0, actor="test")
+    after = {
+        a["name"]: a
+        for a in _get(api, "/v1/costs/allocation", window=window, aggregate="provider").json()["totals"]
+    }
+    assert "aws" in after
+    for old in before:
+        new = after[old["name"]]
+        assert new["list_cost_usd"] == pytest.approx(old["list_cost_usd"], rel=1e-9)
+        expected = 0.9 * old["list_cost_usd"] if old["name"] == "aws" else old["list_cost_usd"]
+        assert new["cost_usd"] == pytest.approx(expected, rel=1e-6)
+    frame = _csv_frame(_get(api, "/v1/costs/focus", window=window, include="fleet").content)
+    aws = frame[frame["x_Region"].str.startswith("aws/")]
+    assert not aws.empty
+    for listed, contracted, effective, billed in zip(
+        aws["ListCost"], aws["ContractedCost"], aws["EffectiveCost"], aws["BilledCost"], strict=True
+    ):
+        assert Decimal(effective) == Decimal(contracted) == Decimal(billed) < Decimal(listed)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
