@@ -4,6 +4,7 @@ fixed time, and the running fleet's cost per hour to check figures against."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from scheduler.db.models import PlanStatus
 from scheduler.provisioners.simulated import SimulatedCloud, simulated_registry
@@ -18,14 +19,21 @@ from tests.api.http.conftest import ApiUnderTest
 T0 = dt.datetime(2026, 12, 1, 13, tzinfo=dt.UTC)
 """When the plan is applied: an hour after the catalog's prices were observed (conftest.LOADED_AT)."""
 SETTINGS = Settings(apply_backoff_s=0.0, apply_backoff_max_s=0.0)
+PARAMS = SolveParams(time_limit_s=2, explain=False)
 
 
-def apply_sample_plan(api: ApiUnderTest, at: dt.datetime = T0) -> int:
-    """Plan the sample fleet and apply it to the simulated cloud, every step at ``at``; the plan's id."""
+@dataclass
+class Clock:
+    """A clock the test moves."""
 
-    def clock() -> dt.datetime:
-        return at
+    now: dt.datetime
 
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def simulated(api: ApiUnderTest, clock: Clock) -> tuple[ApplyContext, SimulatedCloud]:
+    """The apply context on the simulated cloud, both on ``clock``."""
     cloud = SimulatedCloud(api.database, clock=clock, sleep=lambda _s: None)
     ctx = ApplyContext(
         database=api.database,
@@ -35,7 +43,13 @@ def apply_sample_plan(api: ApiUnderTest, at: dt.datetime = T0) -> int:
         clock=clock,
         sleep=lambda _s: None,
     )
-    run = plan_and_apply(ctx, SolveParams(time_limit_s=2, explain=False), actor="alice")
+    return ctx, cloud
+
+
+def apply_sample_plan(api: ApiUnderTest, at: dt.datetime = T0) -> int:
+    """Plan the sample fleet and apply it to the simulated cloud, every step at ``at``; the plan's id."""
+    ctx, _ = simulated(api, Clock(at))
+    run = plan_and_apply(ctx, PARAMS, actor="alice")
     assert run.plan_id is not None
     if run.status is not PlanStatus.APPLIED:
         with api.database.transaction() as session:

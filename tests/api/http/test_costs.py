@@ -27,16 +27,19 @@ from scheduler.db.models import (
     InstanceRecordState,
     OfferRow,
     PlanRow,
+    PlanStatus,
     PriceObservationRow,
 )
 from scheduler.services import focus as focus_service
 from scheduler.services import plans as plan_service
+from scheduler.services.apply import apply_plan
 from scheduler.services.discounts import replace_discounts
 from scheduler.services.fleetstate import LIVE
+from scheduler.services.loop import reconcile_and_replan
 from scheduler.services.planning import read_stored_plan
 from scheduler.services.studies import team_costs
 from tests.api.http.conftest import ApiUnderTest
-from tests.api.http.fleet_history import T0, apply_sample_plan, fleet_rate
+from tests.api.http.fleet_history import PARAMS, SETTINGS, T0, Clock, apply_sample_plan, fleet_rate, simulated
 
 HOUR = dt.timedelta(hours=1)
 
@@ -164,6 +167,38 @@ def test_allocation_follows_terminations_and_price_changes(api: ApiUnderTest) ->
     first, second = (s["cost_usd"] for s in answer["sets"])
     assert first == pytest.approx(rate * 5 / 1e6, rel=1e-9)
     assert second == pytest.approx((rate - stopped_price + same_offer * old_price) * 5 / 1e6, rel=1e-9)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_after_a_preemption_and_a_replan_the_cost_follows_the_new_fleet_and_plan(api: ApiUnderTest) -> None:
+    first = apply_sample_plan(api)
+    rate_before = fleet_rate(api)
+    clock = Clock(T0 + 5 * HOUR)
+    ctx, cloud = simulated(api, clock)
+    taken = cloud.preempt_random(share=0.1, seed=3)
+    assert taken
+    # The fast re-plan of the models that lost replicas (the rest held), with room to find one under load.
+    run = reconcile_and_replan(ctx, PARAMS.model_copy(update={"time_limit_s": 8.0}), actor="test")
+    assert run.replan is not None and run.replan.plan_id is not None
+    second = run.replan.plan_id
+    if run.replan.status is not PlanStatus.APPLIED:
+        with api.database.transaction() as session:
+            plan_service.approve(session, second, actor="bob", now=clock.now, settings=SETTINGS)
+        assert apply_plan(ctx, second, actor="bob").status is PlanStatus.APPLIED
+    rate_after = fleet_rate(api)
+    window = _window(T0, T0 + 10 * HOUR)
+    answer = _get(api, "/v1/costs/allocation", window=window, step="5h", aggregate="team").json()
+    before, after = answer["sets"]
+    assert before["cost_usd"] == pytest.approx(rate_before * 5 / 1e6, rel=1e-9)
+    assert after["cost_usd"] == pytest.approx(rate_after * 5 / 1e6, rel=1e-9)
+    # Each half is split by the plan in effect then: the first plan, then the re-plan.
+    with api.database.transaction() as session:
+        for plan_id, half in ((first, before), (second, after)):
+            row = session.get_one(PlanRow, plan_id)
+            expected = team_costs(plan_service.plan_problem(row), read_stored_plan(session, plan_id))
+            got = {a["name"]: a["cost_usd"] for a in half["allocations"]}
+            for team, cost in expected.items():
+                assert got.get(team, 0.0) == pytest.approx(cost * 5 / 1e6, rel=1e-6), (plan_id, team)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
