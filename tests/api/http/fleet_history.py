@@ -1,5 +1,8 @@
 """Fleet history for the API tests: the sample fleet planned and applied on the simulated cloud at a
-fixed time, and the running fleet's cost per hour to check figures against."""
+fixed time, and the running fleet's cost per hour to check figures against.
+
+The ``fleet_api`` fixture (``tests.api.http.fleet_fixtures``) is the ``api`` fixture with that history.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from scheduler.db.models import PlanStatus
+from scheduler.db.session import Database
 from scheduler.provisioners.simulated import SimulatedCloud, simulated_registry
 from scheduler.services import plans as plan_service
 from scheduler.services.apply import ApplyContext, apply_plan
@@ -20,6 +24,8 @@ T0 = dt.datetime(2026, 12, 1, 13, tzinfo=dt.UTC)
 """When the plan is applied: an hour after the catalog's prices were observed (conftest.LOADED_AT)."""
 SETTINGS = Settings(apply_backoff_s=0.0, apply_backoff_max_s=0.0)
 PARAMS = SolveParams(time_limit_s=2, explain=False)
+TEMPLATE_PARAMS = SolveParams(time_limit_s=6, explain=False)
+"""The plan of the session's template: solved once, with room to find a plan on a loaded machine."""
 
 
 @dataclass
@@ -32,11 +38,11 @@ class Clock:
         return self.now
 
 
-def simulated(api: ApiUnderTest, clock: Clock) -> tuple[ApplyContext, SimulatedCloud]:
+def simulated(database: Database, clock: Clock) -> tuple[ApplyContext, SimulatedCloud]:
     """The apply context on the simulated cloud, both on ``clock``."""
-    cloud = SimulatedCloud(api.database, clock=clock, sleep=lambda _s: None)
+    cloud = SimulatedCloud(database, clock=clock, sleep=lambda _s: None)
     ctx = ApplyContext(
-        database=api.database,
+        database=database,
         registry=simulated_registry(cloud),
         settings=SETTINGS,
         holder="test",
@@ -46,16 +52,23 @@ def simulated(api: ApiUnderTest, clock: Clock) -> tuple[ApplyContext, SimulatedC
     return ctx, cloud
 
 
-def apply_sample_plan(api: ApiUnderTest, at: dt.datetime = T0) -> int:
+def apply_sample_plan(database: Database, at: dt.datetime = T0, params: SolveParams = PARAMS) -> int:
     """Plan the sample fleet and apply it to the simulated cloud, every step at ``at``; the plan's id."""
-    ctx, _ = simulated(api, Clock(at))
-    run = plan_and_apply(ctx, PARAMS, actor="alice")
-    assert run.plan_id is not None
+    ctx, _ = simulated(database, Clock(at))
+    run = plan_and_apply(ctx, params, actor="alice")
+    assert run.plan_id is not None, run.result.status
     if run.status is not PlanStatus.APPLIED:
-        with api.database.transaction() as session:
+        with database.transaction() as session:
             plan_service.approve(session, run.plan_id, actor="bob", now=at, settings=SETTINGS)
         assert apply_plan(ctx, run.plan_id, actor="bob").status is PlanStatus.APPLIED
     return run.plan_id
+
+
+@dataclass
+class FleetApi:
+    api: ApiUnderTest
+    plan_id: int
+    """The applied plan."""
 
 
 def fleet_rate(api: ApiUnderTest) -> int:

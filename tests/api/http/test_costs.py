@@ -39,7 +39,7 @@ from scheduler.services.loop import reconcile_and_replan
 from scheduler.services.planning import read_stored_plan
 from scheduler.services.studies import team_costs
 from tests.api.http.conftest import ApiUnderTest
-from tests.api.http.fleet_history import PARAMS, SETTINGS, T0, Clock, apply_sample_plan, fleet_rate, simulated
+from tests.api.http.fleet_history import PARAMS, SETTINGS, T0, Clock, FleetApi, fleet_rate, simulated
 
 HOUR = dt.timedelta(hours=1)
 
@@ -92,6 +92,8 @@ SERVICE_CATEGORIES = {
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 NOT_NULL = set(FOCUS_MANDATORY) - {"ChargeClass"}
 
+pytest_plugins = ["tests.api.http.fleet_fixtures"]  # the fleet_api fixture
+
 
 def _get(api: ApiUnderTest, path: str, **params: Any) -> Any:
     response = api.client(ApiRole.VIEWER).get(path, params=params)
@@ -103,8 +105,8 @@ def _window(start: dt.datetime, end: dt.datetime) -> str:
     return f"{start:%Y-%m-%dT%H:%M:%SZ},{end:%Y-%m-%dT%H:%M:%SZ}"
 
 
-def test_allocation_prices_the_fleet_history_and_splits_it_by_the_applied_plan(api: ApiUnderTest) -> None:
-    plan_id = apply_sample_plan(api)
+def test_allocation_prices_the_fleet_history_and_splits_it_by_the_applied_plan(fleet_api: FleetApi) -> None:
+    api, plan_id = fleet_api.api, fleet_api.plan_id
     rate = fleet_rate(api)
     assert rate > 0
     window = _window(T0, T0 + 10 * HOUR)
@@ -133,8 +135,8 @@ def test_allocation_prices_the_fleet_history_and_splits_it_by_the_applied_plan(a
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_allocation_follows_terminations_and_price_changes(api: ApiUnderTest) -> None:
-    apply_sample_plan(api)
+def test_allocation_follows_terminations_and_price_changes(fleet_api: FleetApi) -> None:
+    api = fleet_api.api
     rate = fleet_rate(api)
     window = _window(T0, T0 + 10 * HOUR)
     with api.database.transaction() as session:
@@ -170,11 +172,11 @@ def test_allocation_follows_terminations_and_price_changes(api: ApiUnderTest) ->
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_after_a_preemption_and_a_replan_the_cost_follows_the_new_fleet_and_plan(api: ApiUnderTest) -> None:
-    first = apply_sample_plan(api)
+def test_after_a_preemption_and_a_replan_the_cost_follows_the_new_fleet_and_plan(fleet_api: FleetApi) -> None:
+    api, first = fleet_api.api, fleet_api.plan_id
     rate_before = fleet_rate(api)
     clock = Clock(T0 + 5 * HOUR)
-    ctx, cloud = simulated(api, clock)
+    ctx, cloud = simulated(api.database, clock)
     taken = cloud.preempt_random(share=0.1, seed=3)
     assert taken
     # The fast re-plan of the models that lost replicas (the rest held), with room to find one under load.
@@ -202,8 +204,8 @@ def test_after_a_preemption_and_a_replan_the_cost_follows_the_new_fleet_and_plan
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_the_discount_overlay_makes_the_effective_cost(api: ApiUnderTest) -> None:
-    apply_sample_plan(api)
+def test_the_discount_overlay_makes_the_effective_cost(fleet_api: FleetApi) -> None:
+    api = fleet_api.api
     window = _window(T0, T0 + 10 * HOUR)
     before = _get(api, "/v1/costs/allocation", window=window, aggregate="provider").json()["totals"]
     with api.database.transaction() as session:
@@ -253,16 +255,8 @@ def test_bad_allocation_queries_are_422_naming_the_parameter(
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_spend_is_month_to_date_with_the_burn_rate_and_a_forecast_per_budget(api: ApiUnderTest) -> None:
-    empty = _get(api, "/v1/costs/spend").json()
-    assert empty["spent_usd"] == 0 and empty["burn_rate_usd_per_hour"] == 0
-    assert {(b["scope"], b["team"]) for b in empty["budgets"]} == {
-        ("global", None),
-        ("team", "chat"),
-        ("team", "research"),
-        ("team", "search"),
-    }
-    apply_sample_plan(api)
+def test_spend_is_month_to_date_with_the_burn_rate_and_a_forecast_per_budget(fleet_api: FleetApi) -> None:
+    api = fleet_api.api
     rate = fleet_rate(api)
     answer = _get(api, "/v1/costs/spend", monthly_growth=0.0).json()
     now = dt.datetime.fromisoformat(answer["now"])
@@ -293,10 +287,8 @@ def test_spend_is_month_to_date_with_the_burn_rate_and_a_forecast_per_budget(api
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_dollars_per_million_tokens_per_model_at_the_planned_utilisation(api: ApiUnderTest) -> None:
-    missing = api.client(ApiRole.VIEWER).get("/v1/costs/per-token")
-    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
-    plan_id = apply_sample_plan(api)
+def test_dollars_per_million_tokens_per_model_at_the_planned_utilisation(fleet_api: FleetApi) -> None:
+    api, plan_id = fleet_api.api, fleet_api.plan_id
     answer = _get(api, "/v1/costs/per-token").json()
     assert answer["plan_id"] == plan_id and answer["plan_status"] == "applied"
     models = answer["models"]
@@ -368,9 +360,9 @@ def _csv_frame(content: bytes) -> pd.DataFrame:
 
 
 def test_the_focus_export_has_the_mandatory_columns_and_allowed_values_in_csv_and_parquet(
-    api: ApiUnderTest, monkeypatch: pytest.MonkeyPatch
+    fleet_api: FleetApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plan_id = apply_sample_plan(api)
+    api, plan_id = fleet_api.api, fleet_api.plan_id
     # Across a month's end: charge periods are cut there, each within its billing period.
     window = _window(T0, dt.datetime(2027, 1, 1, 6, tzinfo=dt.UTC))
     fleet_window = _window(T0, T0 + 10 * HOUR)
@@ -413,6 +405,20 @@ def test_the_focus_export_has_the_mandatory_columns_and_allowed_values_in_csv_an
     monkeypatch.setattr(focus_service, "MAX_ROWS", len(frame) - 1)
     refused = api.client(ApiRole.VIEWER).get("/v1/costs/focus", params={"window": fleet_window, "step": "1h"})
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "query.step"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_without_history_spend_is_zero_and_there_is_no_plan_to_price_tokens(api: ApiUnderTest) -> None:
+    empty = _get(api, "/v1/costs/spend").json()
+    assert empty["spent_usd"] == 0 and empty["burn_rate_usd_per_hour"] == 0
+    assert {(b["scope"], b["team"]) for b in empty["budgets"]} == {
+        ("global", None),
+        ("team", "chat"),
+        ("team", "research"),
+        ("team", "search"),
+    }
+    missing = api.client(ApiRole.VIEWER).get("/v1/costs/per-token")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
