@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.http import background, problems
 from api.http.body import BodyLimit
-from api.http.routers import fleet, health, plan_jobs, plans
+from api.http.routers import costs, fleet, health, plan_jobs, plans, whatif
 from scheduler.db.session import Database
 from scheduler.settings import Settings, get_settings
 
@@ -70,4 +70,4 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 def _resource_routers() -> list[APIRouter]:
     """The /v1 routers, one per resource, in the order the OpenAPI page shows them."""
-    return [plans.router, plan_jobs.router, fleet.router]
+    return [plans.router, plan_jobs.router, fleet.router, whatif.router, costs.router]
