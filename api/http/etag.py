@@ -55,3 +55,14 @@ def workload_problems() -> Iterator[None]:
         status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
         errors = [FieldError(field=problem.field, message=problem.message) for problem in exc.problems]
         raise ApiProblem(status, exc.detail, errors=errors) from exc
+
+
+_ETAG_HEADER = {
+    "ETag": {
+        "description": "The entity tag: send it as If-Match to change the entity.",
+        "schema": {"type": "string"},
+    }
+}
+_LOCATION_HEADER = {"Location": {"description": "The new entity's path.", "schema": {"type": "string"}}}
+WITH_ETAG: dict[int | str, dict[str, Any]] = {200: {"headers": _ETAG_HEADER}}
+CREATED: dict[int | str, dict[str, Any]] = {201: {"headers": {**_ETAG_HEADER, **_LOCATION_HEADER}}}

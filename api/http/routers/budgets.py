@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Response
 
 from api.http.deps import ApproverDep, SessionDep, ViewerDep
-from api.http.etag import require_if_match, set_etag, workload_problems
+from api.http.etag import CREATED, WITH_ETAG, require_if_match, set_etag, workload_problems
 from api.http.pagination import Page, PageDep
 from api.http.problems import COMMON_PROBLEMS, problem_responses
 from api.http.schemas.workloads import BUDGET_EXAMPLE, BudgetOut, body_examples
@@ -38,7 +38,7 @@ def list_budgets(
 @router.get(
     "/{budget_id}",
     summary="One budget (and its ETag)",
-    responses=problem_responses(*COMMON_PROBLEMS, 404),
+    responses={**WITH_ETAG, **problem_responses(*COMMON_PROBLEMS, 404)},
 )
 def get_budget(budget_id: EntityId, session: SessionDep, caller: ViewerDep, response: Response) -> BudgetOut:
     with workload_problems():
@@ -51,7 +51,7 @@ def get_budget(budget_id: EntityId, session: SessionDep, caller: ViewerDep, resp
     "",
     status_code=201,
     summary="Create a budget (one global, one per team)",
-    responses=problem_responses(*COMMON_PROBLEMS, 409),
+    responses={**CREATED, **problem_responses(*COMMON_PROBLEMS, 409)},
 )
 def create_budget(
     body: BudgetBody, session: SessionDep, caller: ApproverDep, response: Response
@@ -67,7 +67,7 @@ def create_budget(
 @router.put(
     "/{budget_id}",
     summary="Replace a budget (needs If-Match)",
-    responses=problem_responses(*WRITE_PROBLEMS),
+    responses={**WITH_ETAG, **problem_responses(*WRITE_PROBLEMS)},
 )
 def update_budget(
     budget_id: EntityId,

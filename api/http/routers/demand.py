@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from api.http.deps import ApproverDep, SessionDep, ViewerDep
-from api.http.etag import require_if_match, set_etag, workload_problems
+from api.http.etag import CREATED, WITH_ETAG, require_if_match, set_etag, workload_problems
 from api.http.pagination import Page, PageDep
 from api.http.problems import COMMON_PROBLEMS, problem_responses
 from api.http.schemas.workloads import DEMAND_EXAMPLE, DemandOut, body_examples
@@ -46,7 +46,7 @@ def list_demand(
 @router.get(
     "/{demand_id}",
     summary="One demand (and its ETag)",
-    responses=problem_responses(*COMMON_PROBLEMS, 404),
+    responses={**WITH_ETAG, **problem_responses(*COMMON_PROBLEMS, 404)},
 )
 def get_demand(demand_id: EntityId, session: SessionDep, caller: ViewerDep, response: Response) -> DemandOut:
     with workload_problems():
@@ -59,7 +59,7 @@ def get_demand(demand_id: EntityId, session: SessionDep, caller: ViewerDep, resp
     "",
     status_code=201,
     summary="Create a demand for a model from a source",
-    responses=problem_responses(*COMMON_PROBLEMS, 409),
+    responses={**CREATED, **problem_responses(*COMMON_PROBLEMS, 409)},
 )
 def create_demand(
     body: DemandBody, session: SessionDep, caller: ApproverDep, response: Response
@@ -75,7 +75,7 @@ def create_demand(
 @router.put(
     "/{demand_id}",
     summary="Replace a demand (needs If-Match)",
-    responses=problem_responses(*WRITE_PROBLEMS),
+    responses={**WITH_ETAG, **problem_responses(*WRITE_PROBLEMS)},
 )
 def update_demand(
     demand_id: EntityId,

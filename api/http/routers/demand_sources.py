@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Response
 
 from api.http.deps import ApproverDep, SessionDep, ViewerDep
-from api.http.etag import require_if_match, set_etag, workload_problems
+from api.http.etag import CREATED, WITH_ETAG, require_if_match, set_etag, workload_problems
 from api.http.pagination import Page, PageDep
 from api.http.problems import COMMON_PROBLEMS, problem_responses
 from api.http.schemas.workloads import SOURCE_EXAMPLE, DemandSourceOut, body_examples
@@ -39,7 +39,7 @@ def list_demand_sources(
 @router.get(
     "/{source_id}",
     summary="One demand source (and its ETag)",
-    responses=problem_responses(*COMMON_PROBLEMS, 404),
+    responses={**WITH_ETAG, **problem_responses(*COMMON_PROBLEMS, 404)},
 )
 def get_source(
     source_id: EntityId, session: SessionDep, caller: ViewerDep, response: Response
@@ -54,7 +54,7 @@ def get_source(
     "",
     status_code=201,
     summary="Create a demand source",
-    responses=problem_responses(*COMMON_PROBLEMS, 409),
+    responses={**CREATED, **problem_responses(*COMMON_PROBLEMS, 409)},
 )
 def create_source(
     body: DemandSourceBody, session: SessionDep, caller: ApproverDep, response: Response
@@ -70,7 +70,7 @@ def create_source(
 @router.put(
     "/{source_id}",
     summary="Replace a demand source (needs If-Match)",
-    responses=problem_responses(*WRITE_PROBLEMS),
+    responses={**WITH_ETAG, **problem_responses(*WRITE_PROBLEMS)},
 )
 def update_source(
     source_id: EntityId,

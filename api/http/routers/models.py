@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from api.http.deps import ApproverDep, SessionDep, ViewerDep
-from api.http.etag import require_if_match, set_etag, workload_problems
+from api.http.etag import CREATED, WITH_ETAG, require_if_match, set_etag, workload_problems
 from api.http.pagination import Page, PageDep
 from api.http.problems import COMMON_PROBLEMS, problem_responses
 from api.http.schemas.workloads import MODEL_EXAMPLE, ModelOut, body_examples
@@ -37,7 +37,7 @@ def list_models(
 @router.get(
     "/{model_id}",
     summary="One model with its profiles (and its ETag)",
-    responses=problem_responses(*COMMON_PROBLEMS, 404),
+    responses={**WITH_ETAG, **problem_responses(*COMMON_PROBLEMS, 404)},
 )
 def get_model(model_id: ModelId, session: SessionDep, caller: ViewerDep, response: Response) -> ModelOut:
     with workload_problems():
@@ -50,7 +50,7 @@ def get_model(model_id: ModelId, session: SessionDep, caller: ViewerDep, respons
     "",
     status_code=201,
     summary="Create a model",
-    responses=problem_responses(*COMMON_PROBLEMS, 409),
+    responses={**CREATED, **problem_responses(*COMMON_PROBLEMS, 409)},
 )
 def create_model(body: ModelBody, session: SessionDep, caller: ApproverDep, response: Response) -> ModelOut:
     with workload_problems():
@@ -64,7 +64,7 @@ def create_model(body: ModelBody, session: SessionDep, caller: ApproverDep, resp
 @router.put(
     "/{model_id}",
     summary="Replace a model and its profiles (needs If-Match)",
-    responses=problem_responses(*WRITE_PROBLEMS),
+    responses={**WITH_ETAG, **problem_responses(*WRITE_PROBLEMS)},
 )
 def update_model(
     model_id: ModelId,

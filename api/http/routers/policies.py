@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Path, Response
 
 from api.http.deps import ApproverDep, SessionDep, ViewerDep
-from api.http.etag import require_if_match, set_etag, workload_problems
+from api.http.etag import CREATED, WITH_ETAG, require_if_match, set_etag, workload_problems
 from api.http.pagination import Page, PageDep
 from api.http.problems import COMMON_PROBLEMS, problem_responses
 from api.http.schemas.workloads import POLICY_EXAMPLE, PolicyBody, PolicyOut, body_examples
@@ -40,7 +40,7 @@ def list_policies(
 @router.get(
     "/{policy_id}",
     summary="One planning policy (and its ETag)",
-    responses=problem_responses(*COMMON_PROBLEMS, 404),
+    responses={**WITH_ETAG, **problem_responses(*COMMON_PROBLEMS, 404)},
 )
 def get_policy(policy_id: EntityId, session: SessionDep, caller: ViewerDep, response: Response) -> PolicyOut:
     with workload_problems():
@@ -53,7 +53,7 @@ def get_policy(policy_id: EntityId, session: SessionDep, caller: ViewerDep, resp
     "",
     status_code=201,
     summary="Create a planning policy (active: true makes it the one plans use)",
-    responses=problem_responses(*COMMON_PROBLEMS, 409),
+    responses={**CREATED, **problem_responses(*COMMON_PROBLEMS, 409)},
 )
 def create_policy(body: PolicyIn, session: SessionDep, caller: ApproverDep, response: Response) -> PolicyOut:
     with workload_problems():
@@ -69,7 +69,7 @@ def create_policy(body: PolicyIn, session: SessionDep, caller: ApproverDep, resp
 @router.put(
     "/{policy_id}",
     summary="Replace a planning policy's knobs, or activate it (needs If-Match)",
-    responses=problem_responses(*WRITE_PROBLEMS),
+    responses={**WITH_ETAG, **problem_responses(*WRITE_PROBLEMS)},
 )
 def update_policy(
     policy_id: EntityId,
