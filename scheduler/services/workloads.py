@@ -110,7 +110,7 @@ def if_match_allows(if_match: str, current: str) -> bool:
     return any(candidate in ("*", current) for candidate in candidates)
 
 
-def _check_tag(kind: str, entity_id: int, view: Mapping[str, Any], if_match: str) -> None:
+def check_tag(kind: str, entity_id: int, view: Mapping[str, Any], if_match: str) -> None:
     current = etag(view)
     if not if_match_allows(if_match, current):
         raise PreconditionFailedError(
@@ -121,6 +121,12 @@ def _check_tag(kind: str, entity_id: int, view: Mapping[str, Any], if_match: str
 
 
 # ------------------------------------------------------------------------------------------- helpers
+
+
+def lock_workloads(session: Session) -> None:
+    """Hold the workload lock until the transaction ends (every write here takes it; taking it again
+    in the same transaction is harmless): a read-modify-write such as a PATCH reads under it."""
+    lock_reference_data(session)
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
@@ -377,7 +383,7 @@ def update_model(
     lock_reference_data(session)
     row = _get(session, ServedModelRow, "model", model_id, for_update=True)
     before = get_model(session, model_id)
-    _check_tag("model", model_id, before, if_match)
+    check_tag("model", model_id, before, if_match)
     check_references(
         session, "models", entity_id=model_id, entry=_model_entry(model), what=f"model {model_id}"
     )
@@ -415,7 +421,7 @@ def delete_model(session: Session, model_id: int, *, if_match: str, actor: str) 
     lock_reference_data(session)
     row = _get(session, ServedModelRow, "model", model_id, for_update=True)
     before = get_model(session, model_id)
-    _check_tag("model", model_id, before, if_match)
+    check_tag("model", model_id, before, if_match)
     references = _model_references(session, model_id)
     if references:
         raise WorkloadConflictError(
@@ -502,7 +508,7 @@ def update_source(
     lock_reference_data(session)
     row = _get(session, DemandSourceRow, "demand source", source_id, for_update=True)
     before = get_source(session, source_id)
-    _check_tag("demand source", source_id, before, if_match)
+    check_tag("demand source", source_id, before, if_match)
     check_references(
         session,
         "sources",
@@ -520,7 +526,7 @@ def delete_source(session: Session, source_id: int, *, if_match: str, actor: str
     lock_reference_data(session)
     row = _get(session, DemandSourceRow, "demand source", source_id, for_update=True)
     before = get_source(session, source_id)
-    _check_tag("demand source", source_id, before, if_match)
+    check_tag("demand source", source_id, before, if_match)
     references = [
         FieldProblem(f"demand {i}", f"demand for {model} from this source")
         for i, model in session.execute(
@@ -621,7 +627,7 @@ def update_demand(
     lock_reference_data(session)
     row = _get(session, DemandRow, "demand", demand_id, for_update=True)
     before = get_demand(session, demand_id)
-    _check_tag("demand", demand_id, before, if_match)
+    check_tag("demand", demand_id, before, if_match)
     check_references(
         session, "demand", entity_id=demand_id, entry=_demand_entry(demand), what=f"demand {demand_id}"
     )
@@ -637,7 +643,7 @@ def delete_demand(session: Session, demand_id: int, *, if_match: str, actor: str
     lock_reference_data(session)
     row = _get(session, DemandRow, "demand", demand_id, for_update=True)
     before = get_demand(session, demand_id)
-    _check_tag("demand", demand_id, before, if_match)
+    check_tag("demand", demand_id, before, if_match)
     session.delete(row)
     session.flush()
     _audit(session, actor, "deleted", "demand", demand_id, {"demand": before})
@@ -696,7 +702,7 @@ def update_budget(
     lock_reference_data(session)
     row = _get(session, BudgetRow, "budget", budget_id, for_update=True)
     before = budget_view(row)
-    _check_tag("budget", budget_id, before, if_match)
+    check_tag("budget", budget_id, before, if_match)
     check_references(
         session,
         "policy.budgets",
@@ -715,7 +721,7 @@ def delete_budget(session: Session, budget_id: int, *, if_match: str, actor: str
     lock_reference_data(session)
     row = _get(session, BudgetRow, "budget", budget_id, for_update=True)
     before = budget_view(row)
-    _check_tag("budget", budget_id, before, if_match)
+    check_tag("budget", budget_id, before, if_match)
     session.delete(row)
     session.flush()
     _audit(session, actor, "deleted", "budget", budget_id, {"budget": before})
@@ -825,7 +831,7 @@ def update_policy(
     lock_reference_data(session)
     row = _get(session, PlanningPolicyRow, "policy", policy_id, for_update=True)
     before = policy_view(row)
-    _check_tag("policy", policy_id, before, if_match)
+    check_tag("policy", policy_id, before, if_match)
     _check_policy_name(session, knobs.name, policy_id)
     _write_policy(session, row, knobs, active, now)
     session.refresh(row)
@@ -838,7 +844,7 @@ def delete_policy(session: Session, policy_id: int, *, if_match: str, actor: str
     lock_reference_data(session)
     row = _get(session, PlanningPolicyRow, "policy", policy_id, for_update=True)
     before = policy_view(row)
-    _check_tag("policy", policy_id, before, if_match)
+    check_tag("policy", policy_id, before, if_match)
     if row.active:
         raise WorkloadConflictError(
             f"policy {policy_id} ({row.name}) is the active policy: activate another one before deleting it",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from api.http.deps import ApproverDep, SessionDep, ViewerDep
 from api.http.etag import CREATED, WITH_ETAG, require_if_match, set_etag, workload_problems
+from api.http.merge_patch import PATCH_DESCRIPTION, patched
 from api.http.pagination import Page, PageDep
 from api.http.problems import COMMON_PROBLEMS, problem_responses
 from api.http.schemas.workloads import DEMAND_EXAMPLE, DemandOut, body_examples
@@ -21,6 +22,14 @@ EntityId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The demand's id.
 IfMatch = Annotated[str, Depends(require_if_match)]
 DemandBody = Annotated[
     Demand, Body(openapi_examples=body_examples("25,000 tokens/s of a model from one source", DEMAND_EXAMPLE))
+]
+READ_ONLY = {"id", "model_id", "source_id", "updated_at"}
+PatchBody = Annotated[
+    dict[str, Any],
+    Body(
+        description=PATCH_DESCRIPTION,
+        openapi_examples=body_examples("A partial change", {"tokens_per_s": 30000}),
+    ),
 ]
 WRITE_PROBLEMS = (*COMMON_PROBLEMS, 404, 409, 412, 428)
 
@@ -86,6 +95,32 @@ def update_demand(
     response: Response,
 ) -> DemandOut:
     with workload_problems():
+        view = workloads.update_demand(
+            session, demand_id, body, if_match=if_match, actor=caller.name, now=dt.datetime.now(dt.UTC)
+        )
+    session.commit()
+    set_etag(response, view)
+    return DemandOut.model_validate(view)
+
+
+@router.patch(
+    "/{demand_id}",
+    summary="Change some fields of a demand (a JSON merge patch; needs If-Match)",
+    responses={**WITH_ETAG, **problem_responses(*WRITE_PROBLEMS)},
+)
+def patch_demand(
+    demand_id: EntityId,
+    patch: PatchBody,
+    if_match: IfMatch,
+    session: SessionDep,
+    caller: ApproverDep,
+    response: Response,
+) -> DemandOut:
+    with workload_problems():
+        workloads.lock_workloads(session)
+        current = workloads.get_demand(session, demand_id)
+        workloads.check_tag("demand", demand_id, current, if_match)
+        body = patched(current, patch, read_only=READ_ONLY, body_type=Demand)
         view = workloads.update_demand(
             session, demand_id, body, if_match=if_match, actor=caller.name, now=dt.datetime.now(dt.UTC)
         )

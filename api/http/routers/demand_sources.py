@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Response
 
 from api.http.deps import ApproverDep, SessionDep, ViewerDep
 from api.http.etag import CREATED, WITH_ETAG, require_if_match, set_etag, workload_problems
+from api.http.merge_patch import PATCH_DESCRIPTION, patched
 from api.http.pagination import Page, PageDep
 from api.http.problems import COMMON_PROBLEMS, problem_responses
 from api.http.schemas.workloads import SOURCE_EXAMPLE, DemandSourceOut, body_examples
@@ -22,6 +23,14 @@ IfMatch = Annotated[str, Depends(require_if_match)]
 DemandSourceBody = Annotated[
     DemandSource,
     Body(openapi_examples=body_examples("Users in Frankfurt whose traffic stays in the EU", SOURCE_EXAMPLE)),
+]
+READ_ONLY = {"id"}
+PatchBody = Annotated[
+    dict[str, Any],
+    Body(
+        description=PATCH_DESCRIPTION,
+        openapi_examples=body_examples("A partial change", {"residency": ["EU", "CH"]}),
+    ),
 ]
 WRITE_PROBLEMS = (*COMMON_PROBLEMS, 404, 409, 412, 428)
 
@@ -81,6 +90,32 @@ def update_source(
     response: Response,
 ) -> DemandSourceOut:
     with workload_problems():
+        view = workloads.update_source(
+            session, source_id, body, if_match=if_match, actor=caller.name, now=dt.datetime.now(dt.UTC)
+        )
+    session.commit()
+    set_etag(response, view)
+    return DemandSourceOut.model_validate(view)
+
+
+@router.patch(
+    "/{source_id}",
+    summary="Change some fields of a demand source (a JSON merge patch; needs If-Match)",
+    responses={**WITH_ETAG, **problem_responses(*WRITE_PROBLEMS)},
+)
+def patch_source(
+    source_id: EntityId,
+    patch: PatchBody,
+    if_match: IfMatch,
+    session: SessionDep,
+    caller: ApproverDep,
+    response: Response,
+) -> DemandSourceOut:
+    with workload_problems():
+        workloads.lock_workloads(session)
+        current = workloads.get_source(session, source_id)
+        workloads.check_tag("demand source", source_id, current, if_match)
+        body = patched(current, patch, read_only=READ_ONLY, body_type=DemandSource)
         view = workloads.update_source(
             session, source_id, body, if_match=if_match, actor=caller.name, now=dt.datetime.now(dt.UTC)
         )

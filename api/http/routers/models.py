@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from api.http.deps import ApproverDep, SessionDep, ViewerDep
 from api.http.etag import CREATED, WITH_ETAG, require_if_match, set_etag, workload_problems
+from api.http.merge_patch import PATCH_DESCRIPTION, patched
 from api.http.pagination import Page, PageDep
 from api.http.problems import COMMON_PROBLEMS, problem_responses
 from api.http.schemas.workloads import MODEL_EXAMPLE, ModelOut, body_examples
@@ -20,6 +21,14 @@ router = APIRouter(prefix="/models", tags=["workloads"])
 ModelId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The model's id.")]
 IfMatch = Annotated[str, Depends(require_if_match)]
 ModelBody = Annotated[Model, Body(openapi_examples=body_examples("A model served on H100", MODEL_EXAMPLE))]
+READ_ONLY = {"id", "created_at", "updated_at"}
+PatchBody = Annotated[
+    dict[str, Any],
+    Body(
+        description=PATCH_DESCRIPTION,
+        openapi_examples=body_examples("A partial change", {"latency_slo_ms": 1800, "max_spot_share": 0.4}),
+    ),
+]
 WRITE_PROBLEMS = (*COMMON_PROBLEMS, 404, 409, 412, 428)
 
 
@@ -75,6 +84,32 @@ def update_model(
     response: Response,
 ) -> ModelOut:
     with workload_problems():
+        view = workloads.update_model(
+            session, model_id, body, if_match=if_match, actor=caller.name, now=dt.datetime.now(dt.UTC)
+        )
+    session.commit()
+    set_etag(response, view)
+    return ModelOut.model_validate(view)
+
+
+@router.patch(
+    "/{model_id}",
+    summary="Change some fields of a model (a JSON merge patch; needs If-Match)",
+    responses={**WITH_ETAG, **problem_responses(*WRITE_PROBLEMS)},
+)
+def patch_model(
+    model_id: ModelId,
+    patch: PatchBody,
+    if_match: IfMatch,
+    session: SessionDep,
+    caller: ApproverDep,
+    response: Response,
+) -> ModelOut:
+    with workload_problems():
+        workloads.lock_workloads(session)
+        current = workloads.get_model(session, model_id)
+        workloads.check_tag("model", model_id, current, if_match)
+        body = patched(current, patch, read_only=READ_ONLY, body_type=Model)
         view = workloads.update_model(
             session, model_id, body, if_match=if_match, actor=caller.name, now=dt.datetime.now(dt.UTC)
         )

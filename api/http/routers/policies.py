@@ -5,12 +5,13 @@ residency rules fields of the demand sources, budgets their own resource."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Response
 
 from api.http.deps import ApproverDep, SessionDep, ViewerDep
 from api.http.etag import CREATED, WITH_ETAG, require_if_match, set_etag, workload_problems
+from api.http.merge_patch import PATCH_DESCRIPTION, patched
 from api.http.pagination import Page, PageDep
 from api.http.problems import COMMON_PROBLEMS, problem_responses
 from api.http.schemas.workloads import POLICY_EXAMPLE, PolicyBody, PolicyOut, body_examples
@@ -23,6 +24,14 @@ IfMatch = Annotated[str, Depends(require_if_match)]
 PolicyIn = Annotated[
     PolicyBody,
     Body(openapi_examples=body_examples("The default policy", {**POLICY_EXAMPLE, "active": True})),
+]
+READ_ONLY = {"id", "updated_at"}
+PatchBody = Annotated[
+    dict[str, Any],
+    Body(
+        description=PATCH_DESCRIPTION,
+        openapi_examples=body_examples("A partial change", {"target_utilisation": 0.85}),
+    ),
 ]
 WRITE_PROBLEMS = (*COMMON_PROBLEMS, 404, 409, 412, 428)
 
@@ -80,6 +89,39 @@ def update_policy(
     response: Response,
 ) -> PolicyOut:
     with workload_problems():
+        view = workloads.update_policy(
+            session,
+            policy_id,
+            body,
+            active=body.active,
+            if_match=if_match,
+            actor=caller.name,
+            now=dt.datetime.now(dt.UTC),
+        )
+    session.commit()
+    set_etag(response, view)
+    return PolicyOut.model_validate(view)
+
+
+@router.patch(
+    "/{policy_id}",
+    summary="Change some fields of a planning policy (a JSON merge patch; needs If-Match)",
+    responses={**WITH_ETAG, **problem_responses(*WRITE_PROBLEMS)},
+)
+def patch_policy(
+    policy_id: EntityId,
+    patch: PatchBody,
+    if_match: IfMatch,
+    session: SessionDep,
+    caller: ApproverDep,
+    response: Response,
+) -> PolicyOut:
+    with workload_problems():
+        workloads.lock_workloads(session)
+        current = workloads.get_policy(session, policy_id)
+        workloads.check_tag("policy", policy_id, current, if_match)
+        current.pop("active")  # unchanged unless the patch says
+        body = patched(current, patch, read_only=READ_ONLY, body_type=PolicyBody)
         view = workloads.update_policy(
             session,
             policy_id,

@@ -478,3 +478,68 @@ def test_a_change_makes_open_plans_stale(
             f"the {moved} changed since the plan was made"
         ]
         assert session.scalar(sa.select(sa.func.count()).select_from(DemandRow)) == 32
+
+
+# ------------------------------------------------------------------------------------------- patch
+
+
+def test_a_patch_changes_only_the_fields_it_names_under_the_same_rules(api: ApiUnderTest) -> None:
+    client = api.client(ApiRole.APPROVER)
+    read = client.get("/v1/models/2")
+    before = read.json()
+    patched = client.patch(
+        "/v1/models/2", json={"max_spot_share": 0.4}, headers={"If-Match": read.headers["ETag"]}
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json() == before | {"max_spot_share": 0.4, "updated_at": patched.json()["updated_at"]}
+    assert client.patch("/v1/models/2", json={"max_spot_share": 0.5}).status_code == 428
+    stale = client.patch(
+        "/v1/models/2", json={"max_spot_share": 0.5}, headers={"If-Match": read.headers["ETag"]}
+    )
+    assert stale.status_code == 412
+
+    tag = patched.headers["ETag"]
+    bad = client.patch(
+        "/v1/models/2",
+        json={"profiles": [{**before["profiles"][0], "gpus_per_replica": 6}], "id": 9},
+        headers={"If-Match": tag},
+    )
+    assert bad.status_code == 422
+    assert _fields(bad) == {"body.id": "read-only"}
+    bad = client.patch(
+        "/v1/models/2",
+        json={"profiles": [{**before["profiles"][0], "gpus_per_replica": 6}]},
+        headers={"If-Match": tag},
+    )
+    assert "power of two" in _fields(bad)["body.profiles.0.gpus_per_replica"]
+    moved = client.patch(
+        "/v1/demand/1",
+        json={"model": "gpt-9"},
+        headers={"If-Match": client.get("/v1/demand/1").headers["ETag"]},
+    )
+    assert _fields(moved) == {"body.model": "unknown model 'gpt-9'"}
+
+    # Nested objects merge; null resets to the default.
+    policy = client.get("/v1/policies/1")
+    response = client.patch(
+        "/v1/policies/1",
+        json={"churn": {"max_moved_share": 0.5, "min_saving_share": None}},
+        headers={"If-Match": policy.headers["ETag"]},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["churn"] == {
+        "penalty_usd_per_replica_move": "5",
+        "max_moved_share": 0.5,
+        "min_saving_share": 0.0,
+    }
+    assert response.json()["active"] is True
+    budget = client.get("/v1/budgets/2")
+    response = client.patch(
+        "/v1/budgets/2",
+        json={"limit_usd_per_month": "1250000.5"},
+        headers={"If-Match": budget.headers["ETag"]},
+    )
+    assert response.json()["limit_usd_per_month"] == "1250000.5"
+    assert [row.details["after"]["limit_usd_per_month"] for row in _audit(api, "budget.updated")] == [
+        "1250000.5"
+    ]
