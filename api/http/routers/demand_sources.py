@@ -15,6 +15,7 @@ from api.http.problems import COMMON_PROBLEMS, problem_responses
 from api.http.schemas.workloads import SOURCE_EXAMPLE, DemandSourceOut, body_examples
 from scheduler.services import workloads
 from solver.domain import DemandSource
+from solver.jurisdictions import jurisdictions_for
 
 router = APIRouter(prefix="/demand-sources", tags=["workloads"])
 
@@ -115,6 +116,9 @@ def patch_source(
         workloads.lock_workloads(session)
         current = workloads.get_source(session, source_id)
         workloads.check_tag("demand source", source_id, current, if_match)
+        # The country's own tags are derived again from the (maybe patched) country, not carried over.
+        derived = jurisdictions_for(current["country"])
+        current["jurisdictions"] = [tag for tag in current["jurisdictions"] if tag not in derived]
         body = patched(current, patch, read_only=READ_ONLY, body_type=DemandSource)
         view = workloads.update_source(
             session, source_id, body, if_match=if_match, actor=caller.name, now=dt.datetime.now(dt.UTC)

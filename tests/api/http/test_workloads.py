@@ -543,3 +543,18 @@ def test_a_patch_changes_only_the_fields_it_names_under_the_same_rules(api: ApiU
     assert [row.details["after"]["limit_usd_per_month"] for row in _audit(api, "budget.updated")] == [
         "1250000.5"
     ]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_patching_a_sources_country_derives_its_jurisdictions_again(api: ApiUnderTest) -> None:
+    client = api.client(ApiRole.APPROVER)
+    read = client.get("/v1/demand-sources/3")  # eu-central, DE
+    assert read.json()["jurisdictions"] == ["DE", "EEA", "EU"]
+    response = client.patch(
+        "/v1/demand-sources/3",
+        json={"country": "CH", "residency": None, "jurisdictions": ["DACH"]},
+        headers={"If-Match": read.headers["ETag"]},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["jurisdictions"] == ["CH", "DACH"]
+    assert response.json()["residency"] is None
