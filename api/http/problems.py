@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scheduler.db.session import DatabaseError
+from scheduler.services.apply import NotApprovedError
 from scheduler.services.plans import (
     FourEyesError,
     IllegalTransitionError,
@@ -25,6 +26,7 @@ from scheduler.services.plans import (
     PlanNotFoundError,
     StalePlanError,
 )
+from scheduler.services.solvequeue import SolveJobNotFoundError
 from solver.errors import InputError
 
 PROBLEM_JSON = "application/problem+json"
@@ -122,11 +124,11 @@ def problem_response(
 
 
 def _input_error_status(exc: InputError) -> int:
-    if isinstance(exc, PlanNotFoundError):
+    if isinstance(exc, PlanNotFoundError | SolveJobNotFoundError):
         return 404
     if isinstance(exc, FourEyesError):
         return 403
-    if isinstance(exc, IllegalTransitionError | StalePlanError | PlanBusyError):
+    if isinstance(exc, IllegalTransitionError | StalePlanError | PlanBusyError | NotApprovedError):
         return 409
     return 400
 
