@@ -11,7 +11,19 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.http import background, problems
 from api.http.body import BodyLimit
-from api.http.routers import costs, fleet, health, plan_jobs, plans, whatif
+from api.http.routers import (
+    budgets,
+    costs,
+    demand,
+    demand_sources,
+    fleet,
+    health,
+    models,
+    plan_jobs,
+    plans,
+    policies,
+    whatif,
+)
 from scheduler.db.session import Database
 from scheduler.settings import Settings, get_settings
 
@@ -70,4 +82,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 def _resource_routers() -> list[APIRouter]:
     """The /v1 routers, one per resource, in the order the OpenAPI page shows them."""
-    return [plans.router, plan_jobs.router, fleet.router, whatif.router, costs.router]
+    return [
+        plans.router,
+        plan_jobs.router,
+        fleet.router,
+        whatif.router,
+        costs.router,
+        models.router,
+        demand_sources.router,
+        demand.router,
+        policies.router,
+        budgets.router,
+    ]

@@ -55,3 +55,17 @@ def test_roles_include_the_ones_below() -> None:
     assert apikeys.role_allows(ApiRole.APPROVER, ApiRole.VIEWER)
     assert not apikeys.role_allows(ApiRole.VIEWER, ApiRole.APPROVER)
     assert not apikeys.role_allows(ApiRole.APPROVER, ApiRole.ADMIN)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_key_whose_secret_has_underscores_authenticates(
+    api: ApiUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The secret is URL-safe base64: about half of all secrets hold an underscore.
+    monkeypatch.setattr(apikeys.secrets, "token_urlsafe", lambda _n: "_a_b_" + "c" * 38)
+    with api.database.transaction() as session:
+        key = apikeys.create_key(session, owner="o", role=ApiRole.VIEWER, actor="test").key
+    with api.database.transaction() as session:
+        row = apikeys.authenticate(session, key)
+        assert row is not None and row.owner == "o"
+        assert apikeys.authenticate(session, key + "x") is None
