@@ -128,7 +128,7 @@ def solve_model(
         )
         if solution.bound is not None:
             bound = max(bound, solution.bound)
-        if solution.status not in ("optimal", "feasible"):
+        if not solution.status.has_solution:
             break
         capacity = {p: c * KTOK for p, c in pool_capacities(mip, model_id, solution).items()}
         missing = [cut for cut in violated_cuts(index, model_id, capacity) if cut not in mip.cuts[model_id]]

@@ -18,6 +18,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from ortools.math_opt.python import mathopt
@@ -27,6 +28,31 @@ from solver.domain import GpuType
 from solver.hall import HallCut, in_domain, initial_cuts, neighbourhood
 from solver.index import Pool, ProblemIndex
 from solver.scale import KTOK, MICRO
+from solver.tuning import LpBackend, MipBackend
+
+
+def engine(backend: MipBackend | LpBackend) -> mathopt.SolverType:
+    """The MathOpt solver type of a tuning's engine name."""
+    return mathopt.SolverType[backend.value]
+
+
+class MipStatus(StrEnum):
+    """How a MIP (or LP) solve ended."""
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"
+    """A solution, not proven optimal (time or node limit)."""
+    INFEASIBLE = "infeasible"
+    NO_SOLUTION = "no_solution"
+    """The limit came before any solution."""
+    UNBOUNDED = "unbounded"
+    OTHER = "other"
+    HINT = "hint"
+    """Not solved: a starting point handed to a solve."""
+
+    @property
+    def has_solution(self) -> bool:
+        return self in (MipStatus.OPTIMAL, MipStatus.FEASIBLE)
 
 
 @dataclass
@@ -51,8 +77,7 @@ class MipOptions:
 
 @dataclass
 class MipSolution:
-    status: str
-    """optimal, feasible, infeasible, no_solution, unbounded, other."""
+    status: MipStatus
     objective: float | None
     bound: float | None
     instances: dict[int, int]
@@ -264,13 +289,13 @@ class PlacementMip:
     def _read(self, result: mathopt.SolveResult) -> MipSolution:
         reason = result.termination.reason
         status = {
-            mathopt.TerminationReason.OPTIMAL: "optimal",
-            mathopt.TerminationReason.FEASIBLE: "feasible",
-            mathopt.TerminationReason.INFEASIBLE: "infeasible",
-            mathopt.TerminationReason.NO_SOLUTION_FOUND: "no_solution",
-            mathopt.TerminationReason.UNBOUNDED: "unbounded",
-            mathopt.TerminationReason.INFEASIBLE_OR_UNBOUNDED: "infeasible",
-        }.get(reason, "other")
+            mathopt.TerminationReason.OPTIMAL: MipStatus.OPTIMAL,
+            mathopt.TerminationReason.FEASIBLE: MipStatus.FEASIBLE,
+            mathopt.TerminationReason.INFEASIBLE: MipStatus.INFEASIBLE,
+            mathopt.TerminationReason.NO_SOLUTION_FOUND: MipStatus.NO_SOLUTION,
+            mathopt.TerminationReason.UNBOUNDED: MipStatus.UNBOUNDED,
+            mathopt.TerminationReason.INFEASIBLE_OR_UNBOUNDED: MipStatus.INFEASIBLE,
+        }.get(reason, MipStatus.OTHER)
         bounds = result.termination.objective_bounds
         bound = bounds.dual_bound if math.isfinite(bounds.dual_bound) else None
         wall = result.solve_stats.solve_time.total_seconds()
