@@ -26,7 +26,6 @@ from solver.assemble import build_plan, capacities, instances_for
 from solver.costing import plan_cost, replicas_moved
 from solver.decompose import (
     Decomposition,
-    availability_prices,
     lambda_term,
     solve_models,
 )
@@ -44,6 +43,7 @@ from solver.hall import HallCut, initial_cuts, violated_cuts
 from solver.index import ProblemIndex, build_index
 from solver.mip import MipOptions, MipStatus, PlacementMip, engine
 from solver.problem import Problem, SolveParams
+from solver.relaxation import solve_relaxation
 from solver.result import Explanation, SolveResult, SolveStatus
 from solver.scale import MICRO
 from solver.search import (
@@ -207,14 +207,23 @@ def _budget_infeasible(state: SearchState, findings: list[BudgetFinding]) -> Sol
 def _lower_bound(state: SearchState) -> None:
     index, params = state.index, state.params
     models = sorted(index.demand)
-    cuts = {m: initial_cuts(index, m, {index.slots[s].pool for s in index.slots_of_model[m]}) for m in models}
-    lp = availability_prices(index, cuts, time_limit_s=max(1.0, 0.1 * params.time_limit_s))
+    tuning = params.tuning
+    lp_limit = max(tuning.lp_min_s, tuning.lp_share * state.search_limit_s)
+    if params.deterministic:
+        lp_limit = max(lp_limit, DETERMINISTIC_TIME_S)  # rounds end by convergence, not by the clock
+    lp = solve_relaxation(
+        index, time_limit_s=lp_limit, backend=tuning.lp, max_rounds=tuning.lp_max_rounds
+    )
     prices, lp_bound = lp.prices, lp.bound
     state.lp_replicas = lp.replicas
     state.lp_infeasible = lp.infeasible
+    state.stats["lp_s"] = round(lp.wall_time_s, 3)
+    state.stats["lp_rounds"] = lp.rounds
+    state.stats["lp_cuts"] = lp.cuts
+    state.stats["lp_converged"] = int(lp.converged)
+    state.stats["lp_size"] = f"{lp.variables} variables, {lp.constraints} constraints"
     if lp.bound is not None:
-        state.stats["lp_s"] = round(lp.wall_time_s, 3)
-        state.stats["lp_bound_usd_h"] = round(lp.bound or 0.0, 4)
+        state.stats["lp_bound_usd_h"] = round(lp.bound, 4)
         state.stats["priced_offers"] = len(prices)
     budget = params.tuning.bound_share * state.search_limit_s - (time.perf_counter() - state.started)
     workers = max(1, params.workers)
@@ -243,6 +252,8 @@ def _lower_bound(state: SearchState) -> None:
     bound = state.decomposition.lower_bound
     if lp_bound is not None:
         bound = max(bound, lp_bound)
+    from_lp = lp_bound is not None and lp_bound >= state.decomposition.lower_bound
+    state.stats["bound_from"] = "LP relaxation" if from_lp else "per-model subproblems"
     state.bound = bound * MICRO + index.sunk_cost
     state.stats["bound_decomposition_usd_h"] = round(state.decomposition.lower_bound, 4)
 
@@ -327,7 +338,8 @@ def _primal(state: SearchState) -> None:
         k = index.models[m].profile_for(slot.gpu_type).gpus_per_replica  # type: ignore[union-attr]
         search.floor[m] = search.floor.get(m, 0.0) + slot.price * k / slot.gpus * value
     ensure_initial_cuts(search)
-    state.stats["candidate_slots"] = sum(len(v) for v in search.candidates.values())
+    candidate_count = sum(len(v) for v in search.candidates.values())
+    state.stats["candidate_slots"] = candidate_count
     if index.problem.current_fleet is not None and index.problem.current_fleet.placements:
         # Rebalancing starts from what runs: it moves only where a move pays for its penalty.
         _consider(state, _fleet_replicas(index), "current fleet")
@@ -350,7 +362,7 @@ def _primal(state: SearchState) -> None:
     if state.best_replicas is None:
         state.stats.update(search.stats)
         return
-    if state.stats["candidate_slots"] <= params.tuning.global_mip_max_slots and (
+    if candidate_count <= params.tuning.global_mip_max_slots and (
         params.deterministic or search.remaining() > 1.0
     ):
         before = state.best_cost
