@@ -45,10 +45,25 @@ class Decomposition:
     models: dict[int, ModelSolution] = field(default_factory=dict)
     lambda_term: float = 0.0
     """sum of lambda x availability, USD/h."""
+    floors: dict[int, float] = field(default_factory=dict)
+    """Per model, another lower bound on its subproblem at the same prices (USD/h; the LP relaxation's
+    part for it): used where larger, and for models whose subproblem did not finish."""
+    model_ids: tuple[int, ...] = ()
+    """Every model of the problem; a model neither solved nor floored makes the sum no bound."""
+
+    def model_bound(self, model_id: int) -> float | None:
+        solved = self.models.get(model_id)
+        floor = self.floors.get(model_id)
+        values = [v for v in (solved.bound if solved else None, floor) if v is not None]
+        return max(values) if values else None
 
     @property
     def lower_bound(self) -> float:
-        return sum(ms.bound for ms in self.models.values()) - self.lambda_term
+        ids = self.model_ids or tuple(self.models)
+        bounds = [self.model_bound(m) for m in ids]
+        if any(b is None for b in bounds):
+            return 0.0
+        return max(0.0, sum(b for b in bounds if b is not None) - self.lambda_term)
 
 
 def collapsed_slots(index: ProblemIndex, model_id: int, price_extra: dict[int, float]) -> list[int]:
@@ -257,15 +272,37 @@ def solve_models(
     seed: int,
     workers: int,
     solver: mathopt.SolverType,
+    deadline: float | None = None,
 ) -> dict[int, ModelSolution]:
-    """Every model's subproblem, on ``workers`` processes (forked, sharing the index read-only)."""
+    """Every model's subproblem, on ``workers`` processes (forked, sharing the index read-only).
+
+    With a ``deadline`` (``time.perf_counter`` clock) the models not done by then are left out of the
+    result (a loaded machine can run each subproblem past its own time limit); callers treat a missing
+    model as one without a bound."""
     context = _SubproblemContext(index, price_extra, time_limit_s, relative_gap, seed, solver)
     if workers <= 1 or len(model_ids) <= 1:
-        return {m: context.solve(m) for m in model_ids}
+        out: dict[int, ModelSolution] = {}
+        for m in model_ids:
+            if deadline is not None and out and time.perf_counter() > deadline:
+                break
+            out[m] = context.solve(m)
+        return out
     fork = multiprocessing.get_context("fork")
-    with fork.Pool(processes=workers, initializer=_init_pool_worker, initargs=(context,)) as pool:
-        solutions = pool.map(_solve_in_pool_worker, model_ids, chunksize=1)
-    return {solution.model_id: solution for solution in solutions}
+    solutions: dict[int, ModelSolution] = {}
+    pool = fork.Pool(processes=workers, initializer=_init_pool_worker, initargs=(context,))
+    try:
+        pending = pool.imap_unordered(_solve_in_pool_worker, model_ids, chunksize=1)
+        for _ in model_ids:
+            wait = None if deadline is None else max(0.01, deadline - time.perf_counter())
+            try:
+                solution = pending.next(timeout=wait)
+            except multiprocessing.TimeoutError:
+                break
+            solutions[solution.model_id] = solution
+    finally:
+        pool.terminate()
+        pool.join()
+    return solutions
 
 
 def relaxed_bound(

@@ -66,6 +66,13 @@ class LpRelaxation:
     """Dual price (micro-USD per instance-hour) of each offer whose stock binds: Lagrange multipliers."""
     replicas: dict[tuple[int, int], float] = field(default_factory=dict)
     """Fractional replicas per (model, slot) of the last round: a guide for the primal search."""
+    model_values: dict[int, float] = field(default_factory=dict)
+    """Per model, its part of the last round's Lagrangian at ``prices`` (USD/h): its replicas at list
+    price plus the stock prices. An LP optimum minimises each model's part alone given the duals, so
+    this is a lower bound on the model's own subproblem at these prices (``solver.decompose``)."""
+    rounding: dict[int, float] = field(default_factory=dict)
+    """Per model, what rounding its fractional replicas up would add (USD/h): where the model's own
+    integer subproblem can raise the bound above its LP part (0: the LP is integral for it)."""
     infeasible: bool = False
     """A round had no solution: no plan exists (a proof of infeasibility)."""
     converged: bool = False
@@ -158,6 +165,8 @@ class _Lp:
 
     capacity: dict[tuple[int, int], float] = field(default_factory=dict)
     """(model, slot) -> risk-adjusted ktok/s per replica."""
+    instance_share: dict[tuple[int, int], float] = field(default_factory=dict)
+    """(model, slot) -> instances one replica takes (GPUs per replica / GPUs per instance)."""
 
     def capacity_per_replica(self, m: int, slot_id: int) -> float:
         value = self.capacity.get((m, slot_id))
@@ -188,6 +197,7 @@ class _Lp:
                     upper = float(slot.availability * slot.gpus // k)
                 col = b.column(slot.price / MICRO * k / slot.gpus, upper)
                 self.x[(m, slot_id)] = col
+                self.instance_share[(m, slot_id)] = k / slot.gpus
                 self.capacity_per_replica(m, slot_id)
                 pools[slot.pool].append(slot_id)
                 if slot.availability is not None:
@@ -352,6 +362,16 @@ def solve_relaxation(
             )
     if len(values):
         out.replicas = {key: float(values[col]) for key, col in lp.x.items() if values[col] > 1e-6}
+        cost = lp.builder.cost
+        for (m, slot_id), col in lp.x.items():
+            amount = float(values[col])
+            if amount <= 0.0:
+                continue
+            extra = out.prices.get(slot_id, 0.0) / MICRO * lp.instance_share[(m, slot_id)]
+            out.model_values[m] = out.model_values.get(m, 0.0) + amount * (cost[col] + extra)
+            up = math.ceil(amount - 1e-6) - amount
+            if up > 1e-6:
+                out.rounding[m] = out.rounding.get(m, 0.0) + up * (cost[col] + extra)
     out.constraints = next_row
     out.wall_time_s = time.perf_counter() - started
     return out

@@ -21,7 +21,8 @@ from ortools.math_opt.python import mathopt
 from solver.assemble import capacities, instances_for
 from solver.constraints.packing import instances_needed
 from solver.decompose import Decomposition
-from solver.hall import HallCut, in_domain, initial_cuts, neighbourhood, violated_cuts
+from solver.domain import Redundancy
+from solver.hall import HallCut, failure_domain_of, in_domain, initial_cuts, neighbourhood, violated_cuts
 from solver.index import Pool, ProblemIndex
 from solver.mip import MipOptions, MipSolution, MipStatus, PlacementMip
 from solver.scale import MICRO
@@ -399,23 +400,43 @@ def _spot_ok(index: ProblemIndex, model_id: int, replicas: Replicas) -> bool:
 def trim(index: ProblemIndex, replicas: Replicas, *, deadline: float = math.inf) -> Replicas:
     """Drop replicas that serve nothing: per model, the most expensive first, as many as can go while
     the model still routes in normal operation and after every loss, within its spot cap. Never raises
-    the cost."""
+    the cost.
+
+    Totals bound what can go before any maximum flow is run: the model's whole capacity must carry its
+    demand at the target utilisation, and what is left outside each failure domain its share, so a
+    replica can go only where every such total keeps a replica's worth of slack."""
     current = {k: v for k, v in replicas.items() if v > 0}
+    utilisation = index.problem.policy.target_utilisation
     for m in sorted(index.demand):
         if time.perf_counter() > deadline:
             break  # what is trimmed so far stands; the rest keeps its replicas
+        model = index.models[m]
+        demand = sum(index.demand[m].values())
         mine = sorted(
             (key for key in current if key[0] == m),
             key=lambda key: -index.slots[key[1]].list_price / index.slots[key[1]].gpus,
         )
         for key in mine:
-            low, high = 0, current[key]  # find the fewest replicas on this slot that still route
+            caps = capacities(index, {k: v for k, v in current.items() if k[0] == m}).get(m, {})
+            pool = index.slots[key[1]].pool
+            per_replica = _capacity_of(index, m, key[1])
+            room = (utilisation * sum(caps.values()) - demand) / (utilisation * per_replica)
+            if model.redundancy is not Redundancy.NONE:
+                for domain in {failure_domain_of(index, p, model.redundancy) for p in caps}:
+                    if in_domain(index, pool, domain):
+                        continue
+                    outside = sum(c for p, c in caps.items() if not in_domain(index, p, domain))
+                    room = min(room, (outside - model.redundancy_share * demand) / per_replica)
+            removable = min(current[key], math.floor(room + 1e-9))
+            if removable <= 0:
+                continue
+            low, high = current[key] - removable, current[key]  # the fewest that still route
             while low < high:
                 middle = (low + high) // 2
                 trial = dict(current)
                 trial[key] = middle
-                caps = capacities(index, {k: v for k, v in trial.items() if k[0] == m})
-                if violated_cuts(index, m, dict(caps.get(m, {}))) or not _spot_ok(index, m, trial):
+                trial_caps = capacities(index, {k: v for k, v in trial.items() if k[0] == m})
+                if violated_cuts(index, m, dict(trial_caps.get(m, {}))) or not _spot_ok(index, m, trial):
                     low = middle + 1
                 else:
                     high = middle
@@ -424,6 +445,14 @@ def trim(index: ProblemIndex, replicas: Replicas, *, deadline: float = math.inf)
             else:
                 current[key] = low
     return current
+
+
+def _capacity_of(index: ProblemIndex, model_id: int, slot_id: int) -> float:
+    """Risk-adjusted tokens/s of one replica of the model on the slot."""
+    slot = index.slots[slot_id]
+    profile = index.models[model_id].profile_for(slot.gpu_type)
+    assert profile is not None
+    return profile.tokens_per_s_per_replica * (1.0 - slot.risk)
 
 
 # ------------------------------------------------------------------------------------------- LNS

@@ -225,23 +225,40 @@ def _lower_bound(state: SearchState) -> None:
     if lp.bound is not None:
         state.stats["lp_bound_usd_h"] = round(lp.bound, 4)
         state.stats["priced_offers"] = len(prices)
-    budget = params.tuning.bound_share * state.search_limit_s - (time.perf_counter() - state.started)
+    budget_end = params.tuning.bound_share * state.search_limit_s
+    budget = budget_end - (time.perf_counter() - state.started)
     workers = max(1, params.workers)
     per_model = max(params.tuning.min_model_s, budget * workers / max(1, len(models)))
     if params.deterministic:
         per_model = max(per_model, DETERMINISTIC_TIME_S)
+    # The models whose LP part is fractional first, the largest rounding first: where a model's own
+    # integer subproblem can raise the bound. Where the LP is integral for a model (and routes after
+    # every loss), its LP part is already its subproblem's optimum, which the floors below carry.
+    if lp.bound is not None and lp.converged and not params.deterministic:
+        order = sorted((m for m in models if lp.rounding.get(m, 0.0) > 1e-6), key=lambda m: -lp.rounding[m])
+    elif lp.bound is not None and not params.deterministic:
+        order = sorted(models, key=lambda m: -lp.rounding.get(m, 0.0))
+    else:
+        order = sorted(models, key=lambda m: -len(index.slots_of_model[m]))
     solutions = solve_models(
         index,
-        sorted(models, key=lambda m: -len(index.slots_of_model[m])),
+        order,
         price_extra=prices,
         time_limit_s=per_model,
         relative_gap=params.relative_gap,
         seed=params.seed,
         workers=workers,
         solver=engine(params.tuning.subproblem_mip),
+        deadline=None if params.deterministic else state.started + budget_end,
     )
-    state.decomposition = Decomposition(models=solutions, lambda_term=lambda_term(index, prices))
-    if not prices:
+    complete = len(solutions) == len(order)
+    # A model without demand-weighted LP share (no replicas in the LP) has a floor of 0 at these prices.
+    floors = {m: lp.model_values.get(m, 0.0) for m in models} if lp.bound is not None else {}
+    state.decomposition = Decomposition(
+        models=solutions, lambda_term=lambda_term(index, prices), floors=floors, model_ids=tuple(models)
+    )
+    state.stats["subproblems"] = f"{len(solutions)} solved of {len(order)} started, {len(models)} models"
+    if not prices and complete:
         # Without priced availability each model's relaxed optimum is its GPUs' cheapest cost, which is
         # what a team is charged: a lower bound per team.
         for m, solution in solutions.items():
@@ -357,7 +374,8 @@ def _primal(state: SearchState) -> None:
         repaired = repair(search, combined, time_limit_s=max(0.5, 0.4 * search.remaining()))
         _consider(state, repaired, "decomposition, repaired")
     if state.best_replicas is None:
-        order = sorted(index.demand, key=lambda m: -state.decomposition.models[m].bound)
+        models = state.decomposition.models
+        order = sorted(index.demand, key=lambda m: -(models[m].bound if m in models else 0.0))
         _consider(state, greedy_fill(search, {}, order), "greedy")
     if state.best_replicas is None:
         state.stats.update(search.stats)
