@@ -89,6 +89,32 @@ def collapsed_slots(index: ProblemIndex, model_id: int, price_extra: dict[int, f
     return sorted(kept)
 
 
+def straddle_allowance(index: ProblemIndex, model_ids: list[int]) -> int:
+    """Micro-USD per hour by which a MIP over the solver's slots may overstate the cheapest plan of the
+    given models because a commitment is its own slot.
+
+    A committed offer appears as two slots (the committed instances at price 0, the rest at list price),
+    while a plan pays for max(0, instances - committed) of the offer. A replica spanning several
+    instances (more GPUs than one instance has) cannot straddle the two slots, though in a plan it may
+    run partly on committed instances: moving such a straddler wholly onto the bought slot costs at most
+    min(committed, span - 1) instances more, and a plan has at most one straddler per offer. Bounds
+    from such MIPs are lowered by this allowance so that they stay valid; without spanning replicas on
+    committed offers it is 0."""
+    allowance = 0
+    for slot in index.slots:
+        if not slot.committed:
+            continue
+        spans = [
+            k // slot.gpus
+            for m in model_ids
+            if (profile := index.models[m].profile_for(slot.gpu_type)) is not None
+            and (k := profile.gpus_per_replica) > slot.gpus
+        ]
+        if spans:
+            allowance += slot.list_price * min(slot.availability or 0, max(spans) - 1)
+    return allowance
+
+
 def pool_capacities(mip: PlacementMip, model_id: int, solution: MipSolution) -> dict[Pool, float]:
     """Risk-adjusted capacity (ktok/s) per pool of a solution."""
     capacity: dict[Pool, float] = {}
@@ -152,6 +178,7 @@ def solve_model(
         mip.add_cuts(missing)
     cuts = mip.cuts[model_id]
     assert solution is not None
+    bound = max(0.0, bound - straddle_allowance(index, [model_id]) / MICRO)
     return ModelSolution(model_id, solution, bound, cuts, rounds, time.perf_counter() - start)
 
 

@@ -194,7 +194,8 @@ class _Lp:
                 k = profile.gpus_per_replica
                 upper = INFINITY
                 if slot.availability is not None:
-                    upper = float(slot.availability * slot.gpus // k)
+                    # Not rounded down: a spanning replica may run partly on committed instances.
+                    upper = slot.availability * slot.gpus / k
                 col = b.column(slot.price / MICRO * k / slot.gpus, upper)
                 self.x[(m, slot_id)] = col
                 self.instance_share[(m, slot_id)] = k / slot.gpus

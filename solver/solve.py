@@ -28,6 +28,7 @@ from solver.decompose import (
     Decomposition,
     lambda_term,
     solve_models,
+    straddle_allowance,
 )
 from solver.diagnose import (
     BudgetFinding,
@@ -137,6 +138,7 @@ def _exact(state: SearchState) -> bool:
         pools = {index.slots[s].pool for s in index.slots_of_model[m]}
         state.cuts[m] = state.cuts.get(m, set()) | initial_cuts(index, m, pools)
     mip = PlacementMip(index, models, options=MipOptions(cuts=state.cuts))
+    allowance = straddle_allowance(index, models)
     deadline = state.started + state.search_limit_s * params.tuning.exact_share
     hint = None
     for _ in range(params.tuning.max_cut_rounds):
@@ -151,9 +153,10 @@ def _exact(state: SearchState) -> bool:
             solver=engine(params.tuning.global_mip),
         )
         if solution.status is MipStatus.INFEASIBLE:
-            return False
+            # A proof only when committed slots cannot hide a plan (see ``straddle_allowance``).
+            return allowance > 0
         if solution.bound is not None:
-            state.bound = max(state.bound, solution.bound * MICRO + index.sunk_cost)
+            state.bound = max(state.bound, solution.bound * MICRO + index.sunk_cost - allowance)
         if solution.objective is None:
             break
         hint = solution
