@@ -22,7 +22,8 @@ How a scenario is drawn
    60% (share 1.0, or 0.5 for one in three), provider 15% (share 0.5 or 1.0), none 25%; a spot cap of
    0, 0.3 or 0.5 (0 for one model in three).
 3. Demand: each model is served to 1 + floor(u^2 x 0.6 x n_sources) sources (u uniform: most models are
-   regional, a few global; M-dense: 1 + floor(u^0.5 x 0.85 x n_sources), most models wide), drawn with the metros' weights, in output tokens/s at the busy hour:
+   regional, a few global; M-dense: 1 + floor(u^0.5 x 0.85 x n_sources), most models wide), drawn
+   with the metros' weights, in output tokens/s at the busy hour:
    the archetype's median x lognormal(0, 0.8) x sqrt(metro weight / mean weight), rounded to 100, at
    least 500. A (model, source) pair is kept only if on-demand offers of ``HOME_CLOUD`` (AWS, the
    hyperscaler with on-demand GPUs in the most regions) serve it within the SLO and residency rule, in
