@@ -477,21 +477,24 @@ def improve(
     assert best_cost is not None
     rounds = improved = 0
     stale = 0
+    slowest_overhead = 0.0
     models = sorted(search.index.demand)
     sweep = sorted(models, key=lambda m: -_model_cost(search.index, best, m))
     limit_rounds = DETERMINISTIC_ROUNDS_PER_MODEL * len(models) if search.deterministic else None
     while best_cost > stop_below and stale < 3 * max(1, len(models)):
         if limit_rounds is not None and rounds >= limit_rounds:
             break
-        if limit_rounds is None and search.remaining() <= 0.1:
-            break
+        if limit_rounds is None and search.remaining() <= max(0.1, 1.5 * slowest_overhead):
+            break  # another step would overrun the search's time (building the MIP is not in its limit)
         # First a sweep re-placing each model alone (cheap, fixes what the construction did badly),
         # then groups that share instances.
         size = min(len(models), group_size + 2 * (stale // max(4, len(models) // 2)))
         group = [sweep[rounds]] if rounds < len(sweep) else _neighbourhood(search, best, rng, size)
         rounds += 1
-        limit = step_s if search.deterministic else min(step_s, search.remaining() - 0.05)
+        limit = step_s if search.deterministic else min(step_s, search.remaining() - 0.05 - slowest_overhead)
+        step_started = time.perf_counter()
         candidate = reoptimise(search, group, best, time_limit_s=limit, hint=best)
+        slowest_overhead = max(slowest_overhead, time.perf_counter() - step_started - limit)
         cost = cost_of(candidate) if candidate is not None else None
         if cost is not None and cost < best_cost - 1e-6:
             best, best_cost = candidate, cost  # type: ignore[assignment]

@@ -124,7 +124,9 @@ def solve(problem: Problem, params: SolveParams | None = None) -> SolveResult:
     if state.best_cost > state.bound * (1 + params.relative_gap):
         _primal(state)
     state.stats["primal_s"] = round(time.perf_counter() - started, 3)
-    return _result(state)
+    result = _result(state)
+    state.stats["result_s"] = round(time.perf_counter() - started - float(state.stats["primal_s"]), 3)
+    return result
 
 
 def _exact(state: SearchState) -> bool:

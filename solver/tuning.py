@@ -64,7 +64,7 @@ class SolverTuning:
     """Rounds of Hall cuts added to the whole MIP of a small problem."""
 
     # ---------------------------------------------------------------- primal search
-    global_mip_max_slots: int = 2000
+    global_mip_max_slots: int = 1000
     """Up to this many candidate (model, offer) pairs the whole MIP over the candidates runs once."""
     global_mip_share: float = 0.3
     """Share of the remaining search time that whole MIP may take."""
@@ -74,9 +74,9 @@ class SolverTuning:
     """Time limit of one neighbourhood MIP."""
 
     # ---------------------------------------------------------------- result, explanations, diagnosis
-    result_reserve_s: float = 0.5
+    result_reserve_s: float = 1.0
     """Seconds kept at the end for trimming, building and checking the plan."""
-    explain_share: float = 0.15
+    explain_share: float = 0.2
     """Share of the time limit kept for explanations (when asked for)."""
     policy_min_step_s: float = 0.1
     """A policy cost is not estimated when less than this is left per model."""
