@@ -230,8 +230,13 @@ def _lower_bound(state: SearchState) -> None:
     if lp.bound is not None:
         state.stats["lp_bound_usd_h"] = round(lp.bound, 4)
         state.stats["priced_offers"] = len(prices)
-    budget_end = params.tuning.bound_share * state.search_limit_s
-    budget = budget_end - (time.perf_counter() - state.started)
+    # Each subproblem gets at least ``min_model_s`` (on a small problem the share alone leaves them too
+    # little), within 1.5 times the share.
+    elapsed = time.perf_counter() - state.started
+    floor_s = elapsed + params.tuning.min_model_s * len(models) / max(1, params.workers)
+    share_s = params.tuning.bound_share * state.search_limit_s
+    budget_end = min(max(share_s, floor_s), 1.5 * share_s)
+    budget = budget_end - elapsed
     workers = max(1, params.workers)
     per_model = max(params.tuning.min_model_s, budget * workers / max(1, len(models)))
     if params.deterministic:
