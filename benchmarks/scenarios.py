@@ -467,7 +467,7 @@ class _Coverage:
         return not (model.redundancy is Redundancy.PROVIDER and not set(clouds) - {HOME_CLOUD})
 
 
-def _gpu_need(models: tuple[Model, ...], demand: list[Demand]) -> float:
+def _gpu_need(models: list[Model] | tuple[Model, ...], demand: list[Demand]) -> float:
     per_gpu = {}
     for model in models:
         profile = model.profile_for(REFERENCE_GPU) or model.profiles[0]

@@ -163,7 +163,8 @@ def _baseline_record(result: baselines.BaselineResult) -> dict[str, Any]:
 
 def _guarded(function: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     try:
-        return function(*args, **kwargs)
+        result: dict[str, Any] = function(*args, **kwargs)
+        return result
     except Exception as exc:  # the benchmark reports a failing run and goes on
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=8)}
 
@@ -322,7 +323,7 @@ def run_child(task: str, kind: str, name: str, time_limit_s: float, budget_s: fl
     elapsed = time.perf_counter() - started
     for line in stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
-            record = json.loads(line[len(RESULT_PREFIX) :])
+            record: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
             record["child_wall_s"] = round(elapsed, 1)
             return record
     tail = "\n".join((stderr or "").strip().splitlines()[-6:])
@@ -462,12 +463,12 @@ def report_size(
         )
     if "vs_bound" in targets:
         over = _ratio(cost, floor)
-        ok = over is not None and over <= targets["vs_bound"] + 1e-12
+        within = over is not None and over <= targets["vs_bound"] + 1e-12
         print(
             f"plan / best bound  {_fmt_ratio(over)} (best bound {_usd(floor)})   "
-            f"target <= {targets['vs_bound']}x: {_verdict(ok)}"
+            f"target <= {targets['vs_bound']}x: {_verdict(within)}"
         )
-        summary.append((name, f"plan / best bound <= {targets['vs_bound']}x ({_fmt_ratio(over)})", ok))
+        summary.append((name, f"plan / best bound <= {targets['vs_bound']}x ({_fmt_ratio(over)})", within))
     long_run = runs.get("long")
     if long_run is not None:
         long_limit = LONG_LIMITS_S[name] * scale
@@ -549,7 +550,7 @@ def report_size(
         if _contradicted(base["bound"], cheapest):
             assert cheapest is not None
             print(
-                f"    its bound is WRONG: a plan passing the checker costs {_usd(cheapest)}, less than "
+                f"    its bound is WRONG: a plan passing the checker costs {_usd(int(cheapest))}, less than "
                 f"the {_usd(base['bound'])} HiGHS claims to have proven; the bound is not used here"
             )
     lp_holder = runs.get("lp", {})

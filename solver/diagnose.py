@@ -324,9 +324,7 @@ def coupling_findings(
             ),
         ),
     ]
-    step = params.model_copy(
-        update={"time_limit_s": params.tuning.diagnosis_step_s, "deterministic": False}
-    )
+    step = params.model_copy(update={"time_limit_s": params.tuning.diagnosis_step_s, "deterministic": False})
     blocking = []
     for label, relax in candidates:
         relaxed = relax(problem)

@@ -533,8 +533,7 @@ def _neighbourhood(search: Search, replicas: Replicas, rng: random.Random, size:
     hot = [
         s
         for s, n in instances.items()
-        if n * index.slots[s].gpus > used[s]
-        or (index.slots[s].availability is not None and n >= index.slots[s].availability)
+        if n * index.slots[s].gpus > used[s] or n >= (index.slots[s].availability or math.inf)
     ]
     group: set[int] = set()
     draw = rng.random()
@@ -590,9 +589,9 @@ def moved_count(index: ProblemIndex, replicas: Replicas, *, exclude: set[int]) -
     excluded = {index.models[m].name for m in exclude}
     moved = 0
     for placement in fleet.placements:
-        for count in placement.replicas:
-            if count.model not in excluded:
-                moved += max(0, count.replicas - by_key.get((count.model, placement.offer_key), 0))
+        for held in placement.replicas:
+            if held.model not in excluded:
+                moved += max(0, held.replicas - by_key.get((held.model, placement.offer_key), 0))
     return moved
 
 

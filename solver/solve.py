@@ -216,9 +216,7 @@ def _lower_bound(state: SearchState) -> None:
     lp_limit = max(tuning.lp_min_s, tuning.lp_share * state.search_limit_s)
     if params.deterministic:
         lp_limit = max(lp_limit, DETERMINISTIC_TIME_S)  # rounds end by convergence, not by the clock
-    lp = solve_relaxation(
-        index, time_limit_s=lp_limit, backend=tuning.lp, max_rounds=tuning.lp_max_rounds
-    )
+    lp = solve_relaxation(index, time_limit_s=lp_limit, backend=tuning.lp, max_rounds=tuning.lp_max_rounds)
     prices, lp_bound = lp.prices, lp.bound
     state.lp_replicas = lp.replicas
     state.lp_infeasible = lp.infeasible
