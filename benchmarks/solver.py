@@ -696,6 +696,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="every size, the curve and the stability test")
     parser.add_argument("--time-limit-scale", type=float, default=1.0, help="multiply every time limit")
     parser.add_argument("--no-direct-long", action="store_true", help="skip the 300 s direct MIP on M")
+    parser.add_argument(
+        "--no-direct-or-lp",
+        action="store_true",
+        help="skip baselines (c) and (d) (the solver's own LP is shown)",
+    )
     parser.add_argument("--json", type=Path, help="also write every raw figure to this JSON file")
     parser.add_argument("--report", type=Path, help="print the report of a JSON file written by --json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -739,6 +744,10 @@ def main(argv: list[str] | None = None) -> int:
             long_limit = LONG_LIMITS_S[name] * scale
             runs["long"] = run_child("solve", "size", name, long_limit, long_limit * 2 + SLACK_S)
         runs["greedy"] = run_child("greedy", "size", name, limit, 1800)
+        if args.no_direct_or_lp:
+            everything["sizes"][name] = runs
+            summary += report_size(name, runs, scale)
+            continue
         runs["direct"] = run_child("direct", "size", name, limit, limit * 2 + SLACK_S * 3)
         if name == "M" and not args.no_direct_long:
             long_limit = DIRECT_MIP_LONG_S * scale

@@ -232,7 +232,12 @@ def _lower_bound(state: SearchState) -> None:
     # little), within 1.5 times the share.
     elapsed = time.perf_counter() - state.started
     floor_s = elapsed + params.tuning.min_model_s * len(models) / max(1, params.workers)
-    share_s = params.tuning.bound_share * state.search_limit_s
+    # Where rounding the LP's replicas up would add little, the subproblems can add little to the bound:
+    # their time shrinks in proportion, and the search gets it.
+    rounding = sum(lp.rounding.values()) / lp.bound if lp.bound else 1.0
+    weight = min(1.0, rounding / params.tuning.bound_full_rounding)
+    state.stats["lp_rounding_share"] = round(rounding, 4)
+    share_s = params.tuning.bound_share * weight * state.search_limit_s
     budget_end = min(max(share_s, floor_s), 1.5 * share_s)
     budget = budget_end - elapsed
     workers = max(1, params.workers)
@@ -369,15 +374,26 @@ def _primal(state: SearchState) -> None:
         # Rebalancing starts from what runs: it moves only where a move pays for its penalty.
         _consider(state, _fleet_replicas(index), "current fleet")
     combined = _combined_decomposition(state)
-    _consider(state, combined, "decomposition")
+    if set(state.decomposition.models) >= set(index.demand):
+        _consider(state, combined, "decomposition")
     if state.lp_replicas:
+        # The LP's plan rounded down and up, each completed greedily; the cheaper is trimmed (trimming
+        # runs maximum flows replica by replica: once, within the search's time) and checked.
         floored = {key: math.floor(value + 1e-6) for key, value in state.lp_replicas.items()}
-        floored = {key: value for key, value in floored.items() if value > 0}
-        filled = repair(search, floored, time_limit_s=0.0)
-        _consider(state, trim(index, filled) if filled is not None else None, "LP rounded down")
-        rounded_up = round_up(index, state.lp_replicas)
-        filled = repair(search, rounded_up, time_limit_s=0.0)
-        _consider(state, trim(index, filled) if filled is not None else None, "LP rounded up")
+        starts = [
+            ("LP rounded down", {key: value for key, value in floored.items() if value > 0}),
+            ("LP rounded up", round_up(index, state.lp_replicas)),
+        ]
+        completed: list[tuple[float, str, Replicas]] = []
+        for label, start in starts:
+            if completed and not params.deterministic and search.remaining() < 0.5 * state.search_limit_s:
+                break
+            filled = repair(search, start, time_limit_s=0.0)
+            if filled is not None:
+                completed.append((float(_cost(index, filled) + _penalty_of(index, filled)), label, filled))
+        if completed:
+            _, label, filled = min(completed, key=lambda item: item[0])
+            _consider(state, trim(index, filled, deadline=search.deadline), label)
     if state.best_replicas is None:
         repaired = repair(search, combined, time_limit_s=max(0.5, 0.4 * search.remaining()))
         _consider(state, repaired, "decomposition, repaired")
