@@ -543,7 +543,10 @@ def _policy_costs(state: SearchState) -> list[Explanation]:
             seed=params.seed,
             workers=params.workers,
             solver=engine(params.tuning.subproblem_mip),
+            deadline=None if params.deterministic else until,
         )
+        if len(solutions) < len(wanted):
+            return {}  # not all in time: the policy's cost is reported as not estimated
         return {index.models[m].name: ms.bound * MICRO for m, ms in solutions.items()}
 
     return policy_costs(state.index.problem, per_model_bound, deadline=deadline)
