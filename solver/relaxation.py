@@ -194,8 +194,11 @@ class _Lp:
                 k = profile.gpus_per_replica
                 upper = INFINITY
                 if slot.availability is not None:
-                    # Not rounded down: a spanning replica may run partly on committed instances.
+                    # Whole replicas: no more than fit in the stock. Not rounded down on a committed
+                    # slot, where a spanning replica may run partly on committed instances.
                     upper = slot.availability * slot.gpus / k
+                    if not slot.committed:
+                        upper = float(math.floor(upper + 1e-9))
                 col = b.column(slot.price / MICRO * k / slot.gpus, upper)
                 self.x[(m, slot_id)] = col
                 self.instance_share[(m, slot_id)] = k / slot.gpus
