@@ -6,10 +6,12 @@
     .venv/bin/python benchmarks/solver.py --sizes S --time-limit-scale 0.2   # a quick smoke run
 
 For each size (scenarios of ``benchmarks.scenarios``) it runs ``solver.solve.solve`` at the size's time
-limit (S 5 s, M 30 s, L 120 s, XL 300 s) and prints cost per hour, proven bound, gap, wall time, peak
-memory, the independent checker's result, and the cost ratio against baselines (a) single-cloud
-on-demand, (b) per-model greedy, (c) the direct HiGHS MIP at the same limit (and at 300 s on M), and
-(d) the LP bound, with the targets of docs/benchmarks.md next to each figure, MET or NOT MET.
+limit (S 5 s, M 30 s, M-dense 30 s, L 120 s, XL 300 s; M again at 120 s) and prints cost per hour, proven
+bound, gap, the solver's own LP relaxation, plan / best bound, wall time, peak memory, the independent
+checker's result, and the cost ratio against baselines (a) single-cloud on-demand, (b) per-model greedy,
+(c) the direct HiGHS MIP at the same limit (and at 300 s on M), and (d) the LP bound, with the targets of
+docs/benchmarks.md next to each figure, MET or NOT MET. The scaling curve prints plan / LP and the gap
+at each point.
 
 Every run happens in a child process of its own (the solve; (a) and (b); (c); (d)), so that peak memory
 is per run and a crash, an exception or a blown time budget in one is printed and the rest goes on.
