@@ -3,16 +3,18 @@
 The steps (docs/solver.md explains them and their figures):
 
 1. Index the problem; demand that no pool can serve is reported as infeasible at once, with reasons.
-2. Lower bound: each model's relaxed subproblem alone (``solver.decompose``), availability priced by
-   Lagrange multipliers taken from the duals of the problem's LP relaxation.
-3. Primal: one MIP over every model, restricted to the pools the subproblems chose (and the pools other
-   models chose, so replicas can share instances), warm-started from the subproblems' plans, with the
-   coupling constraints (instances, availability, budgets, churn); Hall cuts added until every model
-   routes in normal operation and after every loss.
-4. Improvement: large-neighbourhood search re-optimising a few models at a time, the rest fixed, while
+2. Lower bound: the compact LP relaxation (``solver.relaxation``), always; then each model's relaxed
+   subproblem alone (``solver.decompose``) at the LP's stock prices, the models whose LP part is most
+   fractional first, by a deadline, a model not solved counting with its LP part.
+3. Proofs of infeasibility and budget findings (``solver.diagnose``); small problems: the whole MIP.
+4. First plans: the current fleet, the subproblems' plans combined, the LP's plan rounded down and up
+   and completed greedily, trimmed; on few candidates, one MIP over every model.
+5. Improvement: large-neighbourhood search re-optimising a few models at a time, the rest fixed, while
    time and gap allow.
-5. The plan (placements and a routing table from a maximum flow) goes through the independent checker
+6. The plan (placements and a routing table from a maximum flow) goes through the independent checker
    ``solver.validate`` before it is returned.
+
+Time shares, engines and thresholds are ``params.tuning`` (``solver.tuning.SolverTuning``).
 """
 
 from __future__ import annotations
