@@ -230,8 +230,8 @@ def _lower_bound(state: SearchState) -> None:
     if lp.bound is not None:
         state.stats["lp_bound_usd_h"] = round(lp.bound, 4)
         state.stats["priced_offers"] = len(prices)
-    # Each subproblem gets at least ``min_model_s`` (on a small problem the share alone leaves them too
-    # little), within 1.5 times the share.
+    # Each subproblem gets at least ``min_model_s`` (on a small problem or a short limit the share alone
+    # leaves them too little), within 1.5 times the share or ``bound_min_s``, whichever is longer.
     elapsed = time.perf_counter() - state.started
     floor_s = elapsed + params.tuning.min_model_s * len(models) / max(1, params.workers)
     # Where rounding the LP's replicas up would add little, the subproblems can add little to the bound:
@@ -240,7 +240,8 @@ def _lower_bound(state: SearchState) -> None:
     weight = min(1.0, rounding / params.tuning.bound_full_rounding)
     state.stats["lp_rounding_share"] = round(rounding, 4)
     share_s = params.tuning.bound_share * weight * state.search_limit_s
-    budget_end = min(max(share_s, floor_s), 1.5 * share_s)
+    cap_s = max(1.5 * share_s, min(floor_s, elapsed + params.tuning.bound_min_s))
+    budget_end = min(max(share_s, floor_s), cap_s)
     budget = budget_end - elapsed
     workers = max(1, params.workers)
     per_model = max(params.tuning.min_model_s, budget * workers / max(1, len(models)))
@@ -373,14 +374,19 @@ def _primal(state: SearchState) -> None:
     candidate_count = sum(len(v) for v in search.candidates.values())
     state.stats["candidate_slots"] = candidate_count
     if index.problem.current_fleet is not None and index.problem.current_fleet.placements:
-        # Rebalancing starts from what runs: it moves only where a move pays for its penalty.
-        _consider(state, _fleet_replicas(index), "current fleet")
+        # Rebalancing starts from what runs: it moves only where a move pays for its penalty. What runs,
+        # trimmed of replicas the demand no longer needs, is the first candidate when demand falls.
+        fleet = _fleet_replicas(index)
+        _consider(state, fleet, "current fleet")
+        if fleet is not None:
+            until = max(search.deadline, time.perf_counter() + params.tuning.trim_min_s)
+            _consider(state, trim(index, fleet, deadline=until), "current fleet, trimmed")
     combined = _combined_decomposition(state)
     if set(state.decomposition.models) >= set(index.demand):
         _consider(state, combined, "decomposition")
     if state.lp_replicas:
-        # The LP's plan rounded down and up, each completed greedily; the cheaper is trimmed (trimming
-        # runs maximum flows replica by replica: once, within the search's time) and checked.
+        # The LP's plan rounded down and up, each completed greedily, then trimmed (maximum flows replica
+        # by replica) and checked, the cheaper first, the other while the search's time lasts.
         floored = {key: math.floor(value + 1e-6) for key, value in state.lp_replicas.items()}
         starts = [
             ("LP rounded down", {key: value for key, value in floored.items() if value > 0}),
@@ -388,14 +394,19 @@ def _primal(state: SearchState) -> None:
         ]
         completed: list[tuple[float, str, Replicas]] = []
         for label, start in starts:
-            if completed and not params.deterministic and search.remaining() < 0.5 * state.search_limit_s:
-                break
+            began = time.perf_counter()
             filled = repair(search, start, time_limit_s=0.0)
             if filled is not None:
                 completed.append((float(_cost(index, filled) + _penalty_of(index, filled)), label, filled))
-        if completed:
-            _, label, filled = min(completed, key=lambda item: item[0])
-            _consider(state, trim(index, filled, deadline=search.deadline), label)
+            if not params.deterministic and time.perf_counter() - began > search.remaining():
+                break  # another completion would not fit in the search's time
+        for position, (_, label, filled) in enumerate(sorted(completed, key=lambda item: item[0])):
+            if position and not params.deterministic and search.remaining() <= 0:
+                break
+            # The cheaper is trimmed first and gets at least ``trim_min_s``, even past the search's time.
+            extra = params.tuning.trim_min_s if position == 0 else 0.0
+            trim_until = max(search.deadline, time.perf_counter() + extra)
+            _consider(state, trim(index, filled, deadline=trim_until), label)
     if state.best_replicas is None:
         repaired = repair(search, combined, time_limit_s=max(0.5, 0.4 * search.remaining()))
         _consider(state, repaired, "decomposition, repaired")

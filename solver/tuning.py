@@ -58,6 +58,9 @@ class SolverTuning:
     they raise the bound 26% and 8.5% above the LP; M-dense 0.15, where they add nothing)."""
     min_model_s: float = 0.5
     """Least time per model subproblem."""
+    bound_min_s: float = 2.0
+    """The subproblems may take this long whatever the share (short limits, few models: a solve of 1 s
+    then runs past its limit rather than return a plan far from what the subproblems would give)."""
 
     # ---------------------------------------------------------------- small problems, exactly
     exact_max_replica_vars: int = 1500
@@ -72,6 +75,9 @@ class SolverTuning:
     """Up to this many candidate (model, offer) pairs the whole MIP over the candidates runs once."""
     global_mip_share: float = 0.3
     """Share of the remaining search time that whole MIP may take."""
+    trim_min_s: float = 1.0
+    """Least time for trimming the first plan (the LP's, rounded and completed), even past the search's
+    time: untrimmed, it can cost more than the current fleet, which would then be kept."""
     lns_max_models: int = 4
     """Models re-optimised together in one neighbourhood (it grows when nothing improves)."""
     lns_step_s: float = 1.0
@@ -108,6 +114,8 @@ class SolverTuning:
             "bound_full_rounding": self.bound_full_rounding,
             "lp_min_s": self.lp_min_s,
             "min_model_s": self.min_model_s,
+            "bound_min_s": self.bound_min_s,
+            "trim_min_s": self.trim_min_s,
             "lns_step_s": self.lns_step_s,
             "diagnosis_step_s": self.diagnosis_step_s,
             "relaxation_step_s": self.relaxation_step_s,
