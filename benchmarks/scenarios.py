@@ -7,8 +7,9 @@ plain data: ``Scenario.to_document()`` gives a JSON-ready mapping, and ``Scenari
 same scenario (Python's ``random.Random`` is seeded; nothing depends on the clock, hashing order or the
 environment).
 
-Sizes: S (8 models, 8 sources, seed 1), M (50, 20, seed 2), L (200, 30, seed 3), XL (500, 40, seed 4);
-``scaled(n_models, seed)`` for the scaling curve.
+Sizes: S (8 models, 8 sources, seed 1), M (50, 20, seed 2), L (200, 30, seed 3), XL (500, 40, seed 4),
+M-dense (50, 25, seed 6: each model on more sources, about 700 demand pairs, half the stock: see
+``DENSITIES``); ``scaled(n_models, seed)`` for the scaling curve.
 
 How a scenario is drawn
 -----------------------
@@ -21,7 +22,8 @@ How a scenario is drawn
    60% (share 1.0, or 0.5 for one in three), provider 15% (share 0.5 or 1.0), none 25%; a spot cap of
    0, 0.3 or 0.5 (0 for one model in three).
 3. Demand: each model is served to 1 + floor(u^2 x 0.6 x n_sources) sources (u uniform: most models are
-   regional, a few global), drawn with the metros' weights, in output tokens/s at the busy hour:
+   regional, a few global; M-dense: 1 + floor(u^0.5 x 0.85 x n_sources), most models wide), drawn
+   with the metros' weights, in output tokens/s at the busy hour:
    the archetype's median x lognormal(0, 0.8) x sqrt(metro weight / mean weight), rounded to 100, at
    least 500. A (model, source) pair is kept only if on-demand offers of ``HOME_CLOUD`` (AWS, the
    hyperscaler with on-demand GPUs in the most regions) serve it within the SLO and residency rule, in
@@ -193,8 +195,26 @@ SIZES: dict[str, tuple[int, int, int]] = {
     "M": (50, 20, 2),
     "L": (200, 30, 3),
     "XL": (500, 40, 4),
+    "M-dense": (50, 25, 6),
 }
 """Size -> (models, sources, seed)."""
+
+
+@dataclass(frozen=True)
+class Density:
+    """How many sources each model is served to, and how much stock the limited offers have.
+
+    Each model goes to 1 + floor(u ** exponent x spread x n_sources) sources (u uniform); the stock of
+    every kind of limited capacity is multiplied by ``stock_factor``."""
+
+    exponent: float = 2.0
+    spread: float = 0.6
+    stock_factor: float = 1.0
+
+
+DENSITIES: dict[str, Density] = {"M-dense": Density(exponent=0.5, spread=0.85, stock_factor=0.5)}
+"""Sizes drawn with another density than the default: M-dense has M's models on more sources (about
+700 demand pairs instead of 220) and half the stock, so that cheap offers run out."""
 
 CURVE_SOURCES: dict[int, int] = {10: 10, 25: 15, 50: 20, 100: 25, 200: 30, 400: 40}
 """Scaling curve: sources for each model count (others: interpolated, capped at 40)."""
@@ -273,7 +293,9 @@ def shipped_inputs() -> OfferInputs:
 
 def size(name: str) -> Scenario:
     n_models, n_sources, seed = SIZES[name]
-    return generate(name, n_models=n_models, n_sources=n_sources, seed=seed)
+    return generate(
+        name, n_models=n_models, n_sources=n_sources, seed=seed, density=DENSITIES.get(name, Density())
+    )
 
 
 def scaled(n_models: int, seed: int = CURVE_SEED) -> Scenario:
@@ -287,13 +309,20 @@ def curve_sources(n_models: int) -> int:
 
 
 def generate(
-    name: str, *, n_models: int, n_sources: int, seed: int, inputs: OfferInputs | None = None
+    name: str,
+    *,
+    n_models: int,
+    n_sources: int,
+    seed: int,
+    inputs: OfferInputs | None = None,
+    density: Density | None = None,
 ) -> Scenario:
     if not 1 <= n_sources <= len(METROS):
         raise ValueError(f"n_sources must be within 1..{len(METROS)}, got {n_sources}")
     if n_models < 1:
         raise ValueError(f"n_models must be positive, got {n_models}")
     inputs = inputs or shipped_inputs()
+    density = density or Density()
     rng = random.Random(f"gpuplan-benchmark/{seed}/{n_models}/{n_sources}")
     metros = _weighted_sample(rng, list(METROS), [m.weight for m in METROS], n_sources)
     sources = tuple(_source(metro) for metro in metros)
@@ -312,7 +341,7 @@ def generate(
             raise RuntimeError(f"no source can be served for model {i} after {MAX_MODEL_DRAWS} draws")
         models.append(model)
         archetype = _archetype_named(model.name)
-        wanted = 1 + math.floor(rng.random() ** 2 * 0.6 * n_sources)
+        wanted = 1 + math.floor(rng.random() ** density.exponent * density.spread * n_sources)
         order = _weighted_sample(rng, list(range(len(metros))), [m.weight for m in metros], len(metros))
         chosen = [j for j in order if j in servable][:wanted]
         dropped += sum(1 for j in order[:wanted] if j not in servable)
@@ -321,7 +350,7 @@ def generate(
             tokens = max(500, round(archetype.median_tokens_per_s * size_factor, -2))
             demand.append(Demand(model=model.name, source=sources[j].name, tokens_per_s=int(tokens)))
     need = _gpu_need(models, demand)
-    availability = _availability(rng, inputs, need)
+    availability = _availability(rng, inputs, need, density.stock_factor)
     policy = PlanningPolicy(
         target_utilisation=TARGET_UTILISATION,
         churn=ChurnPolicy(penalty_micro_usd_per_replica_move=CHURN_PENALTY_MICRO_USD),
@@ -438,7 +467,7 @@ class _Coverage:
         return not (model.redundancy is Redundancy.PROVIDER and not set(clouds) - {HOME_CLOUD})
 
 
-def _gpu_need(models: tuple[Model, ...], demand: list[Demand]) -> float:
+def _gpu_need(models: list[Model] | tuple[Model, ...], demand: list[Demand]) -> float:
     per_gpu = {}
     for model in models:
         profile = model.profile_for(REFERENCE_GPU) or model.profiles[0]
@@ -446,7 +475,9 @@ def _gpu_need(models: tuple[Model, ...], demand: list[Demand]) -> float:
     return sum(d.tokens_per_s / (TARGET_UTILISATION * per_gpu[d.model]) for d in demand)
 
 
-def _availability(rng: random.Random, inputs: OfferInputs, need: float) -> dict[str, int]:
+def _availability(
+    rng: random.Random, inputs: OfferInputs, need: float, stock_factor: float = 1.0
+) -> dict[str, int]:
     """Stock per (provider, region, GPU type, purchase option) pool: the kind's share of G split over
     its pools by lognormal weights, 0 for sold-out pools; each offer of a pool gets an equal part of
     the pool's GPUs in whole instances."""
@@ -471,7 +502,8 @@ def _availability(rng: random.Random, inputs: OfferInputs, need: float) -> dict[
         option = PurchaseOption(key[3])
         total = totals[(kind, option)]
         base = max(need, MIN_STOCK_BASE_GPUS)
-        gpus = base * AVAILABILITY_SHARE[(kind, option)] * weight / total if total > 0 else 0.0
+        share = AVAILABILITY_SHARE[(kind, option)] * stock_factor
+        gpus = base * share * weight / total if total > 0 else 0.0
         offers = pools[key]
         for offer in offers:
             availability[offer.key] = int(gpus / len(offers) // offer.gpus_per_instance)

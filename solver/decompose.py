@@ -45,10 +45,25 @@ class Decomposition:
     models: dict[int, ModelSolution] = field(default_factory=dict)
     lambda_term: float = 0.0
     """sum of lambda x availability, USD/h."""
+    floors: dict[int, float] = field(default_factory=dict)
+    """Per model, another lower bound on its subproblem at the same prices (USD/h; the LP relaxation's
+    part for it): used where larger, and for models whose subproblem did not finish."""
+    model_ids: tuple[int, ...] = ()
+    """Every model of the problem; a model neither solved nor floored makes the sum no bound."""
+
+    def model_bound(self, model_id: int) -> float | None:
+        solved = self.models.get(model_id)
+        floor = self.floors.get(model_id)
+        values = [v for v in (solved.bound if solved else None, floor) if v is not None]
+        return max(values) if values else None
 
     @property
     def lower_bound(self) -> float:
-        return sum(ms.bound for ms in self.models.values()) - self.lambda_term
+        ids = self.model_ids or tuple(self.models)
+        bounds = [self.model_bound(m) for m in ids]
+        if any(b is None for b in bounds):
+            return 0.0
+        return max(0.0, sum(b for b in bounds if b is not None) - self.lambda_term)
 
 
 def collapsed_slots(index: ProblemIndex, model_id: int, price_extra: dict[int, float]) -> list[int]:
@@ -72,6 +87,32 @@ def collapsed_slots(index: ProblemIndex, model_id: int, price_extra: dict[int, f
             if index.slots[slot_id].availability is None:
                 unlimited.append((per_gpu, risk))
     return sorted(kept)
+
+
+def straddle_allowance(index: ProblemIndex, model_ids: list[int]) -> int:
+    """Micro-USD per hour by which a MIP over the solver's slots may overstate the cheapest plan of the
+    given models because a commitment is its own slot.
+
+    A committed offer appears as two slots (the committed instances at price 0, the rest at list price),
+    while a plan pays for max(0, instances - committed) of the offer. A replica spanning several
+    instances (more GPUs than one instance has) cannot straddle the two slots, though in a plan it may
+    run partly on committed instances: moving such a straddler wholly onto the bought slot costs at most
+    min(committed, span - 1) instances more, and a plan has at most one straddler per offer. Bounds
+    from such MIPs are lowered by this allowance so that they stay valid; without spanning replicas on
+    committed offers it is 0."""
+    allowance = 0
+    for slot in index.slots:
+        if not slot.committed:
+            continue
+        spans = [
+            k // slot.gpus
+            for m in model_ids
+            if (profile := index.models[m].profile_for(slot.gpu_type)) is not None
+            and (k := profile.gpus_per_replica) > slot.gpus
+        ]
+        if spans:
+            allowance += slot.list_price * min(slot.availability or 0, max(spans) - 1)
+    return allowance
 
 
 def pool_capacities(mip: PlacementMip, model_id: int, solution: MipSolution) -> dict[Pool, float]:
@@ -128,7 +169,7 @@ def solve_model(
         )
         if solution.bound is not None:
             bound = max(bound, solution.bound)
-        if solution.status not in ("optimal", "feasible"):
+        if not solution.status.has_solution:
             break
         capacity = {p: c * KTOK for p, c in pool_capacities(mip, model_id, solution).items()}
         missing = [cut for cut in violated_cuts(index, model_id, capacity) if cut not in mip.cuts[model_id]]
@@ -137,6 +178,7 @@ def solve_model(
         mip.add_cuts(missing)
     cuts = mip.cuts[model_id]
     assert solution is not None
+    bound = max(0.0, bound - straddle_allowance(index, [model_id]) / MICRO)
     return ModelSolution(model_id, solution, bound, cuts, rounds, time.perf_counter() - start)
 
 
@@ -258,15 +300,37 @@ def solve_models(
     seed: int,
     workers: int,
     solver: mathopt.SolverType,
+    deadline: float | None = None,
 ) -> dict[int, ModelSolution]:
-    """Every model's subproblem, on ``workers`` processes (forked, sharing the index read-only)."""
+    """Every model's subproblem, on ``workers`` processes (forked, sharing the index read-only).
+
+    With a ``deadline`` (``time.perf_counter`` clock) the models not done by then are left out of the
+    result (a loaded machine can run each subproblem past its own time limit); callers treat a missing
+    model as one without a bound."""
     context = _SubproblemContext(index, price_extra, time_limit_s, relative_gap, seed, solver)
     if workers <= 1 or len(model_ids) <= 1:
-        return {m: context.solve(m) for m in model_ids}
+        out: dict[int, ModelSolution] = {}
+        for m in model_ids:
+            if deadline is not None and out and time.perf_counter() > deadline:
+                break
+            out[m] = context.solve(m)
+        return out
     fork = multiprocessing.get_context("fork")
-    with fork.Pool(processes=workers, initializer=_init_pool_worker, initargs=(context,)) as pool:
-        solutions = pool.map(_solve_in_pool_worker, model_ids, chunksize=1)
-    return {solution.model_id: solution for solution in solutions}
+    solutions: dict[int, ModelSolution] = {}
+    pool = fork.Pool(processes=workers, initializer=_init_pool_worker, initargs=(context,))
+    try:
+        pending = pool.imap_unordered(_solve_in_pool_worker, model_ids, chunksize=1)
+        for _ in model_ids:
+            wait = None if deadline is None else max(0.01, deadline - time.perf_counter())
+            try:
+                solution = pending.next(timeout=wait)
+            except multiprocessing.TimeoutError:
+                break
+            solutions[solution.model_id] = solution
+    finally:
+        pool.terminate()
+        pool.join()
+    return solutions
 
 
 def relaxed_bound(

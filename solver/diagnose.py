@@ -3,18 +3,23 @@
 Infeasibility is an answer, not an exception. ``unservable`` explains each (model, source) demand that
 no pool can serve (residency leaves no region, no region within the SLO, no GPU type the model fits);
 ``budget_findings`` compares budgets with the cheapest possible plan; ``relaxations`` ranks what each
-policy relaxation would cost, from the per-model relaxed optima (lower bounds, fast).
+policy relaxation would cost, from the per-model relaxed optima (lower bounds, fast);
+``infeasibility_findings`` turns relaxations without a solution into proofs that no plan exists, with
+the relaxations that would allow one (``model_fixes``, ``coupling_findings``).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from solver.decompose import Decomposition, relaxed_bound, solve_model
 from solver.domain import BudgetScope, Model, Redundancy
-from solver.index import ProblemIndex
-from solver.problem import Problem
+from solver.index import ProblemIndex, build_index
+from solver.mip import MipStatus, engine
+from solver.problem import Problem, SolveParams
 from solver.result import Explanation, Topic
 from solver.rules import over_by_ms, replica_fit
 from solver.units import HOURS_PER_MONTH, format_usd
@@ -218,3 +223,142 @@ def relaxed_bounds(
             )
         )
     return out
+
+
+# ------------------------------------------------------------------ proofs that no plan exists
+
+
+def infeasibility_findings(
+    index: ProblemIndex, decomposition: Decomposition, *, lp_infeasible: bool, params: SolveParams
+) -> list[Explanation]:
+    """Proofs that no plan exists, from relaxations that have none: a model's own subproblem, or the LP
+    relaxation of the whole problem (availability shared between models)."""
+    out = []
+    for m, solution in sorted(decomposition.models.items()):
+        if solution.solution.status is MipStatus.INFEASIBLE:
+            out.append(model_findings(index, m, model_fixes(index, m, params)))
+    if not out and lp_infeasible:
+        models = ", ".join(sorted(index.models[m].name for m in index.demand))
+        out.append(
+            Explanation(
+                topic="infeasible:availability",
+                text=(
+                    "the instances available within the models' SLOs and residency rules cannot hold "
+                    f"the demand of all models at once ({models}), though each model alone fits"
+                ),
+            )
+        )
+    return out
+
+
+def model_fixes(index: ProblemIndex, m: int, params: SolveParams) -> list[str]:
+    """The relaxations under which model m alone has a plan."""
+    problem = index.problem
+    model = index.models[m]
+    demand = tuple(d for d in problem.demand if d.model == model.name)
+    variants = [
+        ("no redundancy", model.model_copy(update={"redundancy": Redundancy.NONE}), problem.offers),
+        ("100% spot allowed", model.model_copy(update={"max_spot_share": 1.0}), problem.offers),
+        (
+            "unlimited availability",
+            model,
+            tuple(o.model_copy(update={"availability": None}) for o in problem.offers),
+        ),
+    ]
+    fixes = []
+    for label, changed, offers in variants:
+        if changed == model and offers is problem.offers:
+            continue
+        alone = problem.model_copy(
+            update={
+                "models": (changed,),
+                "demand": demand,
+                "offers": offers,
+                "current_fleet": None,
+                "commitments": (),
+            }
+        )
+        alone_index = build_index(alone, params)
+        if any(not alone_index.eligible.get((0, s)) for s in alone_index.demand.get(0, {})):
+            continue
+        result = solve_model(
+            alone_index,
+            0,
+            price_extra={},
+            time_limit_s=params.tuning.diagnosis_step_s,
+            relative_gap=0.5,
+            seed=params.seed,
+            solver=engine(params.tuning.subproblem_mip),
+        )
+        if result.solution.status.has_solution:
+            fixes.append(label)
+    return fixes
+
+
+def coupling_findings(
+    index: ProblemIndex, params: SolveParams, has_plan: Callable[[Problem, SolveParams], bool]
+) -> list[Explanation]:
+    """The whole problem (small) has no plan though every model alone has one: which shared rule blocks.
+
+    ``has_plan(problem, params)`` says whether a (relaxed) problem has a plan."""
+    problem = index.problem
+    names = ", ".join(sorted(index.models[m].name for m in index.demand))
+    candidates: list[tuple[str, Callable[[Problem], Problem]]] = [
+        (
+            "the disruption budget",
+            lambda p: p.model_copy(
+                update={
+                    "policy": p.policy.model_copy(
+                        update={"churn": p.policy.churn.model_copy(update={"max_moved_share": 1.0})}
+                    )
+                }
+            ),
+        ),
+        (
+            "the budgets",
+            lambda p: p.model_copy(update={"policy": p.policy.model_copy(update={"budgets": ()})}),
+        ),
+        (
+            "availability",
+            lambda p: p.model_copy(
+                update={"offers": tuple(o.model_copy(update={"availability": None}) for o in p.offers)}
+            ),
+        ),
+    ]
+    step = params.model_copy(update={"time_limit_s": params.tuning.diagnosis_step_s, "deterministic": False})
+    blocking = []
+    for label, relax in candidates:
+        relaxed = relax(problem)
+        if relaxed == problem:
+            continue
+        if has_plan(relaxed, step):
+            blocking.append(label)
+    text = f"no plan keeps every rule for {names} together"
+    if blocking:
+        text += f"; relaxing {' or '.join(blocking)} would allow one"
+    return [Explanation(topic="infeasible", text=text)]
+
+
+def budget_explanations(
+    problem: Problem,
+    params: SolveParams,
+    findings: list[BudgetFinding],
+    *,
+    bound: float,
+    deadline: float,
+) -> list[Explanation]:
+    """The budgets the bound proves too small, and what each policy relaxation would let the plan cost
+    (relaxed bounds, computed until ``deadline`` on the ``time.perf_counter`` clock)."""
+    explanations = [Explanation(topic="infeasible:budget", text=describe_budget(f)) for f in findings]
+    tuning = params.tuning
+
+    def bound_of(relaxed: Problem) -> float:
+        if time.perf_counter() > deadline:
+            return math.inf
+        value, _, _ = relaxed_bound(
+            relaxed, params, time_limit_s=tuning.relaxation_step_s, solver=engine(tuning.subproblem_mip)
+        )
+        return value
+
+    explanations += [e for e in relaxed_bounds(problem, bound_of, bound) if e.monthly_usd != math.inf]
+    return explanations

@@ -28,6 +28,31 @@ from solver.domain import GpuType
 from solver.hall import HallCut, in_domain, initial_cuts, neighbourhood
 from solver.index import Pool, ProblemIndex
 from solver.scale import KTOK, MICRO
+from solver.tuning import LpBackend, MipBackend
+
+
+def engine(backend: MipBackend | LpBackend) -> mathopt.SolverType:
+    """The MathOpt solver type of a tuning's engine name."""
+    return mathopt.SolverType[backend.value]
+
+
+class MipStatus(StrEnum):
+    """How a MIP (or LP) solve ended."""
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"
+    """A solution, not proven optimal (time or node limit)."""
+    INFEASIBLE = "infeasible"
+    NO_SOLUTION = "no_solution"
+    """The limit came before any solution."""
+    UNBOUNDED = "unbounded"
+    OTHER = "other"
+    HINT = "hint"
+    """Not solved: a starting point handed to a solve."""
+
+    @property
+    def has_solution(self) -> bool:
+        return self in (MipStatus.OPTIMAL, MipStatus.FEASIBLE)
 
 
 @dataclass
@@ -48,18 +73,6 @@ class MipOptions:
     fixed_team_cost: dict[str, float] = field(default_factory=dict)
     fixed_moved: int = 0
     churn: bool = True
-
-
-class MipStatus(StrEnum):
-    """How a MIP (or LP) solve ended. A StrEnum, so it compares equal to its value."""
-
-    OPTIMAL = "optimal"  # proven within the relative gap
-    FEASIBLE = "feasible"  # a solution, not proven (a limit stopped the solver)
-    INFEASIBLE = "infeasible"  # no solution exists (also: infeasible or unbounded)
-    NO_SOLUTION = "no_solution"  # a limit stopped the solver before any solution
-    UNBOUNDED = "unbounded"
-    OTHER = "other"  # any other termination (numerical trouble, interrupted, ...)
-    HINT = "hint"  # not solved: a solution built from a plan, to hint the next solve with
 
 
 _STATUS_OF_REASON = {

@@ -26,6 +26,7 @@ from solver.domain import (
     PurchaseOption,
     Region,
 )
+from solver.tuning import SolverTuning
 
 Risk = Annotated[float, Field(ge=0.0, lt=1.0)]
 
@@ -139,3 +140,5 @@ class SolveParams(DomainModel):
     purchase_options: frozenset[PurchaseOption] = PLANNED_PURCHASE_OPTIONS
     explain: bool = True
     """Compute explanations (policy costs need extra solves)."""
+    tuning: SolverTuning = SolverTuning()
+    """Engines, time shares and thresholds of the search (``solver.tuning``); the defaults are measured."""

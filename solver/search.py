@@ -21,7 +21,8 @@ from ortools.math_opt.python import mathopt
 from solver.assemble import capacities, instances_for
 from solver.constraints.packing import instances_needed
 from solver.decompose import Decomposition
-from solver.hall import HallCut, in_domain, initial_cuts, neighbourhood, violated_cuts
+from solver.domain import Redundancy
+from solver.hall import HallCut, failure_domain_of, in_domain, initial_cuts, neighbourhood, violated_cuts
 from solver.index import Pool, ProblemIndex
 from solver.mip import MipOptions, MipSolution, MipStatus, PlacementMip
 from solver.scale import MICRO
@@ -399,23 +400,43 @@ def _spot_ok(index: ProblemIndex, model_id: int, replicas: Replicas) -> bool:
 def trim(index: ProblemIndex, replicas: Replicas, *, deadline: float = math.inf) -> Replicas:
     """Drop replicas that serve nothing: per model, the most expensive first, as many as can go while
     the model still routes in normal operation and after every loss, within its spot cap. Never raises
-    the cost."""
+    the cost.
+
+    Totals bound what can go before any maximum flow is run: the model's whole capacity must carry its
+    demand at the target utilisation, and what is left outside each failure domain its share, so a
+    replica can go only where every such total keeps a replica's worth of slack."""
     current = {k: v for k, v in replicas.items() if v > 0}
+    utilisation = index.problem.policy.target_utilisation
     for m in sorted(index.demand):
         if time.perf_counter() > deadline:
             break  # what is trimmed so far stands; the rest keeps its replicas
+        model = index.models[m]
+        demand = sum(index.demand[m].values())
         mine = sorted(
             (key for key in current if key[0] == m),
             key=lambda key: -index.slots[key[1]].list_price / index.slots[key[1]].gpus,
         )
         for key in mine:
-            low, high = 0, current[key]  # find the fewest replicas on this slot that still route
+            caps = capacities(index, {k: v for k, v in current.items() if k[0] == m}).get(m, {})
+            pool = index.slots[key[1]].pool
+            per_replica = _capacity_of(index, m, key[1])
+            room = (utilisation * sum(caps.values()) - demand) / (utilisation * per_replica)
+            if model.redundancy is not Redundancy.NONE:
+                for domain in {failure_domain_of(index, p, model.redundancy) for p in caps}:
+                    if in_domain(index, pool, domain):
+                        continue
+                    outside = sum(c for p, c in caps.items() if not in_domain(index, p, domain))
+                    room = min(room, (outside - model.redundancy_share * demand) / per_replica)
+            removable = min(current[key], math.floor(room + 1e-9))
+            if removable <= 0:
+                continue
+            low, high = current[key] - removable, current[key]  # the fewest that still route
             while low < high:
                 middle = (low + high) // 2
                 trial = dict(current)
                 trial[key] = middle
-                caps = capacities(index, {k: v for k, v in trial.items() if k[0] == m})
-                if violated_cuts(index, m, dict(caps.get(m, {}))) or not _spot_ok(index, m, trial):
+                trial_caps = capacities(index, {k: v for k, v in trial.items() if k[0] == m})
+                if violated_cuts(index, m, dict(trial_caps.get(m, {}))) or not _spot_ok(index, m, trial):
                     low = middle + 1
                 else:
                     high = middle
@@ -424,6 +445,14 @@ def trim(index: ProblemIndex, replicas: Replicas, *, deadline: float = math.inf)
             else:
                 current[key] = low
     return current
+
+
+def _capacity_of(index: ProblemIndex, model_id: int, slot_id: int) -> float:
+    """Risk-adjusted tokens/s of one replica of the model on the slot."""
+    slot = index.slots[slot_id]
+    profile = index.models[model_id].profile_for(slot.gpu_type)
+    assert profile is not None
+    return profile.tokens_per_s_per_replica * (1.0 - slot.risk)
 
 
 # ------------------------------------------------------------------------------------------- LNS
@@ -448,21 +477,24 @@ def improve(
     assert best_cost is not None
     rounds = improved = 0
     stale = 0
+    slowest_overhead = 0.0
     models = sorted(search.index.demand)
     sweep = sorted(models, key=lambda m: -_model_cost(search.index, best, m))
     limit_rounds = DETERMINISTIC_ROUNDS_PER_MODEL * len(models) if search.deterministic else None
     while best_cost > stop_below and stale < 3 * max(1, len(models)):
         if limit_rounds is not None and rounds >= limit_rounds:
             break
-        if limit_rounds is None and search.remaining() <= 0.1:
-            break
+        if limit_rounds is None and search.remaining() <= max(0.1, 1.5 * slowest_overhead):
+            break  # another step would overrun the search's time (building the MIP is not in its limit)
         # First a sweep re-placing each model alone (cheap, fixes what the construction did badly),
         # then groups that share instances.
         size = min(len(models), group_size + 2 * (stale // max(4, len(models) // 2)))
         group = [sweep[rounds]] if rounds < len(sweep) else _neighbourhood(search, best, rng, size)
         rounds += 1
-        limit = step_s if search.deterministic else min(step_s, search.remaining() - 0.05)
+        limit = step_s if search.deterministic else min(step_s, search.remaining() - 0.05 - slowest_overhead)
+        step_started = time.perf_counter()
         candidate = reoptimise(search, group, best, time_limit_s=limit, hint=best)
+        slowest_overhead = max(slowest_overhead, time.perf_counter() - step_started - limit)
         cost = cost_of(candidate) if candidate is not None else None
         if cost is not None and cost < best_cost - 1e-6:
             best, best_cost = candidate, cost  # type: ignore[assignment]
@@ -501,8 +533,7 @@ def _neighbourhood(search: Search, replicas: Replicas, rng: random.Random, size:
     hot = [
         s
         for s, n in instances.items()
-        if n * index.slots[s].gpus > used[s]
-        or (index.slots[s].availability is not None and n >= index.slots[s].availability)
+        if n * index.slots[s].gpus > used[s] or n >= (index.slots[s].availability or math.inf)
     ]
     group: set[int] = set()
     draw = rng.random()
@@ -558,9 +589,9 @@ def moved_count(index: ProblemIndex, replicas: Replicas, *, exclude: set[int]) -
     excluded = {index.models[m].name for m in exclude}
     moved = 0
     for placement in fleet.placements:
-        for count in placement.replicas:
-            if count.model not in excluded:
-                moved += max(0, count.replicas - by_key.get((count.model, placement.offer_key), 0))
+        for held in placement.replicas:
+            if held.model not in excluded:
+                moved += max(0, held.replicas - by_key.get((held.model, placement.offer_key), 0))
     return moved
 
 

@@ -3,53 +3,50 @@
 The steps (docs/solver.md explains them and their figures):
 
 1. Index the problem; demand that no pool can serve is reported as infeasible at once, with reasons.
-2. Lower bound: each model's relaxed subproblem alone (``solver.decompose``), availability priced by
-   Lagrange multipliers taken from the duals of the problem's LP relaxation.
-3. Primal: one MIP over every model, restricted to the pools the subproblems chose (and the pools other
-   models chose, so replicas can share instances), warm-started from the subproblems' plans, with the
-   coupling constraints (instances, availability, budgets, churn); Hall cuts added until every model
-   routes in normal operation and after every loss.
-4. Improvement: large-neighbourhood search re-optimising a few models at a time, the rest fixed, while
+2. Lower bound: the compact LP relaxation (``solver.relaxation``), always; then each model's relaxed
+   subproblem alone (``solver.decompose``) at the LP's stock prices, the models whose LP part is most
+   fractional first, by a deadline, a model not solved counting with its LP part.
+3. Proofs of infeasibility and budget findings (``solver.diagnose``); small problems: the whole MIP.
+4. First plans: the current fleet, the subproblems' plans combined, the LP's plan rounded down and up
+   and completed greedily, trimmed; on few candidates, one MIP over every model.
+5. Improvement: large-neighbourhood search re-optimising a few models at a time, the rest fixed, while
    time and gap allow.
-5. The plan (placements and a routing table from a maximum flow) goes through the independent checker
+6. The plan (placements and a routing table from a maximum flow) goes through the independent checker
    ``solver.validate`` before it is returned.
+
+Time shares, engines and thresholds are ``params.tuning`` (``solver.tuning.SolverTuning``).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-
-from ortools.math_opt.python import mathopt
 
 from solver.assemble import build_plan, capacities, instances_for
 from solver.costing import plan_cost, replicas_moved
 from solver.decompose import (
     Decomposition,
-    LpPrices,
-    availability_prices,
     lambda_term,
-    relaxed_bound,
-    solve_model,
     solve_models,
+    straddle_allowance,
 )
 from solver.diagnose import (
     BudgetFinding,
+    budget_explanations,
     budget_findings,
-    describe_budget,
-    model_findings,
-    relaxed_bounds,
+    coupling_findings,
+    infeasibility_findings,
     unservable,
 )
-from solver.domain import Plan, Redundancy
+from solver.domain import Plan
 from solver.explain import explain_plan, policy_costs
 from solver.hall import HallCut, initial_cuts, violated_cuts
 from solver.index import ProblemIndex, build_index
-from solver.mip import MipOptions, PlacementMip
+from solver.mip import MipOptions, MipStatus, PlacementMip, engine
 from solver.problem import Problem, SolveParams
+from solver.relaxation import solve_relaxation
 from solver.result import Explanation, SolveResult, SolveStatus
 from solver.scale import MICRO
 from solver.search import (
@@ -68,27 +65,6 @@ from solver.search import (
 )
 from solver.units import format_usd
 from solver.validate import validate
-
-SOLVER = getattr(mathopt.SolverType, os.environ.get("GPUPLAN_MIP", "GSCIP"))
-MAX_CUT_ROUNDS = 10
-LNS_MAX_MODELS = 4
-LNS_STEP_S = 1.0
-GLOBAL_MIP_MAX_SLOTS = 2000
-EXACT_MAX_REPLICA_VARS = 1500
-EXACT_SHARE = 0.8
-BOUND_TOLERANCE = 1e-6
-DIAGNOSIS_STEP_S = 2.0
-GLOBAL_SOLVER = getattr(mathopt.SolverType, os.environ.get("GPUPLAN_GLOBAL_MIP", "HIGHS"))
-RELAXATION_EXTRA_S = 5.0
-RELAXATION_STEP_S = 3.0
-EXPLAIN_SHARE = 0.15
-RESULT_RESERVE_S = 0.5
-BOUND_SHARE = 0.4
-MIN_MODEL_S = 0.5
-LP_PAIRS_PER_SECOND = 12.0
-"""Demand pairs per second of time limit above which the LP relaxation is not built."""
-POLICY_MIN_STEP_S = 0.1
-GLOBAL_MIP_SHARE = float(os.environ.get("GPUPLAN_GLOBAL_SHARE", "0.3"))
 
 
 @dataclass
@@ -110,8 +86,9 @@ class SearchState:
     def search_limit_s(self) -> float:
         """The part of the time limit the search may use: the rest is kept for building, checking and
         explaining the plan, so that the whole solve ends within the limit."""
-        reserve = RESULT_RESERVE_S + (
-            EXPLAIN_SHARE * self.params.time_limit_s if self.params.explain else 0.0
+        tuning = self.params.tuning
+        reserve = tuning.result_reserve_s + (
+            tuning.explain_share * self.params.time_limit_s if self.params.explain else 0.0
         )
         return max(0.5 * self.params.time_limit_s, self.params.time_limit_s - reserve)
 
@@ -135,19 +112,23 @@ def solve(problem: Problem, params: SolveParams | None = None) -> SolveResult:
     state.stats["index_s"] = round(time.perf_counter() - started, 3)
     _lower_bound(state)
     state.stats["bound_s"] = round(time.perf_counter() - started, 3)
-    proof = _infeasibility(state)
+    proof = infeasibility_findings(
+        index, state.decomposition, lp_infeasible=state.lp_infeasible, params=params
+    )
     if proof:
         return _infeasible(state, proof)
     over_budget = budget_findings(problem, state.bound, state.team_bounds)
     if over_budget:
         return _budget_infeasible(state, over_budget)
-    small = sum(len(index.slots_of_model[m]) for m in index.demand) <= EXACT_MAX_REPLICA_VARS
+    small = sum(len(index.slots_of_model[m]) for m in index.demand) <= params.tuning.exact_max_replica_vars
     if small and not _exact(state):
-        return _infeasible(state, _coupling_findings(state))
+        return _infeasible(state, coupling_findings(index, params, _has_plan))
     if state.best_cost > state.bound * (1 + params.relative_gap):
         _primal(state)
     state.stats["primal_s"] = round(time.perf_counter() - started, 3)
-    return _result(state)
+    result = _result(state)
+    state.stats["result_s"] = round(time.perf_counter() - started - float(state.stats["primal_s"]), 3)
+    return result
 
 
 def _exact(state: SearchState) -> bool:
@@ -161,9 +142,10 @@ def _exact(state: SearchState) -> bool:
         pools = {index.slots[s].pool for s in index.slots_of_model[m]}
         state.cuts[m] = state.cuts.get(m, set()) | initial_cuts(index, m, pools)
     mip = PlacementMip(index, models, options=MipOptions(cuts=state.cuts))
-    deadline = state.started + state.search_limit_s * EXACT_SHARE
+    allowance = straddle_allowance(index, models)
+    deadline = state.started + state.search_limit_s * params.tuning.exact_share
     hint = None
-    for _ in range(MAX_CUT_ROUNDS):
+    for _ in range(params.tuning.max_cut_rounds):
         remaining = deadline - time.perf_counter()
         if remaining <= 0.05 and not params.deterministic:
             break
@@ -172,12 +154,13 @@ def _exact(state: SearchState) -> bool:
             relative_gap=params.relative_gap,
             seed=params.seed,
             hint=hint,
-            solver=GLOBAL_SOLVER,
+            solver=engine(params.tuning.global_mip),
         )
-        if solution.status == "infeasible":
-            return False
+        if solution.status is MipStatus.INFEASIBLE:
+            # A proof only when committed slots cannot hide a plan (see ``straddle_allowance``).
+            return allowance > 0
         if solution.bound is not None:
-            state.bound = max(state.bound, solution.bound * MICRO + index.sunk_cost)
+            state.bound = max(state.bound, solution.bound * MICRO + index.sunk_cost - allowance)
         if solution.objective is None:
             break
         hint = solution
@@ -203,129 +186,18 @@ def _infeasible(state: SearchState, explanations: list[Explanation]) -> SolveRes
     )
 
 
-def _infeasibility(state: SearchState) -> list[Explanation]:
-    """Proofs that no plan exists, from relaxations that have none: a model's own subproblem, or the LP
-    relaxation of the whole problem (availability shared between models)."""
-    index = state.index
-    out = []
-    for m, solution in sorted(state.decomposition.models.items()):
-        if solution.solution.status == "infeasible":
-            out.append(model_findings(index, m, _model_fixes(state, m)))
-    if not out and state.lp_infeasible:
-        models = ", ".join(sorted(index.models[m].name for m in index.demand))
-        out.append(
-            Explanation(
-                topic="infeasible:availability",
-                text=(
-                    "the instances available within the models' SLOs and residency rules cannot hold "
-                    f"the demand of all models at once ({models}), though each model alone fits"
-                ),
-            )
-        )
-    return out
-
-
-def _model_fixes(state: SearchState, m: int) -> list[str]:
-    """The relaxations under which model m alone has a plan."""
-    problem, params = state.index.problem, state.params
-    model = state.index.models[m]
-    demand = tuple(d for d in problem.demand if d.model == model.name)
-    variants = [
-        ("no redundancy", model.model_copy(update={"redundancy": Redundancy.NONE}), problem.offers),
-        ("100% spot allowed", model.model_copy(update={"max_spot_share": 1.0}), problem.offers),
-        (
-            "unlimited availability",
-            model,
-            tuple(o.model_copy(update={"availability": None}) for o in problem.offers),
-        ),
-    ]
-    fixes = []
-    for label, changed, offers in variants:
-        if changed == model and offers is problem.offers:
-            continue
-        alone = problem.model_copy(
-            update={
-                "models": (changed,),
-                "demand": demand,
-                "offers": offers,
-                "current_fleet": None,
-                "commitments": (),
-            }
-        )
-        index = build_index(alone, params)
-        if any(not index.eligible.get((0, s)) for s in index.demand.get(0, {})):
-            continue
-        result = solve_model(
-            index,
-            0,
-            price_extra={},
-            time_limit_s=DIAGNOSIS_STEP_S,
-            relative_gap=0.5,
-            seed=params.seed,
-            solver=SOLVER,
-        )
-        if result.solution.status in ("optimal", "feasible"):
-            fixes.append(label)
-    return fixes
-
-
-def _coupling_findings(state: SearchState) -> list[Explanation]:
-    """The whole problem (small) has no plan though every model alone has one: which shared rule blocks."""
-    problem = state.index.problem
-    names = ", ".join(sorted(state.index.models[m].name for m in state.index.demand))
-    candidates = [
-        (
-            "the disruption budget",
-            lambda p: p.model_copy(
-                update={
-                    "policy": p.policy.model_copy(
-                        update={"churn": p.policy.churn.model_copy(update={"max_moved_share": 1.0})}
-                    )
-                }
-            ),
-        ),
-        (
-            "the budgets",
-            lambda p: p.model_copy(update={"policy": p.policy.model_copy(update={"budgets": ()})}),
-        ),
-        (
-            "availability",
-            lambda p: p.model_copy(
-                update={"offers": tuple(o.model_copy(update={"availability": None}) for o in p.offers)}
-            ),
-        ),
-    ]
-    blocking = []
-    for label, relax in candidates:
-        relaxed = relax(problem)
-        if relaxed == problem:
-            continue
-        sub = SearchState(
-            index=build_index(relaxed, state.params), params=state.params, started=time.perf_counter()
-        )
-        sub.params = state.params.model_copy(
-            update={"time_limit_s": DIAGNOSIS_STEP_S, "deterministic": False}
-        )
-        if _exact(sub):
-            blocking.append(label)
-    text = f"no plan keeps every rule for {names} together"
-    if blocking:
-        text += f"; relaxing {' or '.join(blocking)} would allow one"
-    return [Explanation(topic="infeasible", text=text)]
+def _has_plan(problem: Problem, params: SolveParams) -> bool:
+    """Whether a small problem's whole MIP has a solution (for the diagnosis of coupling rules)."""
+    sub = SearchState(index=build_index(problem, params), params=params, started=time.perf_counter())
+    return _exact(sub)
 
 
 def _budget_infeasible(state: SearchState, findings: list[BudgetFinding]) -> SolveResult:
     problem, params = state.index.problem, state.params
-    explanations = [Explanation(topic="infeasible:budget", text=describe_budget(f)) for f in findings]
-    deadline = max(state.started + params.time_limit_s, time.perf_counter() + RELAXATION_EXTRA_S)
-
-    def bound_of(relaxed: Problem) -> float:
-        if time.perf_counter() > deadline:
-            return math.inf
-        value, _, _ = relaxed_bound(relaxed, params, time_limit_s=RELAXATION_STEP_S, solver=SOLVER)
-        return value
-
-    explanations += [e for e in relaxed_bounds(problem, bound_of, state.bound) if e.monthly_usd != math.inf]
+    deadline = max(
+        state.started + params.time_limit_s, time.perf_counter() + params.tuning.relaxation_extra_s
+    )
+    explanations = budget_explanations(problem, params, findings, bound=state.bound, deadline=deadline)
     return SolveResult(
         status=SolveStatus.INFEASIBLE,
         lower_bound_micro_usd_per_hour=math.floor(state.bound),
@@ -342,42 +214,67 @@ def _budget_infeasible(state: SearchState, findings: list[BudgetFinding]) -> Sol
 def _lower_bound(state: SearchState) -> None:
     index, params = state.index, state.params
     models = sorted(index.demand)
-    pairs = sum(len(sources) for sources in index.demand.values())
-    if params.deterministic or pairs <= LP_PAIRS_PER_SECOND * params.time_limit_s:
-        cuts = {
-            m: initial_cuts(index, m, {index.slots[s].pool for s in index.slots_of_model[m]}) for m in models
-        }
-        lp = availability_prices(index, cuts, time_limit_s=max(1.0, 0.1 * params.time_limit_s))
-    else:
-        # Building the LP relaxation with its routing conditions grows with the demand pairs (115 s for
-        # the 4,556 pairs of the benchmark's XL on 2 cores): past this rate it would take the time the
-        # search needs. The bound is then the per-model one without availability prices.
-        lp = LpPrices({}, None, 0.0)
-        state.stats["lp"] = f"skipped: {pairs} demand pairs, over {LP_PAIRS_PER_SECOND:g} per second of limit"
+    tuning = params.tuning
+    lp_limit = max(tuning.lp_min_s, tuning.lp_share * state.search_limit_s)
+    if params.deterministic:
+        lp_limit = max(lp_limit, DETERMINISTIC_TIME_S)  # rounds end by convergence, not by the clock
+    lp = solve_relaxation(index, time_limit_s=lp_limit, backend=tuning.lp, max_rounds=tuning.lp_max_rounds)
     prices, lp_bound = lp.prices, lp.bound
     state.lp_replicas = lp.replicas
     state.lp_infeasible = lp.infeasible
+    state.stats["lp_s"] = round(lp.wall_time_s, 3)
+    state.stats["lp_rounds"] = lp.rounds
+    state.stats["lp_cuts"] = lp.cuts
+    state.stats["lp_converged"] = int(lp.converged)
+    state.stats["lp_size"] = f"{lp.variables} variables, {lp.constraints} constraints"
     if lp.bound is not None:
-        state.stats["lp_s"] = round(lp.wall_time_s, 3)
-        state.stats["lp_bound_usd_h"] = round(lp.bound or 0.0, 4)
+        state.stats["lp_bound_usd_h"] = round(lp.bound, 4)
         state.stats["priced_offers"] = len(prices)
-    budget = BOUND_SHARE * state.search_limit_s - (time.perf_counter() - state.started)
+    # Each subproblem gets at least ``min_model_s`` (on a small problem or a short limit the share alone
+    # leaves them too little), within 1.5 times the share or ``bound_min_s``, whichever is longer.
+    elapsed = time.perf_counter() - state.started
+    floor_s = elapsed + params.tuning.min_model_s * len(models) / max(1, params.workers)
+    # Where rounding the LP's replicas up would add little, the subproblems can add little to the bound:
+    # their time shrinks in proportion, and the search gets it.
+    rounding = sum(lp.rounding.values()) / lp.bound if lp.bound else 1.0
+    weight = min(1.0, rounding / params.tuning.bound_full_rounding)
+    state.stats["lp_rounding_share"] = round(rounding, 4)
+    share_s = params.tuning.bound_share * weight * state.search_limit_s
+    cap_s = max(1.5 * share_s, min(floor_s, elapsed + params.tuning.bound_min_s))
+    budget_end = min(max(share_s, floor_s), cap_s)
+    budget = budget_end - elapsed
     workers = max(1, params.workers)
-    per_model = max(MIN_MODEL_S, budget * workers / max(1, len(models)))
+    per_model = max(params.tuning.min_model_s, budget * workers / max(1, len(models)))
     if params.deterministic:
         per_model = max(per_model, DETERMINISTIC_TIME_S)
+    # The models whose LP part is fractional first, the largest rounding first: where a model's own
+    # integer subproblem can raise the bound. Where the LP is integral for a model (and routes after
+    # every loss), its LP part is already its subproblem's optimum, which the floors below carry.
+    if lp.bound is not None and lp.converged and not params.deterministic:
+        order = sorted((m for m in models if lp.rounding.get(m, 0.0) > 1e-6), key=lambda m: -lp.rounding[m])
+    elif lp.bound is not None and not params.deterministic:
+        order = sorted(models, key=lambda m: -lp.rounding.get(m, 0.0))
+    else:
+        order = sorted(models, key=lambda m: -len(index.slots_of_model[m]))
     solutions = solve_models(
         index,
-        sorted(models, key=lambda m: -len(index.slots_of_model[m])),
+        order,
         price_extra=prices,
         time_limit_s=per_model,
         relative_gap=params.relative_gap,
         seed=params.seed,
         workers=workers,
-        solver=SOLVER,
+        solver=engine(params.tuning.subproblem_mip),
+        deadline=None if params.deterministic else state.started + budget_end,
     )
-    state.decomposition = Decomposition(models=solutions, lambda_term=lambda_term(index, prices))
-    if not prices:
+    complete = len(solutions) == len(order)
+    # A model without demand-weighted LP share (no replicas in the LP) has a floor of 0 at these prices.
+    floors = {m: lp.model_values.get(m, 0.0) for m in models} if lp.bound is not None else {}
+    state.decomposition = Decomposition(
+        models=solutions, lambda_term=lambda_term(index, prices), floors=floors, model_ids=tuple(models)
+    )
+    state.stats["subproblems"] = f"{len(solutions)} solved of {len(order)} started, {len(models)} models"
+    if not prices and complete:
         # Without priced availability each model's relaxed optimum is its GPUs' cheapest cost, which is
         # what a team is charged: a lower bound per team.
         for m, solution in solutions.items():
@@ -388,6 +285,8 @@ def _lower_bound(state: SearchState) -> None:
     bound = state.decomposition.lower_bound
     if lp_bound is not None:
         bound = max(bound, lp_bound)
+    from_lp = lp_bound is not None and lp_bound >= state.decomposition.lower_bound
+    state.stats["bound_from"] = "LP relaxation" if from_lp else "per-model subproblems"
     state.bound = bound * MICRO + index.sunk_cost
     state.stats["bound_decomposition_usd_h"] = round(state.decomposition.lower_bound, 4)
 
@@ -457,7 +356,7 @@ def _primal(state: SearchState) -> None:
     index, params = state.index, state.params
     search = Search(
         index=index,
-        solver=SOLVER,
+        solver=engine(params.tuning.subproblem_mip),
         seed=params.seed,
         deadline=state.started + state.search_limit_s,
         cuts=state.cuts,
@@ -472,30 +371,53 @@ def _primal(state: SearchState) -> None:
         k = index.models[m].profile_for(slot.gpu_type).gpus_per_replica  # type: ignore[union-attr]
         search.floor[m] = search.floor.get(m, 0.0) + slot.price * k / slot.gpus * value
     ensure_initial_cuts(search)
-    state.stats["candidate_slots"] = sum(len(v) for v in search.candidates.values())
+    candidate_count = sum(len(v) for v in search.candidates.values())
+    state.stats["candidate_slots"] = candidate_count
     if index.problem.current_fleet is not None and index.problem.current_fleet.placements:
-        # Rebalancing starts from what runs: it moves only where a move pays for its penalty.
-        _consider(state, _fleet_replicas(index), "current fleet")
+        # Rebalancing starts from what runs: it moves only where a move pays for its penalty. What runs,
+        # trimmed of replicas the demand no longer needs, is the first candidate when demand falls.
+        fleet = _fleet_replicas(index)
+        _consider(state, fleet, "current fleet")
+        if fleet is not None:
+            until = max(search.deadline, time.perf_counter() + params.tuning.trim_min_s)
+            _consider(state, trim(index, fleet, deadline=until), "current fleet, trimmed")
     combined = _combined_decomposition(state)
-    _consider(state, combined, "decomposition")
+    if set(state.decomposition.models) >= set(index.demand):
+        _consider(state, combined, "decomposition")
     if state.lp_replicas:
+        # The LP's plan rounded down and up, each completed greedily, then trimmed (maximum flows replica
+        # by replica) and checked, the cheaper first, the other while the search's time lasts.
         floored = {key: math.floor(value + 1e-6) for key, value in state.lp_replicas.items()}
-        floored = {key: value for key, value in floored.items() if value > 0}
-        filled = repair(search, floored, time_limit_s=0.0)
-        _consider(state, trim(index, filled) if filled is not None else None, "LP rounded down")
-        rounded_up = round_up(index, state.lp_replicas)
-        filled = repair(search, rounded_up, time_limit_s=0.0)
-        _consider(state, trim(index, filled) if filled is not None else None, "LP rounded up")
+        starts = [
+            ("LP rounded down", {key: value for key, value in floored.items() if value > 0}),
+            ("LP rounded up", round_up(index, state.lp_replicas)),
+        ]
+        completed: list[tuple[float, str, Replicas]] = []
+        for label, start in starts:
+            began = time.perf_counter()
+            filled = repair(search, start, time_limit_s=0.0)
+            if filled is not None:
+                completed.append((float(_cost(index, filled) + _penalty_of(index, filled)), label, filled))
+            if not params.deterministic and time.perf_counter() - began > search.remaining():
+                break  # another completion would not fit in the search's time
+        for position, (_, label, filled) in enumerate(sorted(completed, key=lambda item: item[0])):
+            if position and not params.deterministic and search.remaining() <= 0:
+                break
+            # The cheaper is trimmed first and gets at least ``trim_min_s``, even past the search's time.
+            extra = params.tuning.trim_min_s if position == 0 else 0.0
+            trim_until = max(search.deadline, time.perf_counter() + extra)
+            _consider(state, trim(index, filled, deadline=trim_until), label)
     if state.best_replicas is None:
         repaired = repair(search, combined, time_limit_s=max(0.5, 0.4 * search.remaining()))
         _consider(state, repaired, "decomposition, repaired")
     if state.best_replicas is None:
-        order = sorted(index.demand, key=lambda m: -state.decomposition.models[m].bound)
+        models = state.decomposition.models
+        order = sorted(index.demand, key=lambda m: -(models[m].bound if m in models else 0.0))
         _consider(state, greedy_fill(search, {}, order), "greedy")
     if state.best_replicas is None:
         state.stats.update(search.stats)
         return
-    if state.stats["candidate_slots"] <= GLOBAL_MIP_MAX_SLOTS and (
+    if candidate_count <= params.tuning.global_mip_max_slots and (
         params.deterministic or search.remaining() > 1.0
     ):
         before = state.best_cost
@@ -503,10 +425,10 @@ def _primal(state: SearchState) -> None:
             search,
             sorted(index.demand),
             state.best_replicas,
-            time_limit_s=GLOBAL_MIP_SHARE * search.remaining(),
+            time_limit_s=params.tuning.global_mip_share * search.remaining(),
             hint=state.best_replicas,
             relative_gap=params.relative_gap,
-            solver=GLOBAL_SOLVER,
+            solver=engine(params.tuning.global_mip),
         )
         _consider(state, whole, "global MIP")
         state.stats["global_mip"] = (
@@ -524,8 +446,8 @@ def _primal(state: SearchState) -> None:
         state.best_replicas,
         cost_of,
         stop_below=state.bound * (1 + params.relative_gap),
-        step_s=LNS_STEP_S,
-        group_size=LNS_MAX_MODELS,
+        step_s=params.tuning.lns_step_s,
+        group_size=params.tuning.lns_max_models,
     )
     for candidate in reversed(search.accepted):  # newest (cheapest) first
         if _consider(state, candidate, "large-neighbourhood search"):
@@ -558,9 +480,8 @@ def _result(state: SearchState) -> SolveResult:
         )
     # The plan, trimmed of replicas that serve nothing, goes through the independent checker; if the
     # trimmed one fails it (or costs more with its churn), the incumbent as it was is checked instead.
-    trimmed = trim(
-        index, state.best_replicas, deadline=state.started + state.search_limit_s + RESULT_RESERVE_S
-    )
+    deadline = state.started + state.search_limit_s + params.tuning.result_reserve_s
+    trimmed = trim(index, state.best_replicas, deadline=deadline)
     instances = instances_for(index, trimmed)
     plan = build_plan(index, trimmed, instances)
     violations = validate(index.problem, plan, purchase_options=params.purchase_options)
@@ -589,7 +510,7 @@ def _result(state: SearchState) -> SolveResult:
     moved, total = replicas_moved(index.problem, plan)
     state.stats.update({"replicas_moved": moved, "replicas_current": total, "churn_penalty": penalty})
     bound = math.floor(state.bound)
-    if bound > cost + penalty and bound <= (cost + penalty) * (1 + BOUND_TOLERANCE) + 1:
+    if bound > cost + penalty and bound <= (cost + penalty) * (1 + params.tuning.bound_tolerance) + 1:
         bound = cost + penalty  # solver tolerances, not a wrong bound
     kept = _keep_current(state, cost + penalty)
     if kept is not None:
@@ -615,7 +536,7 @@ def _result(state: SearchState) -> SolveResult:
 
 def _policy_costs(state: SearchState) -> list[Explanation]:
     params = state.params
-    deadline = state.started + params.time_limit_s - RESULT_RESERVE_S
+    deadline = state.started + params.time_limit_s - params.tuning.result_reserve_s
 
     def per_model_bound(problem: Problem, names: list[str], budget_s: float) -> dict[str, float]:
         until = min(deadline, time.perf_counter() + budget_s)
@@ -624,7 +545,7 @@ def _policy_costs(state: SearchState) -> list[Explanation]:
         if any(not index.eligible.get((m, s)) for m in wanted for s in index.demand[m]):
             return {}
         per_model_s = (until - time.perf_counter()) * max(1, params.workers) / max(1, len(wanted))
-        if per_model_s < POLICY_MIN_STEP_S:
+        if per_model_s < params.tuning.policy_min_step_s:
             return {}
         solutions = solve_models(
             index,
@@ -634,8 +555,11 @@ def _policy_costs(state: SearchState) -> list[Explanation]:
             relative_gap=params.relative_gap,
             seed=params.seed,
             workers=params.workers,
-            solver=SOLVER,
+            solver=engine(params.tuning.subproblem_mip),
+            deadline=None if params.deterministic else until,
         )
+        if len(solutions) < len(wanted):
+            return {}  # not all in time: the policy's cost is reported as not estimated
         return {index.models[m].name: ms.bound * MICRO for m, ms in solutions.items()}
 
     return policy_costs(state.index.problem, per_model_bound, deadline=deadline)

@@ -94,3 +94,19 @@ def test_perturbations(small: scenarios.Scenario) -> None:
     for before, after in zip(problem.offers, shocked.offers, strict=True):
         factor = 4 if before.region_key == region and before.purchase_option is PurchaseOption.SPOT else 1
         assert after.price_micro_usd_per_hour == before.price_micro_usd_per_hour * factor
+
+
+def test_the_dense_family_is_deterministic_and_dense() -> None:
+    dense = scenarios.size("M-dense")
+    again = scenarios.size("M-dense")
+    assert again.to_document() == dense.to_document()
+    assert (len(dense.models), len(dense.sources), dense.seed) == (50, 25, 6)
+    # About 700 demand pairs (M has 220), and half the stock: scarcer per GPU needed than M's.
+    assert 600 <= len(dense.demand) <= 800
+    m = scenarios.size("M")
+    assert len(m.demand) < len(dense.demand) / 2
+    stock_per_need = sum(dense.availability.values()) / dense.gpu_need
+    assert stock_per_need < sum(m.availability.values()) / m.gpu_need
+    # The density is a parameter of the generator: the same seed at another density differs.
+    sparse = scenarios.generate("M-dense", n_models=50, n_sources=25, seed=6)
+    assert len(sparse.demand) < len(dense.demand)

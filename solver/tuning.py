@@ -1,0 +1,135 @@
+"""How the solver spends its time and which MIP engines it uses: ``SolverTuning``, part of ``SolveParams``.
+
+Every figure here is a default measured on the benchmark scenarios (docs/benchmarks.md); a caller may
+pass other values (``SolveParams(tuning=SolverTuning(...))``). The solver reads no environment: a
+different engine or share is a parameter of the solve, recorded with it.
+
+Shares are fractions of the solve's search time (the time limit less what is kept for checking and
+explaining the plan), unless the name says otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class MipBackend(StrEnum):
+    """MIP engines of OR-Tools MathOpt the solver can use (the names of ``mathopt.SolverType``)."""
+
+    GSCIP = "GSCIP"
+    HIGHS = "HIGHS"
+    CP_SAT = "CP_SAT"
+
+
+class LpBackend(StrEnum):
+    """LP engines for the relaxation: GLOP (simplex, warm-started between rounds) or PDLP (first order)."""
+
+    GLOP = "GLOP"
+    PDLP = "PDLP"
+
+
+@dataclass(frozen=True)
+class SolverTuning:
+    """The solver's tuning, with the defaults the benchmarks were measured with."""
+
+    # ---------------------------------------------------------------- engines
+    subproblem_mip: MipBackend = MipBackend.GSCIP
+    """Engine of the per-model subproblems (the Lagrangian bound) and of the neighbourhood MIPs."""
+    global_mip: MipBackend = MipBackend.HIGHS
+    """Engine of the whole-problem MIPs (small problems exactly, the global re-optimisation)."""
+    lp: LpBackend = LpBackend.GLOP
+    """Engine of the compact LP relaxation."""
+
+    # ---------------------------------------------------------------- the LP relaxation
+    lp_share: float = 0.25
+    """Most of the search time the compact LP (with its lazily added failover cuts) may take."""
+    lp_min_s: float = 1.0
+    """The LP gets at least this many seconds, whatever the share."""
+    lp_max_rounds: int = 30
+    """Rounds of failover cuts added to the LP (each round's value is a valid bound)."""
+
+    # ---------------------------------------------------------------- the Lagrangian bound
+    bound_share: float = 0.4
+    """Share of the search time by which the per-model subproblems should be done (LP included)."""
+    bound_full_rounding: float = 0.3
+    """The subproblems get all of ``bound_share`` when rounding the LP's fractional replicas up would add
+    this share of the LP's value or more, proportionally less below (measured: S 0.54 and M 0.60, where
+    they raise the bound 26% and 8.5% above the LP; M-dense 0.15, where they add nothing)."""
+    min_model_s: float = 0.5
+    """Least time per model subproblem."""
+    bound_min_s: float = 2.0
+    """The subproblems may take this long whatever the share (short limits, few models: a solve of 1 s
+    then runs past its limit rather than return a plan far from what the subproblems would give)."""
+
+    # ---------------------------------------------------------------- small problems, exactly
+    exact_max_replica_vars: int = 1500
+    """Up to this many (model, offer) replica variables the whole MIP is solved over every offer."""
+    exact_share: float = 0.8
+    """Share of the search time the whole MIP may take on a small problem."""
+    max_cut_rounds: int = 10
+    """Rounds of Hall cuts added to the whole MIP of a small problem."""
+
+    # ---------------------------------------------------------------- primal search
+    global_mip_max_slots: int = 1000
+    """Up to this many candidate (model, offer) pairs the whole MIP over the candidates runs once."""
+    global_mip_share: float = 0.3
+    """Share of the remaining search time that whole MIP may take."""
+    trim_min_s: float = 1.0
+    """Least time for trimming the first plan (the LP's, rounded and completed), even past the search's
+    time: untrimmed, it can cost more than the current fleet, which would then be kept."""
+    lns_max_models: int = 4
+    """Models re-optimised together in one neighbourhood (it grows when nothing improves)."""
+    lns_step_s: float = 1.0
+    """Time limit of one neighbourhood MIP."""
+
+    # ---------------------------------------------------------------- result, explanations, diagnosis
+    result_reserve_s: float = 1.0
+    """Seconds kept at the end for trimming, building and checking the plan."""
+    explain_share: float = 0.2
+    """Share of the time limit kept for explanations (when asked for)."""
+    policy_min_step_s: float = 0.1
+    """A policy cost is not estimated when less than this is left per model."""
+    diagnosis_step_s: float = 2.0
+    """Time limit of each relaxed solve that diagnoses an infeasible problem."""
+    relaxation_step_s: float = 3.0
+    """Time limit of each relaxed bound that prices a budget relaxation."""
+    relaxation_extra_s: float = 5.0
+    """How far past the time limit the diagnosis of a budget may run."""
+    bound_tolerance: float = 1e-6
+    """A bound above the plan's cost by at most this share is solver tolerance: the plan's cost is used."""
+
+    def __post_init__(self) -> None:
+        shares = {
+            "lp_share": self.lp_share,
+            "bound_share": self.bound_share,
+            "exact_share": self.exact_share,
+            "global_mip_share": self.global_mip_share,
+            "explain_share": self.explain_share,
+        }
+        for name, value in shares.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"SolverTuning.{name} must be within 0..1, got {value}")
+        positive = {
+            "bound_full_rounding": self.bound_full_rounding,
+            "lp_min_s": self.lp_min_s,
+            "min_model_s": self.min_model_s,
+            "bound_min_s": self.bound_min_s,
+            "trim_min_s": self.trim_min_s,
+            "lns_step_s": self.lns_step_s,
+            "diagnosis_step_s": self.diagnosis_step_s,
+            "relaxation_step_s": self.relaxation_step_s,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"SolverTuning.{name} must be positive, got {value}")
+        counts = {
+            "lp_max_rounds": self.lp_max_rounds,
+            "exact_max_replica_vars": self.exact_max_replica_vars,
+            "max_cut_rounds": self.max_cut_rounds,
+            "global_mip_max_slots": self.global_mip_max_slots,
+            "lns_max_models": self.lns_max_models,
+        }
+        for name, count in counts.items():
+            if count < 0:
+                raise ValueError(f"SolverTuning.{name} must not be negative, got {count}")

@@ -1,0 +1,64 @@
+"""Tuning is data: ``SolverTuning`` on ``SolveParams``, checked at construction; the solver reads no
+environment."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from solver.mip import engine
+from solver.problem import SolveParams
+from solver.tuning import LpBackend, MipBackend, SolverTuning
+from tests.solver.helpers import DUB, FRA, TinyProblem, solve_tiny, usd
+
+SOLVER_DIR = Path(__file__).resolve().parents[2] / "solver"
+
+
+def test_the_solver_reads_no_environment() -> None:
+    readers = re.compile(r"os\.environ|os\.getenv|getenv\(")
+    found = [
+        f"{path.relative_to(SOLVER_DIR)}:{number}"
+        for path in sorted(SOLVER_DIR.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if readers.search(line)
+    ]
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("lp_share", 1.5), ("bound_share", -0.1), ("lns_step_s", 0.0), ("lp_max_rounds", -1)],
+)
+def test_bad_tuning_is_refused_with_its_name(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        SolverTuning(**{field: value})
+
+
+def test_engines_name_mathopt_solvers() -> None:
+    assert {engine(b).name for b in MipBackend} == {"GSCIP", "HIGHS", "CP_SAT"}
+    assert {engine(b).name for b in LpBackend} == {"GLOP", "PDLP"}
+
+
+@pytest.mark.parametrize(
+    "tuning",
+    [
+        SolverTuning(),
+        SolverTuning(subproblem_mip=MipBackend.HIGHS, global_mip=MipBackend.GSCIP, lp=LpBackend.PDLP),
+        SolverTuning(exact_max_replica_vars=0, global_mip_max_slots=0, lns_max_models=1),
+    ],
+    ids=["defaults", "other-engines", "no-exact-mip"],
+)
+def test_other_tunings_find_the_same_optimum(tuning: SolverTuning) -> None:
+    tiny = TinyProblem()
+    tiny.source("berlin", rtt_ms={FRA: 10, DUB: 25}, residency=["EU"])
+    tiny.offer(FRA, 2, availability=1)
+    tiny.offer(DUB, 3)
+    tiny.model("llama")
+    tiny.demand("llama", "berlin", 2000)  # two replicas: Frankfurt's one ($2) and one in Dublin ($3)
+    problem = tiny.build()
+    params = SolveParams(time_limit_s=5, seed=0, deterministic=True, explain=False, tuning=tuning)
+    result = solve_tiny(problem, params)
+    assert result.cost_micro_usd_per_hour == usd(5)
+    assert result.params.tuning == tuning
