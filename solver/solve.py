@@ -87,7 +87,7 @@ class SearchState:
         """The part of the time limit the search may use: the rest is kept for building, checking and
         explaining the plan, so that the whole solve ends within the limit."""
         tuning = self.params.tuning
-        reserve = tuning.result_reserve_s + (
+        reserve = tuning.result_reserve(self.params.time_limit_s) + (
             tuning.explain_share * self.params.time_limit_s if self.params.explain else 0.0
         )
         return max(0.5 * self.params.time_limit_s, self.params.time_limit_s - reserve)
@@ -480,7 +480,7 @@ def _result(state: SearchState) -> SolveResult:
         )
     # The plan, trimmed of replicas that serve nothing, goes through the independent checker; if the
     # trimmed one fails it (or costs more with its churn), the incumbent as it was is checked instead.
-    deadline = state.started + state.search_limit_s + params.tuning.result_reserve_s
+    deadline = state.started + state.search_limit_s + params.tuning.result_reserve(params.time_limit_s)
     trimmed = trim(index, state.best_replicas, deadline=deadline)
     instances = instances_for(index, trimmed)
     plan = build_plan(index, trimmed, instances)
@@ -536,7 +536,7 @@ def _result(state: SearchState) -> SolveResult:
 
 def _policy_costs(state: SearchState) -> list[Explanation]:
     params = state.params
-    deadline = state.started + params.time_limit_s - params.tuning.result_reserve_s
+    deadline = state.started + params.time_limit_s - params.tuning.result_reserve(params.time_limit_s)
 
     def per_model_bound(problem: Problem, names: list[str], budget_s: float) -> dict[str, float]:
         until = min(deadline, time.perf_counter() + budget_s)

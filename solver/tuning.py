@@ -85,7 +85,10 @@ class SolverTuning:
 
     # ---------------------------------------------------------------- result, explanations, diagnosis
     result_reserve_s: float = 1.0
-    """Seconds kept at the end for trimming, building and checking the plan."""
+    """Seconds kept at the end for trimming, building and checking the plan (at most
+    ``result_reserve_share`` of the time limit: a small problem's plan is built in milliseconds, and a
+    short limit should go to the search)."""
+    result_reserve_share: float = 0.25
     explain_share: float = 0.2
     """Share of the time limit kept for explanations (when asked for)."""
     policy_min_step_s: float = 0.1
@@ -99,6 +102,10 @@ class SolverTuning:
     bound_tolerance: float = 1e-6
     """A bound above the plan's cost by at most this share is solver tolerance: the plan's cost is used."""
 
+    def result_reserve(self, time_limit_s: float) -> float:
+        """Seconds kept at the end of a solve of ``time_limit_s`` for the result."""
+        return min(self.result_reserve_s, self.result_reserve_share * time_limit_s)
+
     def __post_init__(self) -> None:
         shares = {
             "lp_share": self.lp_share,
@@ -106,6 +113,7 @@ class SolverTuning:
             "exact_share": self.exact_share,
             "global_mip_share": self.global_mip_share,
             "explain_share": self.explain_share,
+            "result_reserve_share": self.result_reserve_share,
         }
         for name, value in shares.items():
             if not 0.0 <= value <= 1.0:
