@@ -75,7 +75,7 @@ def create_key(
 
 def authenticate(session: Session, key: str, *, now: dt.datetime | None = None) -> ApiKeyRow | None:
     """The live key a request presented, or None (unknown, malformed, revoked)."""
-    parts = key.split("_")
+    parts = key.split("_", 2)  # the secret itself may hold underscores (URL-safe base64)
     if len(parts) != 3 or parts[0] != KEY_SCHEME:
         return None
     row = session.scalar(sa.select(ApiKeyRow).where(ApiKeyRow.prefix == parts[1]))

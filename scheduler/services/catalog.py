@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from pricing.catalog import OFFERS_FILE, Catalog, CatalogError, CatalogRowError
 from scheduler.db.models import (
     CollectionKind,
     CollectionRunRow,
     CollectionStatus,
+    GpuTypeRow,
     InstanceTypeRow,
     OfferRow,
     PriceObservationRow,
+    ProviderRow,
     RegionRow,
 )
 from scheduler.services.audit import record
 from scheduler.services.reference import ReferenceData, instance_shapes, lock_reference_data
 from solver.domain import PLANNER_EXCLUDED_FLAGS, GpuType, PurchaseOption, ReservedTerm
+from solver.errors import InputError
 
 SHIPPED_CATALOG_SOURCE = "shipped-catalog"
 
@@ -182,6 +186,7 @@ def _add_observations(
 
 @dataclass(frozen=True)
 class OfferView:
+    offer_id: int
     key: str
     provider: str
     region: str
@@ -215,47 +220,160 @@ class OfferFilter:
     regions: frozenset[str] = frozenset()
     """Region codes (us-east-1) or keys (aws/us-east-1)."""
     jurisdictions: frozenset[str] = frozenset()
+    """Jurisdiction tags or countries (EU, EEA, DE): a region matches when it has one of them."""
     purchase_options: frozenset[PurchaseOption] = frozenset()
     max_price_micro_usd_per_gpu_hour: int | None = None
+    fresh_only: bool = False
+    """Only offers not marked stale (seen within their purchase option's time to live)."""
     plannable_only: bool = False
+    """Only offers the planner would use: fresh, and without an excluding flag."""
+
+
+class UnknownFilterValueError(InputError):
+    """A filter names a provider, region or jurisdiction the database does not know."""
+
+    def __init__(self, field: str, unknown: list[str], valid: list[str]) -> None:
+        shown = ", ".join(valid[:60]) + (f", ... ({len(valid)} in all)" if len(valid) > 60 else "")
+        super().__init__(f"{field}: unknown {', '.join(repr(v) for v in unknown)}; known: {shown or 'none'}")
+        self.field = field
+        self.unknown = unknown
+        self.valid = valid
 
 
 def list_offers(session: Session, where: OfferFilter = OfferFilter()) -> list[OfferView]:
-    """Offers with a known price matching the filter, cheapest per GPU-hour first."""
-    query = (
-        sa.select(OfferRow)
-        .join(OfferRow.instance_type)
-        .join(OfferRow.region)
-        .options(
-            joinedload(OfferRow.instance_type).joinedload(InstanceTypeRow.gpu_type),
-            joinedload(OfferRow.instance_type).joinedload(InstanceTypeRow.provider),
-            joinedload(OfferRow.region).joinedload(RegionRow.provider),
+    """Offers with a known price matching the filter, cheapest per GPU-hour first. A provider, region or
+    jurisdiction the database does not know matches nothing (``check_offer_filter`` names it)."""
+    return query_offers(session, where)
+
+
+def query_offers(
+    session: Session, where: OfferFilter = OfferFilter(), *, limit: int | None = None, offset: int = 0
+) -> list[OfferView]:
+    """``list_offers`` filtered, sorted and paged in the database: the offers from ``offset``, at most
+    ``limit`` of them. Sorted by price per GPU-hour, then per instance-hour, then key."""
+    query = _offer_select().where(OfferRow.latest_price_micro_usd.is_not(None))
+    query = _filtered(session, query, where)
+    per_gpu_hour = OfferRow.latest_price_micro_usd // InstanceTypeRow.gpu_count
+    query = query.order_by(per_gpu_hour, OfferRow.latest_price_micro_usd, OfferRow.key).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_view_of(row) for row in session.execute(query)]
+
+
+def offer_by_id(session: Session, offer_id: int) -> OfferView | None:
+    """One offer with its latest price; None when there is no such offer or it has no price yet."""
+    query = _offer_select().where(OfferRow.id == offer_id, OfferRow.latest_price_micro_usd.is_not(None))
+    row = session.execute(query).first()
+    return _view_of(row) if row is not None else None
+
+
+def check_offer_filter(session: Session, where: OfferFilter) -> None:
+    """Raise UnknownFilterValueError naming the first filter field with a value the database does not
+    know (providers, regions, jurisdictions), with the known values; a typo is an error, not an empty
+    list."""
+    if not (where.providers or where.regions or where.jurisdictions):
+        return
+    regions = session.execute(
+        sa.select(ProviderRow.name, RegionRow.code, RegionRow.jurisdictions).join(RegionRow.provider)
+    ).all()
+    providers = set(session.scalars(sa.select(ProviderRow.name)))
+    checks = [
+        ("provider", where.providers, providers),
+        (
+            "region",
+            where.regions,
+            {code for _, code, _ in regions} | {f"{name}/{code}" for name, code, _ in regions},
+        ),
+        ("jurisdiction", where.jurisdictions, {tag for _, _, tags in regions for tag in tags}),
+    ]
+    for field, wanted, known in checks:
+        unknown = sorted(wanted - known)
+        if unknown:
+            valid = sorted(known) if field != "region" else sorted(k for k in known if "/" in k)
+            raise UnknownFilterValueError(field, unknown, valid)
+
+
+def _offer_select() -> sa.Select[*tuple[Any, ...]]:
+    return (
+        sa.select(
+            OfferRow.id,
+            OfferRow.key,
+            ProviderRow.name.label("provider"),
+            RegionRow.code.label("region"),
+            OfferRow.zone,
+            RegionRow.country,
+            RegionRow.jurisdictions,
+            InstanceTypeRow.name.label("instance_type"),
+            GpuTypeRow.name.label("gpu_type"),
+            InstanceTypeRow.gpu_count,
+            OfferRow.purchase_option,
+            OfferRow.term,
+            OfferRow.latest_price_micro_usd,
+            OfferRow.latest_observed_at,
+            OfferRow.flags,
+            OfferRow.stale_since,
         )
-        .where(OfferRow.latest_price_micro_usd.is_not(None))
+        .select_from(OfferRow)
+        .join(InstanceTypeRow, InstanceTypeRow.id == OfferRow.instance_type_id)
+        .join(GpuTypeRow, GpuTypeRow.id == InstanceTypeRow.gpu_type_id)
+        .join(RegionRow, RegionRow.id == OfferRow.region_id)
+        .join(ProviderRow, ProviderRow.id == RegionRow.provider_id)
     )
+
+
+def _filtered(
+    session: Session, query: sa.Select[*tuple[Any, ...]], where: OfferFilter
+) -> sa.Select[*tuple[Any, ...]]:
+    if where.gpu_types:
+        query = query.where(GpuTypeRow.name.in_(sorted(where.gpu_types)))
+    if where.providers:
+        query = query.where(ProviderRow.name.in_(sorted(where.providers)))
+    if where.regions:
+        codes = sorted(region for region in where.regions if "/" not in region)
+        keys = [tuple(region.split("/", 1)) for region in sorted(where.regions) if "/" in region]
+        query = query.where(
+            sa.or_(
+                RegionRow.code.in_(codes),
+                *(sa.and_(ProviderRow.name == name, RegionRow.code == code) for name, code in keys),
+            )
+        )
+    if where.jurisdictions:
+        # The jurisdiction tags live in a JSON list per region; the regions table is small, so the
+        # matching regions are found here and the offers by their ids.
+        region_ids = [
+            region_id
+            for region_id, tags in session.execute(sa.select(RegionRow.id, RegionRow.jurisdictions))
+            if set(tags) & where.jurisdictions
+        ]
+        query = query.where(RegionRow.id.in_(region_ids))
     if where.purchase_options:
         query = query.where(OfferRow.purchase_option.in_(sorted(where.purchase_options)))
-    views = []
-    for row in session.scalars(query):
-        view = _view(row)
-        if _matches(view, where):
-            views.append(view)
-    views.sort(key=lambda v: (v.price_micro_usd_per_gpu_hour, v.price_micro_usd_per_hour, v.key))
-    return views
+    if where.max_price_micro_usd_per_gpu_hour is not None:
+        per_gpu_hour = OfferRow.latest_price_micro_usd // InstanceTypeRow.gpu_count
+        query = query.where(per_gpu_hour <= where.max_price_micro_usd_per_gpu_hour)
+    if where.fresh_only or where.plannable_only:
+        query = query.where(OfferRow.stale_since.is_(None))
+    if where.plannable_only:
+        # Flags are a JSON list of identifiers (no quotes or wildcards inside), so the quoted flag in the
+        # list's JSON text matches exactly that flag, on SQLite and PostgreSQL alike.
+        flags_text = sa.cast(OfferRow.flags, sa.Text)
+        for flag in sorted(PLANNER_EXCLUDED_FLAGS):
+            query = query.where(sa.not_(flags_text.contains(f'"{flag.value}"', autoescape=True)))
+    return query
 
 
-def _view(row: OfferRow) -> OfferView:
-    assert row.latest_price_micro_usd is not None and row.latest_observed_at is not None
+def _view_of(row: sa.Row[Any]) -> OfferView:
     return OfferView(
+        offer_id=row.id,
         key=row.key,
-        provider=row.region.provider.name,
-        region=row.region.code,
+        provider=row.provider,
+        region=row.region,
         zone=row.zone,
-        country=row.region.country,
-        jurisdictions=tuple(row.region.jurisdictions),
-        instance_type=row.instance_type.name,
-        gpu_type=row.instance_type.gpu_type.name,
-        gpus_per_instance=row.instance_type.gpu_count,
+        country=row.country,
+        jurisdictions=tuple(row.jurisdictions),
+        instance_type=row.instance_type,
+        gpu_type=row.gpu_type,
+        gpus_per_instance=row.gpu_count,
         purchase_option=row.purchase_option,
         term=row.term,
         price_micro_usd_per_hour=row.latest_price_micro_usd,
@@ -263,20 +381,3 @@ def _view(row: OfferRow) -> OfferView:
         flags=tuple(row.flags),
         stale=row.stale_since is not None,
     )
-
-
-def _matches(view: OfferView, where: OfferFilter) -> bool:
-    if where.gpu_types and view.gpu_type not in where.gpu_types:
-        return False
-    if where.providers and view.provider not in where.providers:
-        return False
-    if where.regions and not ({view.region, f"{view.provider}/{view.region}"} & where.regions):
-        return False
-    if where.jurisdictions and not (set(view.jurisdictions) & where.jurisdictions):
-        return False
-    if (
-        where.max_price_micro_usd_per_gpu_hour is not None
-        and view.price_micro_usd_per_gpu_hour > where.max_price_micro_usd_per_gpu_hour
-    ):
-        return False
-    return not (where.plannable_only and not view.plannable)
