@@ -10,6 +10,7 @@ from api.cli import (
     db,
     events,
     fleet,
+    keys,
     offers,
     planning,
     plans,
@@ -32,4 +33,5 @@ app = build_app(
     events.register,
     scheduler.register,
     quickstart.register,
+    keys.register,
 )

@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.http import problems
 from api.http.body import BodyLimit
-from api.http.routers import health, offers
+from api.http.routers import health, keys, offers
 from scheduler.db.session import Database
 from scheduler.settings import Settings, get_settings
 
@@ -65,4 +65,4 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
 def _resource_routers() -> list[APIRouter]:
     """The /v1 routers, one per resource, in the order the OpenAPI page shows them."""
-    return [offers.router, offers.runs_router]
+    return [offers.router, offers.runs_router, keys.router]

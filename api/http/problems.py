@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scheduler.db.session import DatabaseError
+from scheduler.services.apikeys import ApiKeyNotFoundError
+from scheduler.services.collection_runs import CollectionRunNotFoundError
 from scheduler.services.plans import (
     FourEyesError,
     IllegalTransitionError,
@@ -122,7 +124,7 @@ def problem_response(
 
 
 def _input_error_status(exc: InputError) -> int:
-    if isinstance(exc, PlanNotFoundError):
+    if isinstance(exc, PlanNotFoundError | ApiKeyNotFoundError | CollectionRunNotFoundError):
         return 404
     if isinstance(exc, FourEyesError):
         return 403
