@@ -17,6 +17,7 @@ from api.cli import (
     quickstart,
     reconcile,
     scheduler,
+    serve,
 )
 from api.cli.app import build_app
 
@@ -34,4 +35,5 @@ app = build_app(
     scheduler.register,
     quickstart.register,
     keys.register,
+    serve.register,
 )

@@ -12,6 +12,7 @@ from api.http import problems
 from api.http.body import BodyLimit
 from api.http.routers import health, keys, offers
 from scheduler.db.session import Database
+from scheduler.logs import configure_logging
 from scheduler.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -61,6 +62,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         )
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     return app
+
+
+def served_app() -> FastAPI:
+    """The app as ``gpuplan serve`` runs it (uvicorn's factory, called in every worker process): logging
+    configured from the settings, the database the settings name."""
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)
 
 
 def _resource_routers() -> list[APIRouter]:
