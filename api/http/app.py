@@ -10,6 +10,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.http import problems
 from api.http.body import BodyLimit
+from api.http.metrics import ApiMetrics, MetricsMiddleware
+from api.http.metrics import router as metrics_router
 from api.http.routers import health, keys, offers
 from scheduler.db.session import Database
 from scheduler.logs import configure_logging
@@ -54,6 +56,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.database = database
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(metrics_router)
     for router in _resource_routers():
         app.include_router(router, prefix="/v1")
     if settings.api_cors_origins:
@@ -61,6 +64,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             CORSMiddleware, allow_origins=settings.api_cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.state.metrics = ApiMetrics()
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: counts 413s too
     return app
 
 

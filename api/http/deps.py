@@ -71,6 +71,7 @@ ANONYMOUS = Caller(name="anonymous", role=ApiRole.ADMIN, key_prefix=None)
 
 
 def get_caller(
+    request: Request,
     database: DatabaseDep,
     settings: SettingsDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -89,6 +90,7 @@ def get_caller(
         now = dt.datetime.now(dt.UTC)
         if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
             row.last_used_at = now  # at most one write a minute per key, not one per request
+        request.state.key_prefix = row.prefix  # for the request's log line
         return Caller(name=row.owner, role=row.role, key_prefix=row.prefix)
 
 

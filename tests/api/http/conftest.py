@@ -5,13 +5,17 @@ transport, through Starlette's TestClient)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
+import logging
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import structlog
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -20,6 +24,7 @@ from pricing.catalog import load_catalog as read_catalog
 from scheduler.db import migrate
 from scheduler.db.models import ApiRole
 from scheduler.db.session import Database, create_db_engine
+from scheduler.logs import configure_logging
 from scheduler.services import apikeys, fleet
 from scheduler.services import catalog as catalog_service
 from scheduler.settings import Settings
@@ -87,3 +92,21 @@ def api(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
         database.dispose()
         if schema is not None:
             drop_postgres_schema(schema)
+
+
+@pytest.fixture
+def log_output(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """Everything the app logs (structlog and the standard library, at DEBUG, configured as
+    ``gpuplan serve`` configures it) written to a buffer; the logging setup is restored afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    buffer = io.StringIO()
+    with monkeypatch.context() as patch:
+        patch.setattr(sys, "stderr", buffer)
+        configure_logging(Settings(log_level="DEBUG"))
+    try:
+        yield buffer
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.reset_defaults()
