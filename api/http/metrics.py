@@ -14,12 +14,10 @@ stays bounded; a request that matched no route (404, a body refused before routi
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request, Response
-from fastapi.routing import iter_route_contexts
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -28,8 +26,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.http.routes import operations
 
 UNMATCHED = "<unmatched>"
 LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -60,17 +59,6 @@ class ApiMetrics:
         return generate_latest(self.registry)
 
 
-def route_templates(routes: Sequence[BaseRoute]) -> dict[int, str]:
-    """Each route of the app (by identity) and its whole path template, prefixes of the routers that
-    include it and all (``/v1/offers/{offer_id}``; the route object itself knows only ``/{offer_id}``)."""
-    templates: dict[int, str] = {}
-    for context in iter_route_contexts(routes):
-        path = context.path_format or context.path
-        if path:
-            templates.setdefault(id(context.original_route), path)
-    return templates
-
-
 class _Templates:
     def __init__(self) -> None:
         self.by_route: dict[int, str] = {}
@@ -81,7 +69,7 @@ class _Templates:
             return UNMATCHED
         template = self.by_route.get(id(route))
         if template is None and "app" in scope:  # a route added after the first request
-            self.by_route = route_templates(scope["app"].routes)
+            self.by_route = {op.route_id: op.path for op in operations(scope["app"].routes)}
             template = self.by_route.get(id(route))
         return template or getattr(route, "path_format", None) or UNMATCHED
 

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.http.routes import allowed_methods
 from scheduler.db.session import DatabaseError
 from scheduler.services.apikeys import ApiKeyNotFoundError
 from scheduler.services.collection_runs import CollectionRunNotFoundError
@@ -160,9 +161,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(
-            exc.status_code, str(exc.detail), request=request, headers=getattr(exc, "headers", None)
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request.app.routes, request.url.path))
+        return problem_response(exc.status_code, str(exc.detail), request=request, headers=headers or None)
 
     @app.exception_handler(InputError)
     async def _input(request: Request, exc: InputError) -> JSONResponse:

@@ -11,6 +11,7 @@ import shutil
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from scheduler.logs import configure_logging
 from scheduler.services import apikeys, fleet
 from scheduler.services import catalog as catalog_service
 from scheduler.settings import Settings
-from tests.conftest import create_postgres_schema, drop_postgres_schema
+from tests.conftest import BACKENDS, create_postgres_schema, drop_postgres_schema
 
 LOADED_AT = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
 
@@ -70,15 +71,15 @@ def loaded_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     return path, keys
 
 
-@pytest.fixture
-def api(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiUnderTest]:
-    """The app over its own loaded database of the parametrised backend (SQLite: a copy of a loaded
-    template; PostgreSQL: a schema of its own, loaded)."""
-    settings = Settings(data_dir=tmp_path / "data")
+@contextmanager
+def api_over(backend: str, directory: Path, request: pytest.FixtureRequest) -> Iterator[ApiUnderTest]:
+    """The app over a loaded database of its own on ``backend`` (SQLite: a copy of a loaded template in
+    ``directory``; PostgreSQL: a schema of its own, loaded), disposed of afterwards."""
+    settings = Settings(data_dir=directory / "data")
     schema = None
     if backend == "sqlite":
         template, keys = request.getfixturevalue("loaded_sqlite_template")
-        path = tmp_path / "api.sqlite"
+        path = directory / "api.sqlite"
         shutil.copyfile(template, path)
         database = Database(create_db_engine(f"sqlite:///{path}"))
     else:
@@ -92,6 +93,23 @@ def api(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
         database.dispose()
         if schema is not None:
             drop_postgres_schema(schema)
+
+
+@pytest.fixture
+def api(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiUnderTest]:
+    """The app over its own loaded database of the parametrised backend."""
+    with api_over(backend, tmp_path, request) as under_test:
+        yield under_test
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiUnderTest]:
+    """One app and loaded database per module and backend, shared by the module's tests (for tests that
+    run many requests and may leave what they write behind, such as schemathesis)."""
+    with api_over(request.param, tmp_path_factory.mktemp("module-api"), request) as under_test:
+        yield under_test
 
 
 @pytest.fixture

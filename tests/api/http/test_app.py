@@ -55,3 +55,34 @@ def test_roles_include_the_ones_below() -> None:
     assert apikeys.role_allows(ApiRole.APPROVER, ApiRole.VIEWER)
     assert not apikeys.role_allows(ApiRole.VIEWER, ApiRole.APPROVER)
     assert not apikeys.role_allows(ApiRole.APPROVER, ApiRole.ADMIN)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_405_allows_every_method_of_the_path(api: ApiUnderTest) -> None:
+    response = api.client(ApiRole.ADMIN).put("/v1/keys")
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    assert sorted(response.headers["allow"].split(", ")) == ["GET", "POST"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize(
+    "since", ["0.5", "1700000000", "2026-01-01", "2026-01-01T00:00:00", "9999-12-31T23:59:59-23:59"]
+)
+def test_a_time_parameter_takes_only_an_rfc_3339_time_with_its_offset(api: ApiUnderTest, since: str) -> None:
+    response = api.client(ApiRole.VIEWER).get("/v1/offers/1", params={"since": since})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "query.since"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_time_with_an_offset_is_read_in_utc(api: ApiUnderTest) -> None:
+    client = api.client(ApiRole.VIEWER)
+    # the shipped catalog's observations are from 2025-09-10T00:00:00Z
+    assert (
+        client.get("/v1/offers/1", params={"since": "2025-09-10T01:00:00+01:00"}).json()["history"]["total"]
+        == 1
+    )
+    assert (
+        client.get("/v1/offers/1", params={"since": "2025-09-10T00:00:01Z"}).json()["history"]["total"] == 0
+    )
