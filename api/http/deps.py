@@ -72,26 +72,31 @@ ANONYMOUS = Caller(name="anonymous", role=ApiRole.ADMIN, key_prefix=None)
 
 def get_caller(
     request: Request,
-    database: DatabaseDep,
+    session: SessionDep,
     settings: SettingsDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header_key: Annotated[str | None, Depends(_header)],
 ) -> Caller:
+    """The caller of the request's key, looked up in the request's own session (one connection and
+    one transaction per request)."""
     key = bearer.credentials if bearer is not None else header_key
     if not settings.api_auth and key is None:
         return ANONYMOUS
     challenge = {"WWW-Authenticate": 'Bearer realm="gpuplan"'}
     if not key:
         raise ApiProblem(401, "an API key is needed: Authorization: Bearer <key>", headers=challenge)
-    with database.transaction() as session:
-        row = apikeys.authenticate(session, key)
-        if row is None:
-            raise ApiProblem(401, "the API key is not valid (unknown or revoked)", headers=challenge)
-        now = dt.datetime.now(dt.UTC)
-        if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-            row.last_used_at = now  # at most one write a minute per key, not one per request
-        request.state.key_prefix = row.prefix  # for the request's log line
-        return Caller(name=row.owner, role=row.role, key_prefix=row.prefix)
+    row = apikeys.authenticate(session, key)
+    if row is None:
+        raise ApiProblem(401, "the API key is not valid (unknown or revoked)", headers=challenge)
+    caller = Caller(name=row.owner, role=row.role, key_prefix=row.prefix)
+    now = dt.datetime.now(dt.UTC)
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        # At most one write a minute per key, not one per request; committed now, before the operation
+        # has done anything, so that it is kept whatever the operation does with its session.
+        row.last_used_at = now
+        session.commit()
+    request.state.key_prefix = caller.key_prefix  # for the request's log line
+    return caller
 
 
 def require(role: ApiRole) -> Callable[[Caller], Caller]:

@@ -13,6 +13,7 @@ stays bounded; a request that matched no route (404, a body refused before routi
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -33,6 +34,7 @@ from api.http.routes import operations
 UNMATCHED = "<unmatched>"
 LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 log = structlog.get_logger(__name__)
+_debug = logging.getLogger(__name__)  # asked whether DEBUG is on before a log line is built
 
 
 class ApiMetrics:
@@ -105,15 +107,16 @@ class MetricsMiddleware:
             labels = (scope["method"], self.templates.of(scope), str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.duration.labels(*labels).observe(elapsed)
-            state = scope.get("state") or {}
-            log.debug(
-                "request",
-                method=labels[0],
-                route=labels[1],
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-                key_prefix=state.get("key_prefix"),
-            )
+            if _debug.isEnabledFor(logging.DEBUG):
+                state = scope.get("state") or {}
+                log.debug(
+                    "request",
+                    method=labels[0],
+                    route=labels[1],
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                    key_prefix=state.get("key_prefix"),
+                )
 
 
 router = APIRouter(tags=["health"])
