@@ -247,12 +247,21 @@ def list_offers(session: Session, where: OfferFilter = OfferFilter()) -> list[Of
 
 
 def query_offers(
-    session: Session, where: OfferFilter = OfferFilter(), *, limit: int | None = None, offset: int = 0
+    session: Session,
+    where: OfferFilter = OfferFilter(),
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    strict: bool = False,
 ) -> list[OfferView]:
     """``list_offers`` filtered, sorted and paged in the database: the offers from ``offset``, at most
-    ``limit`` of them. Sorted by price per GPU-hour, then per instance-hour, then key."""
+    ``limit`` of them. Sorted by price per GPU-hour, then per instance-hour, then key. With ``strict``, a
+    provider, region or jurisdiction the database does not know is UnknownFilterValueError."""
+    places = _places(session) if (where.providers or where.regions or where.jurisdictions) else []
+    if strict:
+        _check(where, places)
     query = _offer_select().where(OfferRow.latest_price_micro_usd.is_not(None))
-    query = _filtered(session, query, where)
+    query = _filtered(query, where, places)
     per_gpu_hour = OfferRow.latest_price_micro_usd // InstanceTypeRow.gpu_count
     query = query.order_by(per_gpu_hour, OfferRow.latest_price_micro_usd, OfferRow.key).offset(offset)
     if limit is not None:
@@ -271,26 +280,45 @@ def check_offer_filter(session: Session, where: OfferFilter) -> None:
     """Raise UnknownFilterValueError naming the first filter field with a value the database does not
     know (providers, regions, jurisdictions), with the known values; a typo is an error, not an empty
     list."""
-    if not (where.providers or where.regions or where.jurisdictions):
-        return
-    regions = session.execute(
-        sa.select(ProviderRow.name, RegionRow.code, RegionRow.jurisdictions).join(RegionRow.provider)
-    ).all()
-    providers = set(session.scalars(sa.select(ProviderRow.name)))
+    if where.providers or where.regions or where.jurisdictions:
+        _check(where, _places(session))
+
+
+@dataclass(frozen=True)
+class _Place:
+    provider: str
+    region_id: int | None
+    region: str | None
+    jurisdictions: tuple[str, ...]
+
+
+def _places(session: Session) -> list[_Place]:
+    """Every provider with each of its regions (one row with no region for a provider without any)."""
+    rows = session.execute(
+        sa.select(ProviderRow.name, RegionRow.id, RegionRow.code, RegionRow.jurisdictions).outerjoin(
+            RegionRow, RegionRow.provider_id == ProviderRow.id
+        )
+    )
+    return [_Place(name, region_id, code, tuple(tags or ())) for name, region_id, code, tags in rows]
+
+
+def _check(where: OfferFilter, places: list[_Place]) -> None:
+    regions = [place for place in places if place.region is not None]
+    keys = {f"{place.provider}/{place.region}" for place in regions}
     checks = [
-        ("provider", where.providers, providers),
+        ("provider", where.providers, {place.provider for place in places}, None),
+        ("region", where.regions, {str(place.region) for place in regions} | keys, keys),
         (
-            "region",
-            where.regions,
-            {code for _, code, _ in regions} | {f"{name}/{code}" for name, code, _ in regions},
+            "jurisdiction",
+            where.jurisdictions,
+            {tag for place in regions for tag in place.jurisdictions},
+            None,
         ),
-        ("jurisdiction", where.jurisdictions, {tag for _, _, tags in regions for tag in tags}),
     ]
-    for field, wanted, known in checks:
+    for field, wanted, known, shown in checks:
         unknown = sorted(wanted - known)
         if unknown:
-            valid = sorted(known) if field != "region" else sorted(k for k in known if "/" in k)
-            raise UnknownFilterValueError(field, unknown, valid)
+            raise UnknownFilterValueError(field, unknown, sorted(shown if shown is not None else known))
 
 
 def _offer_select() -> sa.Select[*tuple[Any, ...]]:
@@ -322,30 +350,24 @@ def _offer_select() -> sa.Select[*tuple[Any, ...]]:
 
 
 def _filtered(
-    session: Session, query: sa.Select[*tuple[Any, ...]], where: OfferFilter
+    query: sa.Select[*tuple[Any, ...]], where: OfferFilter, places: list[_Place]
 ) -> sa.Select[*tuple[Any, ...]]:
     if where.gpu_types:
         query = query.where(GpuTypeRow.name.in_(sorted(where.gpu_types)))
     if where.providers:
         query = query.where(ProviderRow.name.in_(sorted(where.providers)))
+    # Regions and jurisdictions (a JSON list per region) are matched here against the small regions
+    # table; the offers are then found by region id.
     if where.regions:
-        codes = sorted(region for region in where.regions if "/" not in region)
-        keys = [tuple(region.split("/", 1)) for region in sorted(where.regions) if "/" in region]
-        query = query.where(
-            sa.or_(
-                RegionRow.code.in_(codes),
-                *(sa.and_(ProviderRow.name == name, RegionRow.code == code) for name, code in keys),
-            )
-        )
+        ids = {
+            place.region_id
+            for place in places
+            if {str(place.region), f"{place.provider}/{place.region}"} & where.regions
+        }
+        query = query.where(OfferRow.region_id.in_(sorted(i for i in ids if i is not None)))
     if where.jurisdictions:
-        # The jurisdiction tags live in a JSON list per region; the regions table is small, so the
-        # matching regions are found here and the offers by their ids.
-        region_ids = [
-            region_id
-            for region_id, tags in session.execute(sa.select(RegionRow.id, RegionRow.jurisdictions))
-            if set(tags) & where.jurisdictions
-        ]
-        query = query.where(RegionRow.id.in_(region_ids))
+        ids = {place.region_id for place in places if set(place.jurisdictions) & where.jurisdictions}
+        query = query.where(OfferRow.region_id.in_(sorted(i for i in ids if i is not None)))
     if where.purchase_options:
         query = query.where(OfferRow.purchase_option.in_(sorted(where.purchase_options)))
     if where.max_price_micro_usd_per_gpu_hour is not None:

@@ -257,6 +257,10 @@ def _error(view: run_service.CollectionErrorView) -> CollectionError:
 # ----------------------------------------------------------------------------------------- queries
 
 
+def _unknown(exc: catalog_service.UnknownFilterValueError) -> ApiProblem:
+    return ApiProblem(422, str(exc), errors=[FieldError(field=f"query.{exc.field}", message=str(exc))])
+
+
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -310,12 +314,11 @@ def list_offers(
         plannable_only=plannable_only,
     )
     try:
-        catalog_service.check_offer_filter(session, where)
+        views = catalog_service.query_offers(
+            session, where, limit=page.limit + 1, offset=page.offset, strict=True
+        )
     except catalog_service.UnknownFilterValueError as exc:
-        raise ApiProblem(
-            422, str(exc), errors=[FieldError(field=f"query.{exc.field}", message=str(exc))]
-        ) from None
-    views = catalog_service.query_offers(session, where, limit=page.limit + 1, offset=page.offset)
+        raise _unknown(exc) from None
     return Page[Offer].of([Offer.of(view) for view in views], page)
 
 
@@ -346,9 +349,7 @@ def spot_statistics(
     try:
         catalog_service.check_offer_filter(session, catalog_service.OfferFilter(providers=providers))
     except catalog_service.UnknownFilterValueError as exc:
-        raise ApiProblem(
-            422, str(exc), errors=[FieldError(field=f"query.{exc.field}", message=str(exc))]
-        ) from None
+        raise _unknown(exc) from None
     window = dt.timedelta(days=window_days or settings.spot_window_days)
     items = spot_service.offer_spot_statistics(
         session, now=dt.datetime.now(dt.UTC), window=window, providers=providers
