@@ -4,7 +4,8 @@ For each database (PostgreSQL: a scratch schema in database ``test`` at 127.0.0.
 file), loaded through the command line with the shipped catalog and the sample fleet (and, when the plans
 router exists, one plan), with an admin key made by ``gpuplan keys create``: starts ``gpuplan serve``, then
 50 concurrent clients (asyncio, one keep-alive connection each, no pause between requests: a saturation
-test) read each route in turn; per route: requests/s and the latency percentiles each request saw. Then
+test; ``--pause-ms`` paces them) read each route in turn; per route: requests/s and the latency
+percentiles each request saw. Then
 the latency of a few what-if requests, one at a time, when that router exists. A route the app does not
 have yet is skipped with a note.
 
@@ -68,7 +69,8 @@ class RouteResult:
     def line(self) -> str:
         rate = self.requests / self.seconds if self.seconds else 0.0
         return (
-            f"  {self.name:<44} {self.requests:>6} req {rate:>8.1f} req/s  p50 {self.percentile(0.50):7.1f} ms"
+            f"  {self.name:<40} {self.requests:>6} req {rate:>7.1f} req/s"
+            f"  p50 {self.percentile(0.50):7.1f} ms"
             f"  p90 {self.percentile(0.90):7.1f} ms  p99 {self.percentile(0.99):7.1f} ms"
             f"  max {max(self.latencies_ms, default=float('nan')):7.1f} ms  errors {self.errors}"
         )
@@ -141,7 +143,16 @@ def server(env: dict[str, str], workers: int) -> Iterator[str]:
 
 
 async def hammer(
-    base: str, key: str, name: str, path: str, *, clients: int, requests: int, warmup: int, seconds: float
+    base: str,
+    key: str,
+    name: str,
+    path: str,
+    *,
+    clients: int,
+    requests: int,
+    warmup: int,
+    seconds: float,
+    pause_s: float = 0.0,
 ) -> RouteResult:
     headers = {"Authorization": f"Bearer {key}"}
     limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -159,6 +170,8 @@ async def hammer(
                     latencies.append((time.perf_counter() - start) * 1000)
                     if response.status_code != 200:
                         errors.append(response.status_code)
+                    if pause_s:
+                        await asyncio.sleep(pause_s)
 
             await asyncio.gather(*(one_client() for _ in range(clients)))
 
@@ -171,7 +184,24 @@ async def hammer(
     return RouteResult(name, len(latencies), len(errors), elapsed, latencies)
 
 
-def whatif_latency(base: str, key: str, paths: dict[str, Any], count: int) -> str:
+def example_body(document: dict[str, Any], operation: dict[str, Any]) -> Any:
+    """The request body example an operation documents (its own, else its schema's)."""
+    content: dict[str, Any] = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    examples: dict[str, Any] = content.get("examples") or {}
+    if examples:
+        return next(iter(examples.values())).get("value")
+    if "example" in content:
+        return content["example"]
+    schema: dict[str, Any] = content.get("schema", {})
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    listed = schema.get("examples") or [{}]
+    return listed[0]
+
+
+def whatif_latency(base: str, key: str, document: dict[str, Any], count: int) -> str:
+    paths: dict[str, Any] = document["paths"]
     candidates = [
         (path, item["post"])
         for path, item in paths.items()
@@ -180,12 +210,7 @@ def whatif_latency(base: str, key: str, paths: dict[str, Any], count: int) -> st
     if not candidates:
         return "  what-if: skipped (no what-if route in this build of the API)"
     path, operation = candidates[0]
-    content = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
-    examples = content.get("examples") or {}
-    body = next(iter(examples.values()), {}).get("value") if examples else content.get("example")
-    if body is None:
-        schema_examples = content.get("schema", {}).get("examples")
-        body = schema_examples[0] if schema_examples else {}
+    body = example_body(document, operation)
     timings, statuses = [], []
     headers = {"Authorization": f"Bearer {key}"}
     with httpx2.Client(base_url=base, headers=headers, timeout=300) as client:
@@ -212,7 +237,8 @@ def bench_backend(backend: str, args: argparse.Namespace) -> None:
         gpuplan(env, "fleet", "load-sample")
         key = gpuplan(env, "keys", "create", "--owner", "benchmark", "--role", "admin").splitlines()[0]
         with server(env, args.workers) as base:
-            paths: dict[str, Any] = httpx2.get(f"{base}/openapi.json").json()["paths"]
+            document: dict[str, Any] = httpx2.get(f"{base}/openapi.json").json()
+            paths: dict[str, Any] = document["paths"]
             if "/v1/plans" in paths:
                 gpuplan(env, "plan", "--time-limit", "10", "--no-baselines")
             print(f"  loaded and started in {time.perf_counter() - started:.1f} s; load average {load()}")
@@ -245,10 +271,11 @@ def bench_backend(backend: str, args: argparse.Namespace) -> None:
                         requests=args.requests,
                         warmup=args.warmup,
                         seconds=args.seconds,
+                        pause_s=args.pause_ms / 1000,
                     )
                 )
                 print(result.line(), flush=True)
-            print(whatif_latency(base, key, paths, args.whatif))
+            print(whatif_latency(base, key, document, args.whatif))
             print(f"  load average after: {load()}")
 
 
@@ -260,13 +287,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000, help="measured requests per route")
     parser.add_argument("--warmup", type=int, default=200, help="requests per route before measuring")
     parser.add_argument("--seconds", type=float, default=30.0, help="time bound per route")
+    parser.add_argument(
+        "--pause-ms", type=float, default=0.0, help="each client's pause between requests (0: saturation)"
+    )
     parser.add_argument("--whatif", type=int, default=5, help="what-if requests, one at a time")
     parser.add_argument("--url", default=os.environ.get("GPUPLAN_BENCH_POSTGRES_URL", DEFAULT_URL))
     args = parser.parse_args()
     print(f"machine: {machine()}; load average {load()}")
     print(
-        f"{args.clients} concurrent clients, {args.workers} uvicorn workers, up to {args.requests} requests or "
-        f"{args.seconds:.0f} s per route; target p99 <= {P99_TARGET_MS:.0f} ms (PostgreSQL)"
+        f"{args.clients} concurrent clients, {args.workers} uvicorn workers, "
+        f"up to {args.requests} requests or {args.seconds:.0f} s per route, "
+        f"pause {args.pause_ms:.0f} ms between a client's requests; "
+        f"target p99 <= {P99_TARGET_MS:.0f} ms (PostgreSQL)"
     )
     for backend in ["postgres", "sqlite"] if args.backend == "both" else [args.backend]:
         bench_backend(backend, args)
