@@ -13,9 +13,9 @@ dependencies answer 401 without a valid key and 403 without the role.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -27,13 +27,16 @@ from scheduler.db.session import Database
 from scheduler.services import apikeys
 from scheduler.settings import Settings
 
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in its thread
+# pool, a hop per dependency per request; the ones that touch the database stay plain ``def``.
 
-def get_database(request: Request) -> Database:
+
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -99,10 +102,10 @@ def get_caller(
     return caller
 
 
-def require(role: ApiRole) -> Callable[[Caller], Caller]:
+def require(role: ApiRole) -> Callable[[Caller], Coroutine[Any, Any, Caller]]:
     """A dependency that lets through callers whose key has ``role`` (or a higher one)."""
 
-    def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    async def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
         if not caller.allows(role):
             raise ApiProblem(403, f"this needs the {role.value} role; the key has {caller.role.value}")
         return caller
