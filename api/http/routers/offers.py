@@ -25,7 +25,7 @@ router = APIRouter(prefix="/offers", tags=["offers"])
 runs_router = APIRouter(prefix="/collection-runs", tags=["offers"])
 
 MAX_FILTER_VALUES = 50
-MAX_SPOT_WINDOW_DAYS = 90
+MAX_SPOT_WINDOW_DAYS = 30  # hourly samples of every spot offer: a longer window costs seconds
 MAX_USD_PER_GPU_HOUR = 1_000_000.0
 
 # ------------------------------------------------------------------------------------------ schemas
