@@ -10,6 +10,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -174,6 +175,14 @@ def install(app: FastAPI) -> None:
     async def _database(request: Request, exc: DatabaseError) -> JSONResponse:
         log.warning("database unavailable", error=str(exc))
         return problem_response(503, "the database is unavailable", request=request)
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def _unreachable(request: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+        # the server down, a connection lost, a database locked for too long: retry later
+        log.warning("database unavailable", error=str(exc.orig).splitlines()[0] if exc.orig else str(exc))
+        return problem_response(
+            503, "the database is unavailable", request=request, headers={"Retry-After": "5"}
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -86,3 +86,20 @@ def test_a_time_with_an_offset_is_read_in_utc(api: ApiUnderTest) -> None:
     assert (
         client.get("/v1/offers/1", params={"since": "2025-09-10T00:00:01Z"}).json()["history"]["total"] == 0
     )
+
+
+def test_an_unreachable_database_is_503_not_500() -> None:
+    from fastapi.testclient import TestClient
+
+    from api.http.app import create_app
+    from scheduler.db.session import Database, create_db_engine
+    from scheduler.settings import Settings
+
+    nowhere = Database(create_db_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_timeout_s=1))
+    client = TestClient(create_app(Settings(), nowhere), raise_server_exceptions=False)
+    response = client.get("/v1/offers", headers={"Authorization": "Bearer gpk_000000000000_x"})
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == "the database is unavailable"
+    assert client.get("/readyz").status_code == 503
+    nowhere.dispose()
