@@ -17,7 +17,7 @@ from scheduler.db.session import Database, create_db_engine
 from scheduler.settings import Settings
 from tests.api.http.conftest import ApiUnderTest
 
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 8
 
 # Operations whose valid values depend on the data (a provider, region or jurisdiction the database
 # knows): a value the schema allows but the database does not know is 422 naming the field, by design.
