@@ -197,7 +197,7 @@ EXPLANATIONS = Schema(
             "topic",
             STR,
             "",
-            "model:<m>, alternative:<m>, constraint:<kind>, policy:<name>, infeasible...",
+            "model:<m>, alternative:<m>, constraint:<rule>[:<m>], policy:<rule>, infeasible[...]",
         ),
         _c("text", STR, "", "the finding"),
         _c("monthly_micro_usd", NINT, MICRO_MONTH, "a cost attached to the finding, if any"),

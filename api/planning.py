@@ -23,8 +23,6 @@ deterministic mode, so results do not depend on where they ran. Nothing here cha
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,6 +71,7 @@ from scheduler.services.studies import (
 )
 from scheduler.services.sweeps import ClusterUnavailableError, Runner, runner_for
 from scheduler.settings import get_settings
+from solver.baselines import greedy_per_model, lp_bound, single_cloud_on_demand
 from solver.commitments.index import CommitmentParams
 from solver.commitments.profile import (
     DemandProfile,
@@ -85,7 +84,7 @@ from solver.commitments.reserved import ReservedPriceAssumption, with_assumed_re
 from solver.commitments.result import CommitmentResult
 from solver.domain import Budget, PurchaseOption, Redundancy
 from solver.problem import Problem, SolveParams
-from solver.result import SolveResult
+from solver.result import Explanation, SolveResult
 from solver.solve import solve
 from solver.units import HOURS_PER_MONTH, HOURS_PER_YEAR
 from solver.whatif import (
@@ -311,23 +310,11 @@ class PlanResult:
         return EXPLANATIONS.frame(_explanation_row(e) for e in self.result.explanations)
 
 
-def _explanation_row(explanation: Any) -> dict[str, Any]:
-    topic = getattr(explanation, "topic", "")
-    topic = str(getattr(topic, "value", topic))
-    money: int | None = None
-    for name in ("monthly_micro_usd", "monthly_micro_usd_per_month", "micro_usd_per_month"):
-        value = getattr(explanation, name, None)
-        if isinstance(value, int):
-            money = value
-            break
-    else:
-        usd = getattr(explanation, "monthly_usd", None)
-        if isinstance(usd, int | float) and math.isfinite(usd):
-            money = round(usd * 1_000_000)
+def _explanation_row(explanation: Explanation) -> dict[str, Any]:
     return {
-        "topic": topic,
-        "text": str(getattr(explanation, "text", explanation)),
-        "monthly_micro_usd": money,
+        "topic": explanation.label,
+        "text": explanation.text,
+        "monthly_micro_usd": explanation.monthly_micro_usd,
     }
 
 
@@ -954,31 +941,24 @@ class Planner:
         """
         problem = plan.problem if plan is not None else self.problem
         cost = plan.result.cost_micro_usd_per_hour if plan is not None else None
-        module = importlib.import_module("solver.baselines")
-        runs: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
-            ("single_cloud_on_demand", (problem,), {}),
-            ("greedy_per_model", (problem,), {}),
-            ("lp_bound", (problem,), {"time_limit_s": time_limit_s}),
-        ]
+        found = (
+            single_cloud_on_demand(problem),
+            greedy_per_model(problem),
+            lp_bound(problem, time_limit_s=time_limit_s),
+        )
         rows = []
-        for function_name, args, kwargs in runs:
-            function = getattr(module, function_name, None)
-            if function is None:
-                continue
-            baseline = function(*args, **kwargs)
+        for baseline in found:
             base_cost = baseline.cost_micro_usd_per_hour
             rows.append(
                 {
                     "name": str(baseline.name),
-                    "status": str(getattr(baseline.status, "value", baseline.status)),
+                    "status": baseline.status.value,
                     "cost_micro_usd_per_hour": base_cost,
-                    "lower_bound_micro_usd_per_hour": getattr(
-                        baseline, "lower_bound_micro_usd_per_hour", None
-                    ),
+                    "lower_bound_micro_usd_per_hour": baseline.lower_bound_micro_usd_per_hour,
                     "ratio_to_plan": cost / base_cost if cost is not None and base_cost else None,
-                    "violations": len(getattr(baseline, "violations", ())),
+                    "violations": len(baseline.violations),
                     "wall_time_s": float(baseline.wall_time_s),
-                    "note": str(getattr(baseline, "note", "")),
+                    "note": baseline.note,
                 }
             )
         return BASELINES.frame(rows)

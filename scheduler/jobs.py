@@ -9,6 +9,8 @@
   adapter's inventory against the fleet; what they took is re-planned and applied in the same run.
 - ``expire``, every ``GPUPLAN_SCHEDULER_EXPIRE_SECONDS``: mark offers not seen within their time to live
   stale.
+- ``solve``, every ``GPUPLAN_SCHEDULER_SOLVE_SECONDS``: one solve of the REST API's shared queue
+  (``scheduler.services.solvequeue``), after re-queuing the solves of dead workers.
 
 Ticks are aligned to the Unix epoch (a 30 s job runs at :00 and :30 of every minute in every process),
 so that every scheduler process names a tick the same way. ``JobRunner.run`` first inserts the run into
@@ -35,7 +37,7 @@ from scheduler.db.session import Database
 from scheduler.logs import get_logger
 from scheduler.metrics import Metrics
 from scheduler.services import ingest as ingest_service
-from scheduler.services import leases
+from scheduler.services import leases, solvequeue
 from scheduler.services.apply import ApplyContext, apply_plan, lease_name
 from scheduler.services.engine import Engine
 from scheduler.services.interruptions import handle_notices
@@ -249,6 +251,23 @@ def expire_job(job: JobContext) -> dict[str, Any]:
     return {"marked_stale": marked, "cleared": cleared}
 
 
+def solve_job(job: JobContext) -> dict[str, Any]:
+    """One solve the REST API queued, claimed like any API worker's (each solve runs once)."""
+    settings = job.settings
+    done = solvequeue.work_one(
+        job.database,
+        worker=f"{job.holder}:scheduler",
+        heartbeat_s=settings.api_solve_heartbeat_s,
+        dead_after_s=settings.api_solve_dead_after_s,
+        max_attempts=settings.api_solve_max_attempts,
+        clock=job.clock,
+    )
+    if done is None:
+        return {"solved": None}
+    job_id, status = done
+    return {"solved": job_id, "status": status.value if status is not None else "lost"}
+
+
 def job_specs(settings: Settings) -> list[JobSpec]:
     specs = [
         JobSpec(
@@ -279,6 +298,7 @@ def job_specs(settings: Settings) -> list[JobSpec]:
             reconcile_job,
         ),
         JobSpec("expire", settings.scheduler_expire_seconds, "mark stale offers", expire_job),
+        JobSpec("solve", settings.scheduler_solve_seconds, "one solve of the REST API's queue", solve_job),
     ]
     return specs
 

@@ -186,6 +186,9 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="The leader's lease on SQLite: a dead leader is replaced after it."
     )
     scheduler_plan_time_limit_s: float = Field(default=30.0, gt=0, description="Solve time of a rebalance.")
+    scheduler_solve_seconds: float = Field(
+        default=10.0, gt=0, description="Work the REST API's queue of solves (docs/api/plans.md)."
+    )
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="Prometheus metrics; 0: none.")
     metrics_address: str = Field(
         default="127.0.0.1", description="Address the metrics server listens on (0.0.0.0: every interface)."
@@ -202,6 +205,41 @@ class Settings(BaseSettings):
     api_cors_origins: list[str] = Field(
         default_factory=list, description='Origins a browser may call the API from, JSON: ["https://..."].'
     )
+
+    api_solve_workers: int = Field(
+        default=1,
+        ge=0,
+        le=8,
+        description="Solve workers (threads) each API process runs on the shared queue of solves; 0: none "
+        "(another API process or the scheduler works the queue).",
+    )
+    api_solve_poll_s: float = Field(
+        default=1.0, gt=0, description="How often an idle solve worker looks at the queue."
+    )
+    api_solve_heartbeat_s: float = Field(
+        default=10.0, gt=0, description="How often a solve worker renews the heartbeat of the job it runs."
+    )
+    api_solve_dead_after_s: float = Field(
+        default=60.0, gt=0, description="A running solve whose heartbeat is older than this is re-queued."
+    )
+    api_solve_max_attempts: int = Field(
+        default=3, ge=1, description="A solve whose worker died this many times fails instead of re-queuing."
+    )
+    api_apply_max_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Longest an apply runs inside one request: then it stops between two actions, the plan "
+        "left applying, and `POST /v1/plans/{id}/apply` with resume finishes it.",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_dead_after(self) -> Settings:
+        if self.api_solve_dead_after_s <= 2 * self.api_solve_heartbeat_s:
+            raise ValueError(
+                "GPUPLAN_API_SOLVE_DEAD_AFTER_S must exceed twice GPUPLAN_API_SOLVE_HEARTBEAT_S, or live "
+                "solves would be re-queued"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_needs_auth(self) -> Settings:

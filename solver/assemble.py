@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from solver.constraints.packing import instances_needed
 from solver.domain import Placement, Plan, ReplicaCount, Route
 from solver.flow import max_flow
 from solver.index import Pool, ProblemIndex
+from solver.rules import instances_needed
 
 
 def capacities(index: ProblemIndex, replicas: dict[tuple[int, int], int]) -> dict[int, dict[Pool, float]]:

@@ -210,6 +210,7 @@ def _timedelta(seconds: float) -> dt.timedelta:
 
 # ------------------------------------------------------------------------- parallel subproblems
 
+
 @dataclass(frozen=True)
 class _SubproblemContext:
     """What every model's subproblem shares: the index and the solve settings."""

@@ -8,15 +8,15 @@ policy relaxation would cost, from the per-model relaxed optima (lower bounds, f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from solver.constraints.latency import over_by_ms
-from solver.constraints.packing import replica_fit
 from solver.domain import BudgetScope, Model, Redundancy
 from solver.index import ProblemIndex
 from solver.problem import Problem
-from solver.result import Explanation
+from solver.result import Explanation, Topic
+from solver.rules import over_by_ms, replica_fit
 from solver.units import HOURS_PER_MONTH, format_usd
 
 
@@ -30,7 +30,8 @@ def unservable(index: ProblemIndex) -> list[Explanation]:
                 continue
             out.append(
                 Explanation(
-                    topic=f"infeasible:model:{model.name}",
+                    topic=Topic.INFEASIBLE,
+                    model=model.name,
                     text=f"{model.name} from {index.sources[s]} cannot be served: {_why(index, model, s)}",
                 )
             )
@@ -135,7 +136,7 @@ def model_findings(index: ProblemIndex, m: int, fixes: list[str]) -> Explanation
         text += ": " + "; ".join(details)
     if fixes:
         text += f" (it could be with: {', '.join(fixes)})"
-    return Explanation(topic=f"infeasible:model:{model.name}", text=text)
+    return Explanation(topic=Topic.INFEASIBLE, model=model.name, text=text)
 
 
 # ------------------------------------------------------------------------------------- relaxations
@@ -190,8 +191,8 @@ def relaxed_bounds(
 ) -> list[Explanation]:
     """What each policy relaxation would lower the cheapest possible plan to, ranked by saving.
 
-    ``bound_of`` returns a lower bound (micro-USD per hour) of a problem; the figures are bounds, so the
-    text says "at least".
+    ``bound_of`` returns a lower bound (micro-USD per hour) of a problem, or infinity when it was not
+    computed in time (that relaxation is left out); the figures are bounds, so the text says "at least".
     """
     rows = []
     for label, relax in RELAXATIONS:
@@ -199,20 +200,21 @@ def relaxed_bounds(
         if relaxed == problem:
             continue
         value = bound_of(relaxed)
-        rows.append((value, label))
+        if math.isfinite(value):
+            rows.append((value, label))
     rows.sort()
     out = []
     for value, label in rows:
         saving = (baseline_bound - value) * HOURS_PER_MONTH
         out.append(
             Explanation(
-                topic="relaxation",
+                topic=Topic.RELAXATION,
                 text=(
                     f"{label}: the cheapest plan would cost at least "
                     f"{format_usd(int(value * HOURS_PER_MONTH), 0)}/month "
                     f"({format_usd(int(saving), 0)}/month less than with the policy)"
                 ),
-                monthly_usd=round(value * HOURS_PER_MONTH / 1e6, 2),
+                monthly_micro_usd=round(value * HOURS_PER_MONTH),
             )
         )
     return out

@@ -14,12 +14,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from solver.constraints.latency import over_by_ms
-from solver.constraints.packing import replica_fit
-from solver.domain import Model, OfferFlag, PurchaseOption, Redundancy
+from solver.domain import OfferFlag, PurchaseOption, Redundancy
 from solver.index import ProblemIndex
 from solver.problem import Problem
-from solver.result import Explanation
+from solver.result import Explanation, Rule, Topic
+from solver.rules import over_by_ms, replica_fit
 from solver.units import HOURS_PER_MONTH, format_usd
 
 Replicas = dict[tuple[int, int], int]
@@ -89,7 +88,7 @@ def _model_summary(index: ProblemIndex, m: int, replicas: Replicas, instances: d
         f"{format_usd(int(cost))}/h for its GPUs. Why: {'; '.join(why)}."
     )
     return Explanation(
-        topic=f"model:{model.name}", text=text, monthly_usd=round(cost * HOURS_PER_MONTH / 1e6, 2)
+        topic=Topic.MODEL, model=model.name, text=text, monthly_micro_usd=round(cost * HOURS_PER_MONTH)
     )
 
 
@@ -124,14 +123,16 @@ def _rejected_alternative(
             best = (rate, offer)
     if best is None:
         return Explanation(
-            topic=f"alternative:{model.name}",
+            topic=Topic.ALTERNATIVE,
+            model=model.name,
             text=f"{model.name}: no offer it runs on is cheaper per unit of capacity than the plan's mix.",
         )
     rate, offer = best
     reason = _why_not(index, m, offer.key, instances, spot_full=_spot_full(index, m, replicas))
     saving = (plan_rate - rate) * _capacity(index, m, replicas)
     return Explanation(
-        topic=f"alternative:{model.name}",
+        topic=Topic.ALTERNATIVE,
+        model=model.name,
         text=(
             f"{model.name}: the cheapest capacity it did not use is {offer.key} "
             f"({format_usd(offer.price_micro_usd_per_hour)}/h per instance, about "
@@ -211,13 +212,14 @@ def _binding(index: ProblemIndex, replicas: Replicas, instances: dict[int, int])
     full = [
         index.slots[s].offer.key
         for s, n in sorted(instances.items())
-        if index.slots[s].availability is not None and n >= index.slots[s].availability and n > 0
+        if (limit := index.slots[s].availability) is not None and n >= limit and n > 0
     ]
     if full:
         shown = ", ".join(full[:6]) + (f" and {len(full) - 6} more" if len(full) > 6 else "")
         out.append(
             Explanation(
-                topic="constraint:availability",
+                topic=Topic.CONSTRAINT,
+                rule=Rule.AVAILABILITY,
                 text=f"{len(full)} offers are used to their last available instance: {shown}.",
             )
         )
@@ -229,7 +231,9 @@ def _binding(index: ProblemIndex, replicas: Replicas, instances: dict[int, int])
         if model.max_spot_share > 0 and _spot_full(index, m, replicas):
             out.append(
                 Explanation(
-                    topic=f"constraint:spot:{model.name}",
+                    topic=Topic.CONSTRAINT,
+                    rule=Rule.SPOT,
+                    model=model.name,
                     text=f"{model.name} uses all of its {model.max_spot_share:.0%} spot allowance",
                 )
             )
@@ -238,7 +242,9 @@ def _binding(index: ProblemIndex, replicas: Replicas, instances: dict[int, int])
             extra = capacity / needed - 1
             out.append(
                 Explanation(
-                    topic=f"constraint:redundancy:{model.name}",
+                    topic=Topic.CONSTRAINT,
+                    rule=Rule.REDUNDANCY,
+                    model=model.name,
                     text=(
                         f"{model.name} holds {extra:.0%} more capacity than normal operation at "
                         f"{utilisation:.0%} utilisation needs, to survive the loss of any one "
@@ -250,8 +256,6 @@ def _binding(index: ProblemIndex, replicas: Replicas, instances: dict[int, int])
 
 
 # ------------------------------------------------------------------------------------ policies
-
-PolicyChange = tuple[str, Callable[[Model], bool], Callable[[Problem], Problem]]
 
 
 def _without_residency(problem: Problem) -> Problem:
@@ -289,13 +293,13 @@ def policy_costs(
     residency_sources = {s.name for s in problem.sources if s.residency is not None}
     touched_by_residency = sorted({d.model for d in problem.demand if d.source in residency_sources})
     changes = [
-        ("residency", touched_by_residency, _without_residency),
+        (Rule.RESIDENCY, touched_by_residency, _without_residency),
         (
-            "redundancy",
+            Rule.REDUNDANCY,
             sorted(m.name for m in problem.models if m.redundancy is not Redundancy.NONE),
             _without_redundancy,
         ),
-        ("spot cap", sorted(m.name for m in problem.models if m.max_spot_share < 1.0), _with_full_spot),
+        (Rule.SPOT_CAP, sorted(m.name for m in problem.models if m.max_spot_share < 1.0), _with_full_spot),
     ]
     out = []
     calls_left = 2 * sum(1 for _, models, _ in changes if models)
@@ -306,7 +310,8 @@ def policy_costs(
         calls_left -= 1
         return per_model_bound(changed, models, share) if share > 0 else {}
 
-    for name, models, relax in changes:
+    for rule, models, relax in changes:
+        name = rule.value
         if not models:
             continue
         with_policy = bound_of(problem, models)
@@ -316,7 +321,8 @@ def policy_costs(
         if not with_policy or not without:
             out.append(
                 Explanation(
-                    topic=f"policy:{name}",
+                    topic=Topic.POLICY,
+                    rule=rule,
                     text=(
                         f"the cost of the {name} policy ({len(models)} models) was not estimated: the "
                         "time limit ran out first (a longer time limit gives it)"
@@ -328,13 +334,14 @@ def policy_costs(
         monthly = delta * HOURS_PER_MONTH
         out.append(
             Explanation(
-                topic=f"policy:{name}",
+                topic=Topic.POLICY,
+                rule=rule,
                 text=(
                     f"the {name} policy costs about {format_usd(int(monthly), 0)}/month: the cheapest plan "
                     f"for the {len(models)} models it touches, with it against without it "
                     "(relaxed per-model optima)"
                 ),
-                monthly_usd=round(monthly / 1e6, 2),
+                monthly_micro_usd=round(monthly),
             )
         )
     return out

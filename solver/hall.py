@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from solver.domain import Redundancy
-from solver.flow import max_flow
+from solver.flow import FlowResult, max_flow
 from solver.index import Pool, ProblemIndex
 
 FailureDomain = tuple[str, object]
@@ -49,6 +49,14 @@ def model_domains(index: ProblemIndex, model_id: int, pools: set[Pool]) -> list[
     return sorted({failure_domain_of(index, pool, level) for pool in pools}, key=str)
 
 
+def residency_groups(index: ProblemIndex, sources: list[int]) -> defaultdict[frozenset[str] | None, set[int]]:
+    """The sources grouped by their residency rule (None: no rule)."""
+    groups: defaultdict[frozenset[str] | None, set[int]] = defaultdict(set)
+    for s in sources:
+        groups[index.problem.sources[s].residency].add(s)
+    return groups
+
+
 def initial_cuts(index: ProblemIndex, model_id: int, pools: set[Pool]) -> set[HallCut]:
     """Each source alone, all sources together, and sources sharing a residency rule, for normal
     operation; all sources together for every failure domain the model's pools touch (one short
@@ -56,10 +64,7 @@ def initial_cuts(index: ProblemIndex, model_id: int, pools: set[Pool]) -> set[Ha
     sources = sorted(index.demand.get(model_id, {}))
     if not sources:
         return set()
-    groups: dict[frozenset[str] | None, set[int]] = defaultdict(set)
-    problem_sources = index.problem.sources
-    for s in sources:
-        groups[problem_sources[s].residency].add(s)
+    groups = residency_groups(index, sources)
     sets = {frozenset([s]) for s in sources} | {frozenset(sources)}
     sets |= {frozenset(group) for group in groups.values() if len(group) > 1}
     cuts = {HallCut(model_id, t, None) for t in sets}
@@ -88,7 +93,7 @@ def routing(
     capacity: dict[Pool, float],
     *,
     domain: FailureDomain | None = None,
-):  # type: ignore[no-untyped-def]
+) -> tuple[FlowResult[int, Pool], float]:
     """Maximum flow of the model's demand over its pools (normal operation, or with a domain lost)."""
     model = index.models[model_id]
     demand = index.demand.get(model_id, {})

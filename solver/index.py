@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from solver.constraints.latency import service_ok
-from solver.constraints.packing import replica_fit
 from solver.domain import GpuType, Model, Offer, PurchaseOption, Region
 from solver.network import RttTable
 from solver.problem import Problem, SolveParams
+from solver.rules import replica_fit, service_ok
 
 Pool = tuple[int, GpuType]
 """(region index, GPU type)."""
@@ -72,10 +71,6 @@ class ProblemIndex:
     sunk_cost: int = 0
     """Micro-USD per hour of commitments, paid whatever the plan."""
 
-    @property
-    def total_demand(self) -> int:
-        return sum(sum(by_source.values()) for by_source in self.demand.values())
-
 
 def _fits(model: Model, slot: OfferSlot) -> bool:
     profile = model.profile_for(slot.gpu_type)
@@ -102,14 +97,14 @@ def build_index(problem: Problem, params: SolveParams) -> ProblemIndex:
         is_committed = offer.key in committed
         if not usable and not is_committed:
             continue
-        region = index.region_of[offer.region_key]
+        region_id = index.region_of[offer.region_key]
         risk = problem.risk_of(offer)
         if is_committed:
             count = committed[offer.key]
             index.sunk_cost += count * offer.price_micro_usd_per_hour
             index.slots.append(
                 OfferSlot(
-                    len(index.slots), offer, region, 0, offer.price_micro_usd_per_hour, count, risk, True
+                    len(index.slots), offer, region_id, 0, offer.price_micro_usd_per_hour, count, risk, True
                 )
             )
             remaining = None if offer.availability is None else max(0, offer.availability - count)
@@ -121,7 +116,7 @@ def build_index(problem: Problem, params: SolveParams) -> ProblemIndex:
             OfferSlot(
                 len(index.slots),
                 offer,
-                region,
+                region_id,
                 offer.price_micro_usd_per_hour,
                 offer.price_micro_usd_per_hour,
                 remaining,

@@ -18,6 +18,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from ortools.math_opt.python import mathopt
@@ -49,10 +50,31 @@ class MipOptions:
     churn: bool = True
 
 
+class MipStatus(StrEnum):
+    """How a MIP (or LP) solve ended. A StrEnum, so it compares equal to its value."""
+
+    OPTIMAL = "optimal"  # proven within the relative gap
+    FEASIBLE = "feasible"  # a solution, not proven (a limit stopped the solver)
+    INFEASIBLE = "infeasible"  # no solution exists (also: infeasible or unbounded)
+    NO_SOLUTION = "no_solution"  # a limit stopped the solver before any solution
+    UNBOUNDED = "unbounded"
+    OTHER = "other"  # any other termination (numerical trouble, interrupted, ...)
+    HINT = "hint"  # not solved: a solution built from a plan, to hint the next solve with
+
+
+_STATUS_OF_REASON = {
+    mathopt.TerminationReason.OPTIMAL: MipStatus.OPTIMAL,
+    mathopt.TerminationReason.FEASIBLE: MipStatus.FEASIBLE,
+    mathopt.TerminationReason.INFEASIBLE: MipStatus.INFEASIBLE,
+    mathopt.TerminationReason.NO_SOLUTION_FOUND: MipStatus.NO_SOLUTION,
+    mathopt.TerminationReason.UNBOUNDED: MipStatus.UNBOUNDED,
+    mathopt.TerminationReason.INFEASIBLE_OR_UNBOUNDED: MipStatus.INFEASIBLE,
+}
+
+
 @dataclass
 class MipSolution:
-    status: str
-    """optimal, feasible, infeasible, no_solution, unbounded, other."""
+    status: MipStatus
     objective: float | None
     bound: float | None
     instances: dict[int, int]
@@ -116,6 +138,14 @@ class PlacementMip:
                 # sources' capacity covers the share, once for all such domains.
                 self._failover_floor.add((cut.model, cut.sources))
                 redundancy.add_floor(self, cut)
+
+    def add_variable(self, *, lb: float, ub: float) -> mathopt.Variable:
+        """A continuous variable."""
+        return self.model.add_variable(lb=lb, ub=ub)
+
+    def add_penalty(self, term: Any) -> None:
+        """A term of the objective beside the cost (churn penalties)."""
+        self.penalty_terms.append(term)
 
     def add_constraint(self, bounded: Any, label: str = "") -> None:
         """Add a constraint; ``label`` documents it at the call site (MathOpt names must be unique, and
@@ -262,15 +292,7 @@ class PlacementMip:
         return mathopt.SolutionHint(variable_values=values)
 
     def _read(self, result: mathopt.SolveResult) -> MipSolution:
-        reason = result.termination.reason
-        status = {
-            mathopt.TerminationReason.OPTIMAL: "optimal",
-            mathopt.TerminationReason.FEASIBLE: "feasible",
-            mathopt.TerminationReason.INFEASIBLE: "infeasible",
-            mathopt.TerminationReason.NO_SOLUTION_FOUND: "no_solution",
-            mathopt.TerminationReason.UNBOUNDED: "unbounded",
-            mathopt.TerminationReason.INFEASIBLE_OR_UNBOUNDED: "infeasible",
-        }.get(reason, "other")
+        status = _STATUS_OF_REASON.get(result.termination.reason, MipStatus.OTHER)
         bounds = result.termination.objective_bounds
         bound = bounds.dual_bound if math.isfinite(bounds.dual_bound) else None
         wall = result.solve_stats.solve_time.total_seconds()

@@ -27,7 +27,6 @@ from pydantic import (
     model_validator,
 )
 
-from solver.constraints.packing import instances_needed, replica_fit
 from solver.domain import (
     MAX_PRICE_MICRO_USD_PER_HOUR,
     Availability,
@@ -65,6 +64,7 @@ from solver.fleetspec import (
     parse_fleet,
 )
 from solver.problem import Problem, Risk, RttMeasurement, SolveParams
+from solver.rules import instances_needed, replica_fit
 from solver.units import MICRO_PER_USD, usd_to_micro
 
 SHIPPED_CATALOG = "shipped"

@@ -23,7 +23,7 @@ from solver.constraints.packing import instances_needed
 from solver.decompose import Decomposition
 from solver.hall import HallCut, in_domain, initial_cuts, neighbourhood, violated_cuts
 from solver.index import Pool, ProblemIndex
-from solver.mip import MipOptions, MipSolution, PlacementMip
+from solver.mip import MipOptions, MipSolution, MipStatus, PlacementMip
 from solver.scale import MICRO
 
 Replicas = dict[tuple[int, int], int]
@@ -157,7 +157,7 @@ def reoptimise(
         if previous is not None:
             merged = {k: v for k, v in base.items() if k[0] not in free_set}
             merged.update({k: v for k, v in previous.items() if k[0] in free_set})
-            warm = MipSolution("hint", None, None, instances_for(index, merged), previous, 0.0)
+            warm = MipSolution(MipStatus.HINT, None, None, instances_for(index, merged), previous, 0.0)
         remaining = time_limit_s - (time.perf_counter() - started)
         if remaining <= 0.02 and not search.deterministic:
             return None

@@ -345,12 +345,12 @@ def test_scheduler_jobs_and_run_once(
     _use(monkeypatch, database_url, {"GPUPLAN_SCHEDULER_COLLECT_SECONDS": '{"aws": 7200}'})
     code, out = invoker()("scheduler", "jobs")
     assert code == 0, out
-    rows = {row["job"]: row for row in table_rows(out, "5 jobs")}
-    assert set(rows) == {"collect:aws", "rebalance", "apply", "reconcile", "expire"}
+    rows = {row["job"]: row for row in table_rows(out, "6 jobs")}
+    assert set(rows) == {"collect:aws", "rebalance", "apply", "reconcile", "expire", "solve"}
     assert rows["collect:aws"]["every s"] == "7200" and rows["reconcile"]["every s"] == "30"
     assert rows["expire"]["last run (UTC)"] == "-"
     code, out = invoker()("scheduler", "run-once", "expire")
     assert code == 0 and "expire: succeeded" in out and '"marked_stale"' in out, out
     code, out = invoker()("scheduler", "jobs")
-    rows = {row["job"]: row for row in table_rows(out, "5 jobs")}
+    rows = {row["job"]: row for row in table_rows(out, "6 jobs")}
     assert rows["expire"]["status"] == "succeeded" and rows["expire"]["by"].endswith(f":{os.getpid()}")

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from api.http import problems
+from api.http import background, problems
 from api.http.body import BodyLimit
 from api.http.metrics import ApiMetrics, MetricsMiddleware
 from api.http.metrics import router as metrics_router
-from api.http.routers import health, keys, offers
+from api.http.routers import fleet, health, keys, offers, plan_jobs, plans
 from scheduler.db.session import Database
 from scheduler.logs import configure_logging
 from scheduler.settings import Settings, get_settings
@@ -39,9 +40,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             app.state.database = Database.from_url(
                 settings.resolved_database_url, connect_timeout_s=settings.db_connect_timeout_s
             )
+        background.start_solve_workers(app, settings, app.state.database)
         try:
             yield
         finally:
+            background.stop_solve_workers(app)
             if owns_database:
                 app.state.database.dispose()
 
@@ -52,6 +55,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.apply_lock = threading.Lock()  # one apply at a time in a process (scheduler.jobs does too)
+    app.state.solve_workers = None
     if database is not None:
         app.state.database = database
     problems.install(app)
@@ -79,4 +84,4 @@ def served_app() -> FastAPI:
 
 def _resource_routers() -> list[APIRouter]:
     """The /v1 routers, one per resource, in the order the OpenAPI page shows them."""
-    return [offers.router, offers.runs_router, keys.router]
+    return [plans.router, plan_jobs.router, fleet.router, offers.router, offers.runs_router, keys.router]

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.http.routes import allowed_methods
 from scheduler.db.session import DatabaseError
 from scheduler.services.apikeys import ApiKeyNotFoundError
+from scheduler.services.apply import NotApprovedError
 from scheduler.services.collection_runs import CollectionRunNotFoundError
 from scheduler.services.plans import (
     FourEyesError,
@@ -29,6 +30,7 @@ from scheduler.services.plans import (
     PlanNotFoundError,
     StalePlanError,
 )
+from scheduler.services.solvequeue import SolveJobNotFoundError
 from solver.errors import InputError
 
 PROBLEM_JSON = "application/problem+json"
@@ -126,11 +128,13 @@ def problem_response(
 
 
 def _input_error_status(exc: InputError) -> int:
-    if isinstance(exc, PlanNotFoundError | ApiKeyNotFoundError | CollectionRunNotFoundError):
+    if isinstance(
+        exc, PlanNotFoundError | SolveJobNotFoundError | ApiKeyNotFoundError | CollectionRunNotFoundError
+    ):
         return 404
     if isinstance(exc, FourEyesError):
         return 403
-    if isinstance(exc, IllegalTransitionError | StalePlanError | PlanBusyError):
+    if isinstance(exc, IllegalTransitionError | StalePlanError | PlanBusyError | NotApprovedError):
         return 409
     return 400
 

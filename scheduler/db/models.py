@@ -90,6 +90,13 @@ class JobRunStatus(StrEnum):
     INTERRUPTED = "interrupted"  # stopped at a checkpoint by a shutdown (SIGTERM); the next run goes on
 
 
+class SolveJobStatus(StrEnum):
+    QUEUED = "queued"  # waiting for a worker
+    RUNNING = "running"  # claimed by a worker, which renews its heartbeat while it solves
+    DONE = "done"  # solved and stored as a plan (``plan_id``)
+    FAILED = "failed"  # no plan: infeasible, no plan in time, or an error; ``diagnosis`` says why
+
+
 class DisruptionKind(StrEnum):
     PREEMPTED = "preempted"  # the instance was reclaimed
     INTERRUPTION_NOTICE = "interruption_notice"  # the provider warns it will reclaim it (AWS: 2 minutes)
@@ -867,6 +874,43 @@ class ApiKeyRow(Base):
     created_by: Mapped[str] = mapped_column(sa.String(200))
     revoked_at: Mapped[dt.datetime | None]
     last_used_at: Mapped[dt.datetime | None]
+
+
+class SolveJobRow(Base):
+    """A solve of the fleet asked for through the REST API, queued until one worker claims it.
+
+    A worker claims a queued job atomically (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a guarded UPDATE
+    on SQLite), renews ``heartbeat_at`` while it solves, and stores the plan and finishes the job in one
+    transaction guarded by its claim (``claimed_by`` and ``attempts``), so that a solve is stored once
+    even when a worker thought dead comes back. A running job whose heartbeat is too old is re-queued.
+    """
+
+    __tablename__ = "solve_jobs"
+    __table_args__ = (
+        sa.CheckConstraint("time_limit_s > 0", name="time_limit_positive"),
+        sa.Index("ix_solve_jobs_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[SolveJobStatus] = mapped_column(enum_column_type(SolveJobStatus, "solve_job_status"))
+    requested_by: Mapped[str] = mapped_column(sa.String(200))
+    requested_at: Mapped[dt.datetime]
+    time_limit_s: Mapped[float]
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """The solver parameters (``solver.problem.SolveParams``)."""
+    attempts: Mapped[int] = mapped_column(default=0)
+    """Claims so far; a claim is identified by (``claimed_by``, ``attempts``)."""
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(200))
+    started_at: Mapped[dt.datetime | None]
+    heartbeat_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    plan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plans.id"), index=True)
+    solver_status: Mapped[str | None] = mapped_column(sa.String(32))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    """One line: why the job failed."""
+    diagnosis: Mapped[dict[str, Any] | None]
+    """A failed solve's findings (solver status, explanations) or a done solve's summary."""
 
 
 APPEND_ONLY_TABLES = (

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from solver.constraints import redundancy
 from solver.constraints.capacity import pool_capacities
 from solver.costing import plan_cost
-from solver.domain import Plan, Redundancy
+from solver.domain import GpuType, Plan, Redundancy
 from solver.flow import max_flow
 from solver.network import RttTable
 from solver.problem import Problem
@@ -123,8 +123,8 @@ def coverage(problem: Problem, plan: Plan) -> Coverage:
             for (m, r, gpu), cap in capacities.items()
             if m == model.name and cap > 0
         }
-        slo_edges: dict[str, list[tuple[str, object]]] = {}
-        residency_edges: dict[str, list[tuple[str, object]]] = {}
+        slo_edges: dict[str, list[tuple[str, GpuType]]] = {}
+        residency_edges: dict[str, list[tuple[str, GpuType]]] = {}
         for name in demand:
             source = sources[name]
             slo_edges[name] = []
@@ -139,8 +139,8 @@ def coverage(problem: Problem, plan: Plan) -> Coverage:
                     continue
                 if table.rtt_ms(source, region) + profile.service_latency_ms <= model.latency_slo_ms:
                     slo_edges[name].append((r, gpu))
-        within_slo += max_flow(demand, pools, slo_edges).value  # type: ignore[arg-type]
-        within_residency += max_flow(demand, pools, residency_edges).value  # type: ignore[arg-type]
+        within_slo += max_flow(demand, pools, slo_edges).value
+        within_residency += max_flow(demand, pools, residency_edges).value
     ruled = [model.name for model in problem.models if model.redundancy is not Redundancy.NONE]
     if ruled:
         failing = {v.model for v in redundancy.check(problem, plan)}

@@ -112,6 +112,22 @@ class AllocationEntry(_Document):
     """Rounded to the micro-USD."""
 
 
+class ExplanationEntry(_Document):
+    """One finding a FinOps reader can act on."""
+
+    topic: str
+    """The finding's label: ``model:NAME``, ``alternative:NAME``, ``constraint:RULE[:NAME]``,
+    ``policy:RULE``, ``infeasible[:RULE]``, ``infeasible:model:NAME``, ``relaxation``, ``no_plan``,
+    ``kept`` (``solver.result.Explanation.label``)."""
+    text: str
+    monthly_usd: float | None = None
+    """A cost attached to the finding, USD per month (the solver's micro-USD, rounded to the cent)."""
+
+    @classmethod
+    def of(cls, explanation: Explanation) -> ExplanationEntry:
+        return cls(topic=explanation.label, text=explanation.text, monthly_usd=explanation.monthly_usd)
+
+
 class BaselineEntry(_Document):
     name: str
     status: str
@@ -153,7 +169,7 @@ class PlanFile(_Document):
     placements: tuple[PlacementEntry, ...] = ()
     allocation: tuple[AllocationEntry, ...] = ()
     routes: tuple[Route, ...] = ()
-    explanations: tuple[Explanation, ...] = ()
+    explanations: tuple[ExplanationEntry, ...] = ()
     violations: tuple[Violation, ...] = ()
     baselines: tuple[BaselineEntry, ...] = ()
     stats: dict[str, float | int | str] = Field(default_factory=dict)
@@ -282,7 +298,7 @@ def build_plan_file(
         placements=tuple(placements),
         allocation=tuple(allocation),
         routes=plan.routes if plan is not None else (),
-        explanations=result.explanations,
+        explanations=tuple(ExplanationEntry.of(e) for e in result.explanations),
         violations=result.violations,
         baselines=tuple(baseline_entries(baselines, cost_micro)),
         stats=dict(result.stats),
@@ -346,7 +362,7 @@ def plan_json_schema() -> dict[str, Any]:
     }
 
 
-def explanation_lines(explanations: Sequence[Explanation]) -> list[str]:
+def explanation_lines(explanations: Sequence[ExplanationEntry]) -> list[str]:
     """Explanations as lines of text, with their monthly figure where they have one."""
     lines = []
     for explanation in explanations:

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, defer, joinedload, selectinload
 
 from scheduler.db.models import (
     AvailabilityObservationRow,
@@ -67,6 +67,7 @@ from scheduler.db.session import Database, DatabaseError, error_line
 from scheduler.services.audit import record
 from scheduler.services.fleet import read_fleet
 from scheduler.services.plandiff import PlanDiff, diff_plan
+from scheduler.services.planfile import ExplanationEntry
 from scheduler.services.plans import (
     held_offer_keys,
     input_fingerprints,
@@ -379,7 +380,7 @@ def store_plan(
                 "solver_status": result.status.value,
                 "trigger": trigger,
                 "models": str(result.stats.get("replanned_models", "")),
-                "explanations": [e.model_dump(mode="json") for e in result.explanations],
+                "explanations": [ExplanationEntry.of(e).model_dump(mode="json") for e in result.explanations],
             },
             at=now,
         )
@@ -417,7 +418,7 @@ def store_plan(
         trigger=trigger,
         diff=(diff or diff_plan(snapshot.problem, plan)).model_dump(mode="json"),
         explanations={
-            "explanations": [e.model_dump(mode="json") for e in result.explanations],
+            "explanations": [ExplanationEntry.of(e).model_dump(mode="json") for e in result.explanations],
             "stats": dict(result.stats),
         },
     )
@@ -469,6 +470,7 @@ def read_stored_plan(session: Session, plan_id: int) -> Plan:
         sa.select(PlanRow)
         .where(PlanRow.id == plan_id)
         .options(
+            defer(PlanRow.inputs),
             selectinload(PlanRow.placements).joinedload(PlanPlacementRow.offer),
             selectinload(PlanRow.placements)
             .selectinload(PlanPlacementRow.replicas)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from scheduler.db.models import (
     AuditLogRow,
@@ -243,7 +243,8 @@ def _plan_offer_keys(session: Session, plan_id: int) -> set[str]:
 
 
 def get_plan(session: Session, plan_id: int, *, for_update: bool = False) -> PlanRow:
-    query = sa.select(PlanRow).where(PlanRow.id == plan_id)
+    # The problem in ``inputs`` is large: it is loaded when first read (staleness, the plan's problem).
+    query = sa.select(PlanRow).where(PlanRow.id == plan_id).options(defer(PlanRow.inputs))
     if for_update:
         query = query.with_for_update()
     row = session.scalar(query)
@@ -439,10 +440,33 @@ class PlanSummary:
     status_reason: str | None
 
 
-def list_plans(session: Session, *, status: PlanStatus | None = None, limit: int = 50) -> list[PlanSummary]:
-    query = sa.select(PlanRow).order_by(PlanRow.id.desc()).limit(limit)
+def list_plans(
+    session: Session,
+    *,
+    status: PlanStatus | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    author: str | None = None,
+    created_after: dt.datetime | None = None,
+    created_before: dt.datetime | None = None,
+) -> list[PlanSummary]:
+    """Plans, newest first: in a state, made by an author (case-insensitive), created at or after
+    ``created_after`` and before ``created_before``."""
+    query = (
+        sa.select(PlanRow)
+        .order_by(PlanRow.id.desc())
+        .limit(limit)
+        .offset(offset)
+        .options(defer(PlanRow.inputs))
+    )
     if status is not None:
         query = query.where(PlanRow.status == status)
+    if author is not None:
+        query = query.where(sa.func.lower(PlanRow.created_by) == author.strip().lower())
+    if created_after is not None:
+        query = query.where(PlanRow.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(PlanRow.created_at < created_before)
     return [_summary(row) for row in session.scalars(query)]
 
 

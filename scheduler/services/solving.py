@@ -7,13 +7,10 @@ jobs and the API. No database and no output here: plain problem in, typed result
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import partial
 
-from solver import baselines as solver_baselines
-from solver.baselines import BaselineResult
+from solver.baselines import BaselineResult, run_all
 from solver.problem import Problem, SolveParams
 from solver.result import SolveResult
 from solver.solve import solve
@@ -43,33 +40,5 @@ def solve_and_compare(problem: Problem, params: SolveParams, *, baselines: Basel
     result = solve(problem, params)
     if baselines is Baselines.NONE or result.plan is None:
         return Solved(result)
-    found, notes = run_baselines(
-        problem, time_limit_s=params.time_limit_s, include_direct_mip=baselines is Baselines.ALL
-    )
-    return Solved(result, tuple(found), tuple(notes))
-
-
-def run_baselines(
-    problem: Problem, *, time_limit_s: float, include_direct_mip: bool = True
-) -> tuple[list[BaselineResult], list[str]]:
-    """The baselines of ``solver.baselines`` on ``problem``, and a note for each one skipped or failed.
-
-    A baseline that raises is a note, not an error: it must not hide the plan it is compared with.
-    """
-    calls: list[tuple[str, Callable[[], BaselineResult]]] = [
-        ("single_cloud_on_demand", partial(solver_baselines.single_cloud_on_demand, problem)),
-        ("greedy_per_model", partial(solver_baselines.greedy_per_model, problem)),
-    ]
-    notes: list[str] = []
-    if include_direct_mip:
-        calls.append(("direct_mip", partial(solver_baselines.direct_mip, problem, time_limit_s)))
-    else:
-        notes.append("direct_mip skipped (it takes the whole time limit again; `gpuplan plan` runs it)")
-    calls.append(("lp_bound", partial(solver_baselines.lp_bound, problem)))
-    found: list[BaselineResult] = []
-    for name, call in calls:
-        try:
-            found.append(call())
-        except Exception as exc:  # a failing baseline must not hide the plan
-            notes.append(f"baseline {name} failed: {type(exc).__name__}: {exc}")
-    return found, notes
+    runs = run_all(problem, time_limit_s=params.time_limit_s, include_direct_mip=baselines is Baselines.ALL)
+    return Solved(result, runs.results, runs.notes)

@@ -128,7 +128,6 @@ class CommitmentIndex:
     offers_of: dict[tuple[str, tuple[str, GpuType]], list[int]] = field(default_factory=dict)
     """(model, pool) -> candidates the model's replicas may use there."""
     unservable: list[str] = field(default_factory=list)
-    sunk_micro_usd_per_hour: int = 0
     on_demand_gpu_price: dict[tuple[str, GpuType], int] = field(default_factory=dict)
     """Pool -> cheapest on-demand micro-USD per GPU-hour (break-even reference)."""
 
@@ -196,7 +195,6 @@ def build_commitment_index(
     for offer in problem.offers:
         if offer.key in committed:
             add(offer, OfferClass.COMMITTED, fixed=committed[offer.key], availability=committed[offer.key])
-            index.sunk_micro_usd_per_hour += committed[offer.key] * offer.price_micro_usd_per_hour
         offer_class = _class_of(offer)
         if offer_class is None or not offer.plannable or offer.purchase_option not in params.purchase_options:
             if not (fixed_new and offer.key in fixed_new):

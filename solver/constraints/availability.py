@@ -12,19 +12,21 @@ from typing import TYPE_CHECKING
 from solver.result import Violation, ViolationKind
 
 if TYPE_CHECKING:
-    from solver.domain import Plan
-    from solver.mip import PlacementMip
+    from solver.constraints.builder import ModelBuilder
+    from solver.domain import Plan, PurchaseOption
     from solver.problem import Problem
 
 
-def add(mip: PlacementMip) -> None:
+def add(mip: ModelBuilder) -> None:
     for slot_id, var in mip.instances.items():
         limit = mip.index.slots[slot_id].availability
         if limit is not None:
             var.upper_bound = min(var.upper_bound, limit)
 
 
-def check(problem: Problem, plan: Plan, allowed_purchase_options: frozenset | None = None) -> list[Violation]:
+def check(
+    problem: Problem, plan: Plan, allowed_purchase_options: frozenset[PurchaseOption] | None = None
+) -> list[Violation]:
     offers = {offer.key: offer for offer in problem.offers}
     committed = {c.offer_key for c in problem.commitments}
     violations = []

@@ -7,6 +7,7 @@ partly filled instances are charged to no team.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from solver.costing import plan_cost, team_costs
@@ -16,12 +17,12 @@ from solver.scale import MICRO
 from solver.units import HOURS_PER_MONTH, format_usd
 
 if TYPE_CHECKING:
+    from solver.constraints.builder import ModelBuilder
     from solver.domain import Plan
-    from solver.mip import PlacementMip
     from solver.problem import Problem
 
 
-def add(mip: PlacementMip) -> None:
+def add(mip: ModelBuilder) -> None:
 
     index = mip.index
     for budget in index.problem.policy.budgets:
@@ -50,7 +51,7 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
     teams = team_costs(problem, plan)
     for budget in problem.policy.budgets:
         if budget.scope is BudgetScope.GLOBAL:
-            spent = month_cost
+            spent: Fraction | int = month_cost
             who = "the plan"
         else:
             spent = teams.get(budget.team or "", 0) * HOURS_PER_MONTH

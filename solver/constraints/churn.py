@@ -17,12 +17,12 @@ from solver.result import Violation, ViolationKind
 from solver.scale import MICRO
 
 if TYPE_CHECKING:
+    from solver.constraints.builder import ModelBuilder
     from solver.domain import Plan
-    from solver.mip import PlacementMip
     from solver.problem import Problem
 
 
-def current_replicas(mip: PlacementMip) -> dict[tuple[int, str], int]:
+def current_replicas(mip: ModelBuilder) -> dict[tuple[int, str], int]:
     """(model index, offer key) -> replicas in the current fleet, for the MIP's models."""
     fleet = mip.index.problem.current_fleet
     if fleet is None:
@@ -38,7 +38,7 @@ def current_replicas(mip: PlacementMip) -> dict[tuple[int, str], int]:
     return out
 
 
-def add(mip: PlacementMip) -> None:
+def add(mip: ModelBuilder) -> None:
 
     current = current_replicas(mip)
     if not current:
@@ -55,11 +55,11 @@ def add(mip: PlacementMip) -> None:
         if not vars_:
             constant_moved += before
             continue
-        moved = mip.model.add_variable(lb=0, ub=before)
+        moved = mip.add_variable(lb=0, ub=before)
         mip.add_constraint(moved + mip.sum(vars_) >= before, f"moved[{m},{key}]")
         moved_terms.append(moved)
     if penalty > 0:
-        mip.penalty_terms.append(penalty * (mip.sum(moved_terms) + constant_moved))
+        mip.add_penalty(penalty * (mip.sum(moved_terms) + constant_moved))
     if mip.options.coupling and policy.max_moved_share < 1.0:
         fleet = mip.index.problem.current_fleet
         assert fleet is not None

@@ -13,21 +13,21 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from solver.constraints.capacity import pool_capacities, source_pool_edges
-from solver.flow import max_flow
+from solver.constraints.routable import routable_tokens
 from solver.result import Violation, ViolationKind
 from solver.scale import KTOK
 
 if TYPE_CHECKING:
+    from solver.constraints.builder import ModelBuilder
     from solver.domain import Plan
     from solver.hall import HallCut
-    from solver.mip import PlacementMip
     from solver.problem import Problem
 
 SHARE_TOLERANCE = 1e-6
 CAPACITY_TOLERANCE = 1e-6
 
 
-def add_cut(mip: PlacementMip, cut: HallCut) -> None:
+def add_cut(mip: ModelBuilder, cut: HallCut) -> None:
     """Normal operation: for a Hall set T of the model's sources, d(T) <= utilisation x capacity(N(T))."""
     utilisation = mip.index.problem.policy.target_utilisation
     demand = mip.index.demand.get(cut.model, {})
@@ -94,7 +94,7 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
         }
         edges = source_pool_edges(problem, models[model], supply, region)
         needed = sum(supply.values())
-        carried = max_flow(supply, caps, edges).value
+        carried = routable_tokens(supply, caps, edges)
         if carried < needed * (1 - CAPACITY_TOLERANCE) - CAPACITY_TOLERANCE:
             violations.append(
                 Violation(

@@ -9,22 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from solver.domain import Model, ModelProfile
 from solver.network import RttTable
 from solver.result import Violation, ViolationKind
+from solver.rules import over_by_ms, service_ok
 
 if TYPE_CHECKING:
     from solver.domain import Plan
     from solver.problem import Problem
 
-
-def service_ok(rtt_ms: int, profile: ModelProfile, model: Model) -> bool:
-    return rtt_ms + profile.service_latency_ms <= model.latency_slo_ms
-
-
-def over_by_ms(rtt_ms: int, profile: ModelProfile, model: Model) -> int:
-    """How far over the SLO (positive) or under it (negative) serving from there would be."""
-    return rtt_ms + profile.service_latency_ms - model.latency_slo_ms
+__all__ = ["check", "over_by_ms", "service_ok"]
+"""The SLO rule itself lives in ``solver.rules`` (re-exported here for callers)."""
 
 
 def check(problem: Problem, plan: Plan) -> list[Violation]:

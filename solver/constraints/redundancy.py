@@ -12,23 +12,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from solver.constraints.capacity import pool_capacities
-from solver.domain import Redundancy
-from solver.flow import max_flow
+from solver.constraints.routable import routable_tokens
+from solver.domain import GpuType, Redundancy
 from solver.network import RttTable
 from solver.result import Violation, ViolationKind
 from solver.scale import KTOK
 
 if TYPE_CHECKING:
+    from solver.constraints.builder import ModelBuilder
     from solver.domain import Plan
     from solver.hall import HallCut
-    from solver.mip import PlacementMip
     from solver.problem import Problem
 
 FAILOVER_UTILISATION = 1.0
 
 
-def add_cut(mip: PlacementMip, cut: HallCut) -> None:
+def add_cut(mip: ModelBuilder, cut: HallCut) -> None:
     """After losing domain f: share x d(T) <= capacity(N(T)) - capacity(N(T) within f)."""
+    assert cut.domain is not None, "a failover cut names the domain lost"
     model = mip.index.models[cut.model]
     demand = mip.index.demand.get(cut.model, {})
     needed = model.redundancy_share * sum(demand[s] for s in cut.sources) / KTOK
@@ -36,7 +37,7 @@ def add_cut(mip: PlacementMip, cut: HallCut) -> None:
     mip.add_constraint(FAILOVER_UTILISATION * (mip.set_capacity(cut.model, cut.sources) - lost) >= needed)
 
 
-def add_floor(mip: PlacementMip, cut: HallCut) -> None:
+def add_floor(mip: ModelBuilder, cut: HallCut) -> None:
     """The failover condition for a domain holding none of the sources' pools: capacity(N(T)) covers the
     share of d(T). (Implied by normal operation whenever share <= 1 / utilisation, kept for clarity.)"""
     model = mip.index.models[cut.model]
@@ -80,7 +81,7 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
                 for (r, gpu), cap in pools.items()
                 if (r if model.redundancy is Redundancy.REGION else regions[r].provider) != domain
             }
-            edges: dict[str, list] = {}
+            edges: dict[str, list[tuple[str, GpuType]]] = {}
             for name in demand:
                 source = sources[name]
                 edges[name] = []
@@ -92,7 +93,7 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
                     if table.rtt_ms(source, region) + profile.service_latency_ms <= model.latency_slo_ms:
                         edges[name].append((r, gpu))
             needed = sum(demand.values())
-            carried = max_flow(demand, surviving, edges).value
+            carried = routable_tokens(demand, surviving, edges)
             if carried < needed * (1 - 1e-6) - 1e-6:
                 violations.append(
                     Violation(

@@ -15,12 +15,12 @@ from solver.domain import PurchaseOption
 from solver.result import Violation, ViolationKind
 
 if TYPE_CHECKING:
+    from solver.constraints.builder import ModelBuilder
     from solver.domain import Plan
-    from solver.mip import PlacementMip
     from solver.problem import Problem
 
 
-def add(mip: PlacementMip) -> None:
+def add(mip: ModelBuilder) -> None:
     for m in mip.model_ids:
         model = mip.index.models[m]
         spot_terms, all_terms = [], []
@@ -60,13 +60,13 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
             if offer.purchase_option is PurchaseOption.SPOT:
                 spot[count.model] += capacity
     violations = []
-    for name, capacity in spot.items():
+    for name, on_spot in spot.items():
         cap = models[name].max_spot_share
-        if capacity > cap * total[name] * (1 + 1e-9) + 1e-9:
+        if on_spot > cap * total[name] * (1 + 1e-9) + 1e-9:
             violations.append(
                 Violation(
                     ViolationKind.SPOT,
-                    f"{name}: {capacity / total[name]:.1%} of capacity on spot, above its {cap:.0%} cap",
+                    f"{name}: {on_spot / total[name]:.1%} of capacity on spot, above its {cap:.0%} cap",
                     model=name,
                 )
             )

@@ -23,7 +23,7 @@ from solver.costing import plan_cost
 from solver.domain import Placement, Plan, ReplicaCount, Route
 from solver.errors import SpecError
 from solver.problem import SolveParams
-from solver.result import Explanation, SolveResult, SolveStatus, Violation, ViolationKind
+from solver.result import Explanation, SolveResult, SolveStatus, Topic, Violation, ViolationKind
 from solver.scenario import ScenarioOffers, parse_scenario, scenario_problem
 from solver.solve import solve
 from solver.validate import validate
@@ -140,7 +140,12 @@ def test_commitments_are_sunk_and_costs_are_attributed() -> None:
         ),
     )
     result = _hand_result(
-        SolveParams(time_limit_s=1), plan, 30_000_000, explanations=(Explanation(topic="x", text="y"),)
+        SolveParams(time_limit_s=1),
+        plan,
+        30_000_000,
+        explanations=(
+            Explanation(topic=Topic.MODEL, model="chat-8b", text="y", monthly_micro_usd=1_234_565_001),
+        ),
     )
     document = build_plan_file(problem, result)
     (placement,) = document.placements
@@ -151,6 +156,11 @@ def test_commitments_are_sunk_and_costs_are_attributed() -> None:
     shares = {a.model: a.cost_micro_usd_per_hour for a in document.allocation}
     assert shares == {"chat-70b": 3_750_000, "chat-8b": 3_750_000}  # 2 GPUs each at 15/8 USD per GPU-hour
     assert document.explanations[0].text == "y"
+    # The file keeps the label and USD to the cent; the solver's finding carries integer micro-USD.
+    assert (document.explanations[0].topic, document.explanations[0].monthly_usd) == (
+        "model:chat-8b",
+        1234.57,
+    )
     assert PlanFile.model_validate_json(document.model_dump_json()) == document
 
 
@@ -160,11 +170,13 @@ def test_a_result_without_a_plan() -> None:
         status=SolveStatus.INFEASIBLE,
         wall_time_s=0.1,
         params=SolveParams(),
-        explanations=(Explanation(topic="infeasible", text="chat-8b from eu: no offer"),),
+        explanations=(
+            Explanation(topic=Topic.INFEASIBLE, model="chat-8b", text="chat-8b from eu: no offer"),
+        ),
     )
     document = build_plan_file(problem, result)
     assert document.cost is None and document.placements == () and document.to_plan() is None
-    assert document.explanations[0].topic == "infeasible"
+    assert document.explanations[0].topic == "infeasible:model:chat-8b"
 
 
 def _baseline(

@@ -15,6 +15,7 @@ from solver.baselines import (
     direct_mip,
     greedy_per_model,
     lp_bound,
+    run_all,
     single_cloud_on_demand,
 )
 from solver.domain import (
@@ -224,3 +225,35 @@ def test_direct_mip_and_lp_report_unservable_demand() -> None:
     p = problem([offer("aws", "far", 5)], [model(latency_slo_ms=110)])
     assert direct_mip(p, 5.0).status is BaselineStatus.INFEASIBLE
     assert lp_bound(p).status is BaselineStatus.INFEASIBLE
+
+
+def test_run_all_runs_every_baseline_in_order_and_the_direct_mip_only_when_asked() -> None:
+    # The three-region problem: (a) $20/h near, (b) $10/h far, (c) the optimum $10/h, (d) its LP bound.
+    p = problem(THREE_REGIONS, [model()])
+    runs = run_all(p, time_limit_s=5.0)
+    assert [r.name for r in runs.results] == [
+        "single-cloud on-demand",
+        "greedy per model",
+        "direct MIP (HiGHS)",
+        "LP relaxation",
+    ]
+    a, b, c, d = runs.results
+    assert (a.cost_micro_usd_per_hour, b.cost_micro_usd_per_hour, c.cost_micro_usd_per_hour) == (
+        20 * USD,
+        10 * USD,
+        10 * USD,
+    )
+    assert d.status is BaselineStatus.BOUND and d.lower_bound_micro_usd_per_hour is not None
+    assert d.lower_bound_micro_usd_per_hour <= 10 * USD
+    assert runs.notes == ()
+    fast = run_all(p, time_limit_s=5.0, include_direct_mip=False)
+    assert [r.name for r in fast.results] == ["single-cloud on-demand", "greedy per model", "LP relaxation"]
+    assert len(fast.notes) == 1 and "direct_mip skipped" in fast.notes[0]
+
+
+def test_unservable_demand_is_refused_with_the_rule_that_excludes_it() -> None:
+    # Far is 22 ms away and the replica's service takes 100 ms: a 110 ms SLO leaves no region.
+    p = problem([offer("aws", "far", 5)], [model(latency_slo_ms=110)])
+    for result in (direct_mip(p, 5.0), lp_bound(p)):
+        assert result.status is BaselineStatus.INFEASIBLE and result.plan is None
+        assert "m from users cannot be served" in result.note and "SLO" in result.note, result.note

@@ -103,3 +103,14 @@ def test_an_unreachable_database_is_503_not_500() -> None:
     assert response.json()["detail"] == "the database is unavailable"
     assert client.get("/readyz").status_code == 503
     nowhere.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize(
+    "body", [{"seed": False}, {"seed": "3"}, {"time_limit_s": "30"}, {"time_limit_s": True}]
+)
+def test_body_numbers_are_not_coerced_from_other_json_types(api: ApiUnderTest, body: dict) -> None:
+    """What the schema calls an integer or a number is one: false is not 0, "30" is not 30."""
+    response = api.client(ApiRole.APPROVER).post("/v1/plans", json=body)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == f"body.{next(iter(body))}"

@@ -40,7 +40,9 @@ CONFIG = SchemathesisConfig.from_dict(
 
 # The OpenAPI document needs no database; an empty in-memory one keeps the lifespan from opening one.
 schema = schemathesis.openapi.from_asgi(
-    "/openapi.json", create_app(Settings(), Database(create_db_engine("sqlite://"))), config=CONFIG
+    "/openapi.json",
+    create_app(Settings(api_solve_workers=0), Database(create_db_engine("sqlite://"))),
+    config=CONFIG,
 )
 
 
