@@ -49,6 +49,15 @@ class BudgetSpec(DomainModel):
     limit_usd_per_month: PositiveUsd
     """USD per month, at most 10^12."""
 
+    @model_validator(mode="after")
+    def _team_matches_scope(self) -> Self:
+        # The domain type's rule, checked when the document is read rather than when it is loaded.
+        if self.scope is BudgetScope.TEAM and self.team is None:
+            raise ValueError("team: a team budget needs a team")
+        if self.scope is BudgetScope.GLOBAL and self.team is not None:
+            raise ValueError("team: a global budget has no team")
+        return self
+
     def to_domain(self) -> Budget:
         return Budget(
             scope=self.scope, team=self.team, limit_micro_usd_per_month=usd_to_micro(self.limit_usd_per_month)
@@ -69,10 +78,16 @@ class ChurnSpec(DomainModel):
         )
 
 
-class PolicySpec(DomainModel):
+class PlanningKnobsSpec(DomainModel):
+    """A policy's global knobs: its name, the target utilisation and the churn limits (the budgets are
+    stored apart from it, so the API edits the two separately)."""
+
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "default"
     target_utilisation: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
     churn: ChurnSpec = ChurnSpec()
+
+
+class PolicySpec(PlanningKnobsSpec):
     budgets: tuple[BudgetSpec, ...] = ()
 
     def to_domain(self) -> PlanningPolicy:

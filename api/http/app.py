@@ -13,7 +13,21 @@ from api.http import background, problems
 from api.http.body import BodyLimit
 from api.http.metrics import ApiMetrics, MetricsMiddleware
 from api.http.metrics import router as metrics_router
-from api.http.routers import fleet, health, keys, offers, plan_jobs, plans
+from api.http.routers import (
+    budgets,
+    costs,
+    demand,
+    demand_sources,
+    fleet,
+    health,
+    keys,
+    models,
+    offers,
+    plan_jobs,
+    plans,
+    policies,
+    whatif,
+)
 from scheduler.db.session import Database
 from scheduler.logs import configure_logging
 from scheduler.settings import Settings, get_settings
@@ -84,4 +98,18 @@ def served_app() -> FastAPI:
 
 def _resource_routers() -> list[APIRouter]:
     """The /v1 routers, one per resource, in the order the OpenAPI page shows them."""
-    return [plans.router, plan_jobs.router, fleet.router, offers.router, offers.runs_router, keys.router]
+    return [
+        plans.router,
+        plan_jobs.router,
+        fleet.router,
+        whatif.router,
+        costs.router,
+        models.router,
+        demand_sources.router,
+        demand.router,
+        policies.router,
+        budgets.router,
+        offers.router,
+        offers.runs_router,
+        keys.router,
+    ]

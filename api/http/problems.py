@@ -139,6 +139,14 @@ def _input_error_status(exc: InputError) -> int:
     return 400
 
 
+def _validation_message(item: dict[str, Any]) -> str:
+    """The message of one validation error; a choice among names (an enum) also says what was given."""
+    message = str(item.get("msg", "not valid")).removeprefix("Value error, ")
+    if item.get("type") in ("enum", "literal_error") and isinstance(item.get("input"), str | int | float):
+        message += f", not {item['input']!r}"
+    return message
+
+
 def _field_path(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in location)
 
@@ -155,7 +163,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            FieldError(field=_field_path(item.get("loc", ())), message=str(item.get("msg", "not valid")))
+            FieldError(field=_field_path(item.get("loc", ())), message=_validation_message(item))
             for item in exc.errors()
         ]
         count = len(errors)

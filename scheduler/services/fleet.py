@@ -8,6 +8,7 @@ not name are left alone. Flushes, never commits.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -23,11 +24,14 @@ from scheduler.db.models import (
     DemandSourceRow,
     ModelProfileRow,
     PlanningPolicyRow,
+    RegionRow,
     ServedModelRow,
 )
 from scheduler.services.audit import record
 from scheduler.services.reference import ReferenceData, lock_reference_data, region_rows_by_key
 from solver.domain import (
+    COUNTRY_GROUPS,
+    ISO_COUNTRIES,
     Budget,
     ChurnPolicy,
     Demand,
@@ -77,14 +81,52 @@ class FleetLoadResult:
     policy: str
 
 
+def known_jurisdictions(session: Session) -> frozenset[str]:
+    """The jurisdiction tags a residency rule may name: a country code, a group (EU, EEA), or a tag a
+    stored region or demand source carries."""
+    tags: set[str] = set(ISO_COUNTRIES) | set(COUNTRY_GROUPS)
+    for column in (RegionRow.jurisdictions, DemandSourceRow.jurisdictions):
+        for listed in session.scalars(sa.select(column)):
+            tags.update(listed)
+    return frozenset(tags)
+
+
+def source_store_problems(
+    session: Session, sources: Sequence[tuple[str, DemandSource]]
+) -> list[tuple[str, str]]:
+    """What the database does not know of demand sources, as (field path, message): an anchor region
+    not in the catalog, a residency rule naming a jurisdiction no country, group, region or source has.
+    ``sources`` pairs each source with the path it is reported under (``sources[2]``, ``body``)."""
+    anchors = {source.anchor_region for _, source in sources if source.anchor_region}
+    regions = region_rows_by_key(session, anchors) if anchors else {}
+    known = known_jurisdictions(session) if any(source.residency for _, source in sources) else frozenset()
+    problems: list[tuple[str, str]] = []
+    for path, source in sources:
+        if source.anchor_region and source.anchor_region not in regions:
+            problems.append(
+                (f"{path}.anchor_region", f"unknown region {source.anchor_region!r} (is the catalog loaded?)")
+            )
+        for tag in sorted(source.residency or ()):
+            if tag not in known:
+                problems.append(
+                    (
+                        f"{path}.residency",
+                        f"unknown jurisdiction {tag!r}: not a country code, EU or EEA, "
+                        "nor a tag a stored region or source carries",
+                    )
+                )
+    return problems
+
+
 def load_fleet(session: Session, fleet: FleetSpec, *, now: dt.datetime, actor: str) -> FleetLoadResult:
     lock_reference_data(session)  # GPU types are reference data; also one fleet load at a time
     anchors = {source.anchor_region for source in fleet.sources if source.anchor_region}
     regions = region_rows_by_key(session, anchors)
     problems = [
-        f"sources[{index}].anchor_region: unknown region {source.anchor_region!r} (is the catalog loaded?)"
-        for index, source in enumerate(fleet.sources)
-        if source.anchor_region and source.anchor_region not in regions
+        f"{path}: {message}"
+        for path, message in source_store_problems(
+            session, [(f"sources[{index}]", source) for index, source in enumerate(fleet.sources)]
+        )
     ]
     if problems:
         raise SpecError("fleet document", problems)

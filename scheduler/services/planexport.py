@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from scheduler.db.models import PlanRow, PlanStatus
-from scheduler.services.planfile import PlanFile, build_plan_file
+from scheduler.services.planfile import ExplanationEntry, PlanFile, build_plan_file
 from scheduler.services.planning import read_stored_plan
 from scheduler.services.plans import get_plan, plan_problem
 from solver.problem import Problem, SolveParams
-from solver.result import Explanation, SolveResult, SolveStatus
+from solver.result import SolveResult, SolveStatus
 
 SHARE_UNITS = 1_000_000
 """Shares are given to the millionth."""
@@ -72,7 +72,9 @@ def stored_result(session: Session, row: PlanRow) -> SolveResult:
         lower_bound_micro_usd_per_hour=row.lower_bound_micro_usd_per_hour,
         wall_time_s=(row.wall_time_ms or 0) / 1000,
         params=SolveParams.model_validate(row.parameters or {}),
-        explanations=tuple(Explanation.model_validate(e) for e in explained.get("explanations") or ()),
+        explanations=tuple(
+            ExplanationEntry.model_validate(e).to_explanation() for e in explained.get("explanations") or ()
+        ),
         stats=dict(explained.get("stats") or {}),
     )
 

@@ -127,6 +127,13 @@ class ExplanationEntry(_Document):
     def of(cls, explanation: Explanation) -> ExplanationEntry:
         return cls(topic=explanation.label, text=explanation.text, monthly_usd=explanation.monthly_usd)
 
+    def to_explanation(self) -> Explanation:
+        """The solver's typed explanation again (plans store their explanations as entries)."""
+        money = None if self.monthly_usd is None else round(self.monthly_usd * 1_000_000)
+        return Explanation.model_validate(
+            {"topic": self.topic, "text": self.text, "monthly_micro_usd": money}
+        )
+
 
 class BaselineEntry(_Document):
     name: str

@@ -34,6 +34,7 @@ from scheduler.db.models import (
     AuditLogRow,
     BudgetRow,
     DemandRow,
+    DemandSourceRow,
     FleetInstanceRow,
     FleetPlacementRow,
     FleetReplicaRow,
@@ -116,7 +117,8 @@ def problem_hash(problem: Problem) -> str:
 
 
 def input_fingerprints(session: Session) -> dict[str, str]:
-    """Digests of what a plan depends on besides prices: the fleet, the policy, the workloads, the demand."""
+    """Digests of what a plan depends on besides prices: the fleet, the policy, the workloads, the demand
+    and the demand sources (where users are and where their traffic may go)."""
     fleet = session.execute(
         sa.select(
             FleetPlacementRow.offer_id,
@@ -166,8 +168,20 @@ def input_fingerprints(session: Session) -> dict[str, str]:
             DemandRow.model_id, DemandRow.source_id
         )
     ).all()
+    sources = session.execute(
+        sa.select(
+            DemandSourceRow.id,
+            DemandSourceRow.lat,
+            DemandSourceRow.lon,
+            DemandSourceRow.country,
+            DemandSourceRow.jurisdictions,
+            DemandSourceRow.residency,
+            DemandSourceRow.anchor_region_id,
+        ).order_by(DemandSourceRow.id)
+    ).all()
     return {
         "fleet": _digest([list(row) for row in fleet]),
+        "sources": _digest([list(row) for row in sources]),
         "policy": _digest([[list(row) for row in policy], [list(row) for row in budgets]]),
         "workloads": _digest([[list(row) for row in models], [list(row) for row in profiles]]),
         "demand": _digest([list(row) for row in demand]),
@@ -297,7 +311,8 @@ def staleness(session: Session, row: PlanRow, *, now: dt.datetime, price_share: 
     reasons: list[str] = []
     recorded = row.inputs.get("fingerprints") or {}
     current = input_fingerprints(session)
-    for name in ("fleet", "policy", "workloads", "demand"):
+    # A plan made before a fingerprint was taken (``sources`` came later) is not stale for lack of it.
+    for name in ("fleet", "policy", "workloads", "demand", "sources"):
         if name in recorded and recorded[name] != current[name]:
             reasons.append(f"the {name} changed since the plan was made")
     problem = Problem.model_validate(row.inputs["problem"])

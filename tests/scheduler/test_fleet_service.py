@@ -98,6 +98,43 @@ sources: [{name: s, lat: 0, lon: 0, country: US, anchor_region: aws/mars-1}]
         load_fleet(with_catalog, read_fleet_file(text, source="x.yaml"), now=NOW, actor="test")
 
 
+def test_a_residency_rule_naming_an_unknown_jurisdiction_is_named(with_catalog: Session) -> None:
+    text = """
+models:
+  - name: m
+    team: t
+    latency_slo_ms: 100
+    profiles: [{gpu_type: H100, gpus_per_replica: 1, tokens_per_s_per_replica: 1, service_latency_ms: 1}]
+sources:
+  - {name: s, lat: 0, lon: 0, country: US, residency: [US, NORTHAMERICA]}
+  - {name: t, lat: 0, lon: 0, country: DE, residency: [EU, EEA, CH]}
+"""
+    with pytest.raises(
+        SpecError, match=r"sources\[0\].residency: unknown jurisdiction 'NORTHAMERICA'"
+    ) as caught:
+        load_fleet(with_catalog, read_fleet_file(text, source="x.yaml"), now=NOW, actor="test")
+    assert len(caught.value.problems) == 1  # EU, EEA and a country code are known
+
+
+def test_a_team_budget_without_a_team_is_refused_when_read() -> None:
+    text = """
+models:
+  - name: m
+    team: t
+    latency_slo_ms: 100
+    profiles: [{gpu_type: H100, gpus_per_replica: 1, tokens_per_s_per_replica: 1, service_latency_ms: 1}]
+sources: [{name: s, lat: 0, lon: 0, country: US}]
+policy:
+  budgets: [{scope: team, limit_usd_per_month: 5}, {scope: global, team: t, limit_usd_per_month: 5}]
+"""
+    with pytest.raises(SpecError) as caught:
+        read_fleet_file(text, source="x.yaml")
+    assert caught.value.problems == [
+        "policy.budgets[0]: team: a team budget needs a team",
+        "policy.budgets[1]: team: a global budget has no team",
+    ]
+
+
 def test_malformed_yaml_names_line_and_column() -> None:
     expected = r"(?s)x.yaml: 1 problem.*line 3, column 1: not valid YAML: expected ',' or ']'"
     with pytest.raises(SpecError, match=expected):

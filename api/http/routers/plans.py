@@ -220,7 +220,7 @@ def get_plan(plan_id: PlanId, session: SessionDep, caller: ViewerDep) -> PlanOut
         notes=job.notes if job is not None else None,
         placements=list(document.placements),
         routes=list(document.routes),
-        explanations=list(document.explanations),
+        explanations=[entry.to_explanation() for entry in document.explanations],
         diff=diff_out(detail.diff) if detail.diff is not None else None,
         actions=[action_out(o) for o in outcomes],
     )

@@ -114,3 +114,17 @@ def test_body_numbers_are_not_coerced_from_other_json_types(api: ApiUnderTest, b
     response = api.client(ApiRole.APPROVER).post("/v1/plans", json=body)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == f"body.{next(iter(body))}"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_key_whose_secret_has_underscores_authenticates(
+    api: ApiUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The secret is URL-safe base64: about half of all secrets hold an underscore.
+    monkeypatch.setattr(apikeys.secrets, "token_urlsafe", lambda _n: "_a_b_" + "c" * 38)
+    with api.database.transaction() as session:
+        key = apikeys.create_key(session, owner="o", role=ApiRole.VIEWER, actor="test").key
+    with api.database.transaction() as session:
+        row = apikeys.authenticate(session, key)
+        assert row is not None and row.owner == "o"
+        assert apikeys.authenticate(session, key + "x") is None
