@@ -24,6 +24,8 @@ EXPECTED: dict[tuple[str, str], ApiRole] = {
     ("GET", "/v1/keys"): ApiRole.ADMIN,
     ("POST", "/v1/keys"): ApiRole.ADMIN,
     ("DELETE", "/v1/keys/{prefix}"): ApiRole.ADMIN,
+    # a what-if solves a copy of the current state and changes nothing: a read
+    ("POST", "/v1/what-if"): ApiRole.VIEWER,
 }
 READS = {"GET"}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
