@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -72,10 +73,13 @@ def loaded_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
 
 
 @contextmanager
-def api_over(backend: str, directory: Path, request: pytest.FixtureRequest) -> Iterator[ApiUnderTest]:
+def api_over(
+    backend: str, directory: Path, request: pytest.FixtureRequest, **overrides: Any
+) -> Iterator[ApiUnderTest]:
     """The app over a loaded database of its own on ``backend`` (SQLite: a copy of a loaded template in
-    ``directory``; PostgreSQL: a schema of its own, loaded), disposed of afterwards."""
-    settings = Settings(data_dir=directory / "data")
+    ``directory``; PostgreSQL: a schema of its own, loaded), disposed of afterwards; ``overrides`` are
+    settings."""
+    settings = Settings(data_dir=directory / "data", **overrides)
     schema = None
     if backend == "sqlite":
         template, keys = request.getfixturevalue("loaded_sqlite_template")
@@ -107,8 +111,10 @@ def module_api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiUnderTest]:
     """One app and loaded database per module and backend, shared by the module's tests (for tests that
-    run many requests and may leave what they write behind, such as schemathesis)."""
-    with api_over(request.param, tmp_path_factory.mktemp("module-api"), request) as under_test:
+    run many requests and may leave what they write behind, such as schemathesis). No solve workers: a
+    plan asked for stays queued."""
+    directory = tmp_path_factory.mktemp("module-api")
+    with api_over(request.param, directory, request, api_solve_workers=0) as under_test:
         yield under_test
 
 
