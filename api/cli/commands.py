@@ -10,12 +10,14 @@ from api.cli import (
     db,
     events,
     fleet,
+    keys,
     offers,
     planning,
     plans,
     quickstart,
     reconcile,
     scheduler,
+    serve,
 )
 from api.cli.app import build_app
 
@@ -32,4 +34,6 @@ app = build_app(
     events.register,
     scheduler.register,
     quickstart.register,
+    keys.register,
+    serve.register,
 )

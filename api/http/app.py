@@ -11,6 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.http import background, problems
 from api.http.body import BodyLimit
+from api.http.metrics import ApiMetrics, MetricsMiddleware
+from api.http.metrics import router as metrics_router
 from api.http.routers import (
     budgets,
     costs,
@@ -18,13 +20,16 @@ from api.http.routers import (
     demand_sources,
     fleet,
     health,
+    keys,
     models,
+    offers,
     plan_jobs,
     plans,
     policies,
     whatif,
 )
 from scheduler.db.session import Database
+from scheduler.logs import configure_logging
 from scheduler.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -70,6 +75,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.database = database
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(metrics_router)
     for router in _resource_routers():
         app.include_router(router, prefix="/v1")
     if settings.api_cors_origins:
@@ -77,7 +83,17 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             CORSMiddleware, allow_origins=settings.api_cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.state.metrics = ApiMetrics()
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: counts 413s too
     return app
+
+
+def served_app() -> FastAPI:
+    """The app as ``gpuplan serve`` runs it (uvicorn's factory, called in every worker process): logging
+    configured from the settings, the database the settings name."""
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)
 
 
 def _resource_routers() -> list[APIRouter]:
@@ -93,4 +109,7 @@ def _resource_routers() -> list[APIRouter]:
         demand.router,
         policies.router,
         budgets.router,
+        offers.router,
+        offers.runs_router,
+        keys.router,
     ]

@@ -13,9 +13,9 @@ dependencies answer 401 without a valid key and 403 without the role.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -27,13 +27,16 @@ from scheduler.db.session import Database
 from scheduler.services import apikeys
 from scheduler.settings import Settings
 
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in its thread
+# pool, a hop per dependency per request; the ones that touch the database stay plain ``def``.
 
-def get_database(request: Request) -> Database:
+
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -71,31 +74,38 @@ ANONYMOUS = Caller(name="anonymous", role=ApiRole.ADMIN, key_prefix=None)
 
 
 def get_caller(
-    database: DatabaseDep,
+    request: Request,
+    session: SessionDep,
     settings: SettingsDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header_key: Annotated[str | None, Depends(_header)],
 ) -> Caller:
+    """The caller of the request's key, looked up in the request's own session (one connection and
+    one transaction per request)."""
     key = bearer.credentials if bearer is not None else header_key
     if not settings.api_auth and key is None:
         return ANONYMOUS
     challenge = {"WWW-Authenticate": 'Bearer realm="gpuplan"'}
     if not key:
         raise ApiProblem(401, "an API key is needed: Authorization: Bearer <key>", headers=challenge)
-    with database.transaction() as session:
-        row = apikeys.authenticate(session, key)
-        if row is None:
-            raise ApiProblem(401, "the API key is not valid (unknown or revoked)", headers=challenge)
-        now = dt.datetime.now(dt.UTC)
-        if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-            row.last_used_at = now  # at most one write a minute per key, not one per request
-        return Caller(name=row.owner, role=row.role, key_prefix=row.prefix)
+    row = apikeys.authenticate(session, key)
+    if row is None:
+        raise ApiProblem(401, "the API key is not valid (unknown or revoked)", headers=challenge)
+    caller = Caller(name=row.owner, role=row.role, key_prefix=row.prefix)
+    now = dt.datetime.now(dt.UTC)
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        # At most one write a minute per key, not one per request; committed now, before the operation
+        # has done anything, so that it is kept whatever the operation does with its session.
+        row.last_used_at = now
+        session.commit()
+    request.state.key_prefix = caller.key_prefix  # for the request's log line
+    return caller
 
 
-def require(role: ApiRole) -> Callable[[Caller], Caller]:
+def require(role: ApiRole) -> Callable[[Caller], Coroutine[Any, Any, Caller]]:
     """A dependency that lets through callers whose key has ``role`` (or a higher one)."""
 
-    def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    async def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
         if not caller.allows(role):
             raise ApiProblem(403, f"this needs the {role.value} role; the key has {caller.role.value}")
         return caller

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Header, Response
 
+from api.http.deps import ApproverDep
 from api.http.problems import ApiProblem, FieldError
 from scheduler.services import workloads
 
@@ -22,8 +23,11 @@ IF_MATCH_DESCRIPTION = (
 
 
 def require_if_match(
+    caller: ApproverDep,
     if_match: Annotated[str | None, Header(alias="If-Match", description=IF_MATCH_DESCRIPTION)] = None,
 ) -> str:
+    """The If-Match of a write. The caller is checked first (the same dependency the operation declares,
+    run once): no key is 401 and a role too low 403, whatever the headers, never 428."""
     if if_match is None or not if_match.strip():
         raise ApiProblem(
             428,

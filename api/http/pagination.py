@@ -20,7 +20,7 @@ class PageQuery(BaseModel):
         return self.offset + self.limit if returned > self.limit else None
 
 
-def _page_query(
+async def _page_query(  # async: no I/O, so no hop to the thread pool
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Items per page, 1..{MAX_PAGE}.")] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip.")] = 0,
 ) -> PageQuery:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,8 +18,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.http.routes import allowed_methods
 from scheduler.db.session import DatabaseError
+from scheduler.services.apikeys import ApiKeyNotFoundError
 from scheduler.services.apply import NotApprovedError
+from scheduler.services.collection_runs import CollectionRunNotFoundError
 from scheduler.services.plans import (
     FourEyesError,
     IllegalTransitionError,
@@ -124,7 +128,9 @@ def problem_response(
 
 
 def _input_error_status(exc: InputError) -> int:
-    if isinstance(exc, PlanNotFoundError | SolveJobNotFoundError):
+    if isinstance(
+        exc, PlanNotFoundError | SolveJobNotFoundError | ApiKeyNotFoundError | CollectionRunNotFoundError
+    ):
         return 404
     if isinstance(exc, FourEyesError):
         return 403
@@ -168,9 +174,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(
-            exc.status_code, str(exc.detail), request=request, headers=getattr(exc, "headers", None)
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request.app.routes, request.url.path))
+        return problem_response(exc.status_code, str(exc.detail), request=request, headers=headers or None)
 
     @app.exception_handler(InputError)
     async def _input(request: Request, exc: InputError) -> JSONResponse:
@@ -180,6 +187,14 @@ def install(app: FastAPI) -> None:
     async def _database(request: Request, exc: DatabaseError) -> JSONResponse:
         log.warning("database unavailable", error=str(exc))
         return problem_response(503, "the database is unavailable", request=request)
+
+    @app.exception_handler(sa.exc.OperationalError)
+    async def _unreachable(request: Request, exc: sa.exc.OperationalError) -> JSONResponse:
+        # the server down, a connection lost, a database locked for too long: retry later
+        log.warning("database unavailable", error=str(exc.orig).splitlines()[0] if exc.orig else str(exc))
+        return problem_response(
+            503, "the database is unavailable", request=request, headers={"Retry-After": "5"}
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -86,10 +86,15 @@ def authenticate(session: Session, key: str, *, now: dt.datetime | None = None) 
     return row
 
 
-def list_keys(session: Session, *, include_revoked: bool = False) -> list[ApiKeyRow]:
-    query = sa.select(ApiKeyRow).order_by(ApiKeyRow.id)
+def list_keys(
+    session: Session, *, include_revoked: bool = False, limit: int | None = None, offset: int = 0
+) -> list[ApiKeyRow]:
+    """Keys in the order they were made (live ones only unless ``include_revoked``), paged."""
+    query = sa.select(ApiKeyRow).order_by(ApiKeyRow.id).offset(offset)
     if not include_revoked:
         query = query.where(ApiKeyRow.revoked_at.is_(None))
+    if limit is not None:
+        query = query.limit(limit)
     return list(session.scalars(query))
 
 

@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from pricing.catalog import OFFERS_FILE, Catalog, CatalogError, CatalogRowError
 from scheduler.db.models import (
     CollectionKind,
     CollectionRunRow,
     CollectionStatus,
+    GpuTypeRow,
     InstanceTypeRow,
     OfferRow,
     PriceObservationRow,
+    ProviderRow,
     RegionRow,
 )
 from scheduler.services.audit import record
 from scheduler.services.reference import ReferenceData, instance_shapes, lock_reference_data
 from solver.domain import PLANNER_EXCLUDED_FLAGS, GpuType, PurchaseOption, ReservedTerm
+from solver.errors import InputError
 
 SHIPPED_CATALOG_SOURCE = "shipped-catalog"
 
@@ -182,6 +186,7 @@ def _add_observations(
 
 @dataclass(frozen=True)
 class OfferView:
+    offer_id: int
     key: str
     provider: str
     region: str
@@ -215,47 +220,182 @@ class OfferFilter:
     regions: frozenset[str] = frozenset()
     """Region codes (us-east-1) or keys (aws/us-east-1)."""
     jurisdictions: frozenset[str] = frozenset()
+    """Jurisdiction tags or countries (EU, EEA, DE): a region matches when it has one of them."""
     purchase_options: frozenset[PurchaseOption] = frozenset()
     max_price_micro_usd_per_gpu_hour: int | None = None
+    fresh_only: bool = False
+    """Only offers not marked stale (seen within their purchase option's time to live)."""
     plannable_only: bool = False
+    """Only offers the planner would use: fresh, and without an excluding flag."""
+
+
+class UnknownFilterValueError(InputError):
+    """A filter names a provider, region or jurisdiction the database does not know."""
+
+    def __init__(self, field: str, unknown: list[str], valid: list[str]) -> None:
+        shown = ", ".join(valid[:60]) + (f", ... ({len(valid)} in all)" if len(valid) > 60 else "")
+        super().__init__(f"{field}: unknown {', '.join(repr(v) for v in unknown)}; known: {shown or 'none'}")
+        self.field = field
+        self.unknown = unknown
+        self.valid = valid
 
 
 def list_offers(session: Session, where: OfferFilter = OfferFilter()) -> list[OfferView]:
-    """Offers with a known price matching the filter, cheapest per GPU-hour first."""
-    query = (
-        sa.select(OfferRow)
-        .join(OfferRow.instance_type)
-        .join(OfferRow.region)
-        .options(
-            joinedload(OfferRow.instance_type).joinedload(InstanceTypeRow.gpu_type),
-            joinedload(OfferRow.instance_type).joinedload(InstanceTypeRow.provider),
-            joinedload(OfferRow.region).joinedload(RegionRow.provider),
+    """Offers with a known price matching the filter, cheapest per GPU-hour first. A provider, region or
+    jurisdiction the database does not know matches nothing (``check_offer_filter`` names it)."""
+    return query_offers(session, where)
+
+
+def query_offers(
+    session: Session,
+    where: OfferFilter = OfferFilter(),
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    strict: bool = False,
+) -> list[OfferView]:
+    """``list_offers`` filtered, sorted and paged in the database: the offers from ``offset``, at most
+    ``limit`` of them. Sorted by price per GPU-hour, then per instance-hour, then key. With ``strict``, a
+    provider, region or jurisdiction the database does not know is UnknownFilterValueError."""
+    places = _places(session) if (where.providers or where.regions or where.jurisdictions) else []
+    if strict:
+        _check(where, places)
+    query = _offer_select().where(OfferRow.latest_price_micro_usd.is_not(None))
+    query = _filtered(query, where, places)
+    per_gpu_hour = OfferRow.latest_price_micro_usd // InstanceTypeRow.gpu_count
+    query = query.order_by(per_gpu_hour, OfferRow.latest_price_micro_usd, OfferRow.key).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_view_of(row) for row in session.execute(query)]
+
+
+def offer_by_id(session: Session, offer_id: int) -> OfferView | None:
+    """One offer with its latest price; None when there is no such offer or it has no price yet."""
+    query = _offer_select().where(OfferRow.id == offer_id, OfferRow.latest_price_micro_usd.is_not(None))
+    row = session.execute(query).first()
+    return _view_of(row) if row is not None else None
+
+
+def check_offer_filter(session: Session, where: OfferFilter) -> None:
+    """Raise UnknownFilterValueError naming the first filter field with a value the database does not
+    know (providers, regions, jurisdictions), with the known values; a typo is an error, not an empty
+    list."""
+    if where.providers or where.regions or where.jurisdictions:
+        _check(where, _places(session))
+
+
+@dataclass(frozen=True)
+class _Place:
+    provider: str
+    region_id: int | None
+    region: str | None
+    jurisdictions: tuple[str, ...]
+
+
+def _places(session: Session) -> list[_Place]:
+    """Every provider with each of its regions (one row with no region for a provider without any)."""
+    rows = session.execute(
+        sa.select(ProviderRow.name, RegionRow.id, RegionRow.code, RegionRow.jurisdictions).outerjoin(
+            RegionRow, RegionRow.provider_id == ProviderRow.id
         )
-        .where(OfferRow.latest_price_micro_usd.is_not(None))
     )
+    return [_Place(name, region_id, code, tuple(tags or ())) for name, region_id, code, tags in rows]
+
+
+def _check(where: OfferFilter, places: list[_Place]) -> None:
+    regions = [place for place in places if place.region is not None]
+    keys = {f"{place.provider}/{place.region}" for place in regions}
+    checks = [
+        ("provider", where.providers, {place.provider for place in places}, None),
+        ("region", where.regions, {str(place.region) for place in regions} | keys, keys),
+        (
+            "jurisdiction",
+            where.jurisdictions,
+            {tag for place in regions for tag in place.jurisdictions},
+            None,
+        ),
+    ]
+    for field, wanted, known, shown in checks:
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise UnknownFilterValueError(field, unknown, sorted(shown if shown is not None else known))
+
+
+def _offer_select() -> sa.Select[*tuple[Any, ...]]:
+    return (
+        sa.select(
+            OfferRow.id,
+            OfferRow.key,
+            ProviderRow.name.label("provider"),
+            RegionRow.code.label("region"),
+            OfferRow.zone,
+            RegionRow.country,
+            RegionRow.jurisdictions,
+            InstanceTypeRow.name.label("instance_type"),
+            GpuTypeRow.name.label("gpu_type"),
+            InstanceTypeRow.gpu_count,
+            OfferRow.purchase_option,
+            OfferRow.term,
+            OfferRow.latest_price_micro_usd,
+            OfferRow.latest_observed_at,
+            OfferRow.flags,
+            OfferRow.stale_since,
+        )
+        .select_from(OfferRow)
+        .join(InstanceTypeRow, InstanceTypeRow.id == OfferRow.instance_type_id)
+        .join(GpuTypeRow, GpuTypeRow.id == InstanceTypeRow.gpu_type_id)
+        .join(RegionRow, RegionRow.id == OfferRow.region_id)
+        .join(ProviderRow, ProviderRow.id == RegionRow.provider_id)
+    )
+
+
+def _filtered(
+    query: sa.Select[*tuple[Any, ...]], where: OfferFilter, places: list[_Place]
+) -> sa.Select[*tuple[Any, ...]]:
+    if where.gpu_types:
+        query = query.where(GpuTypeRow.name.in_(sorted(where.gpu_types)))
+    if where.providers:
+        query = query.where(ProviderRow.name.in_(sorted(where.providers)))
+    # Regions and jurisdictions (a JSON list per region) are matched here against the small regions
+    # table; the offers are then found by region id.
+    if where.regions:
+        ids = {
+            place.region_id
+            for place in places
+            if {str(place.region), f"{place.provider}/{place.region}"} & where.regions
+        }
+        query = query.where(OfferRow.region_id.in_(sorted(i for i in ids if i is not None)))
+    if where.jurisdictions:
+        ids = {place.region_id for place in places if set(place.jurisdictions) & where.jurisdictions}
+        query = query.where(OfferRow.region_id.in_(sorted(i for i in ids if i is not None)))
     if where.purchase_options:
         query = query.where(OfferRow.purchase_option.in_(sorted(where.purchase_options)))
-    views = []
-    for row in session.scalars(query):
-        view = _view(row)
-        if _matches(view, where):
-            views.append(view)
-    views.sort(key=lambda v: (v.price_micro_usd_per_gpu_hour, v.price_micro_usd_per_hour, v.key))
-    return views
+    if where.max_price_micro_usd_per_gpu_hour is not None:
+        per_gpu_hour = OfferRow.latest_price_micro_usd // InstanceTypeRow.gpu_count
+        query = query.where(per_gpu_hour <= where.max_price_micro_usd_per_gpu_hour)
+    if where.fresh_only or where.plannable_only:
+        query = query.where(OfferRow.stale_since.is_(None))
+    if where.plannable_only:
+        # Flags are a JSON list of identifiers (no quotes or wildcards inside), so the quoted flag in the
+        # list's JSON text matches exactly that flag, on SQLite and PostgreSQL alike.
+        flags_text = sa.cast(OfferRow.flags, sa.Text)
+        for flag in sorted(PLANNER_EXCLUDED_FLAGS):
+            query = query.where(sa.not_(flags_text.contains(f'"{flag.value}"', autoescape=True)))
+    return query
 
 
-def _view(row: OfferRow) -> OfferView:
-    assert row.latest_price_micro_usd is not None and row.latest_observed_at is not None
+def _view_of(row: sa.Row[Any]) -> OfferView:
     return OfferView(
+        offer_id=row.id,
         key=row.key,
-        provider=row.region.provider.name,
-        region=row.region.code,
+        provider=row.provider,
+        region=row.region,
         zone=row.zone,
-        country=row.region.country,
-        jurisdictions=tuple(row.region.jurisdictions),
-        instance_type=row.instance_type.name,
-        gpu_type=row.instance_type.gpu_type.name,
-        gpus_per_instance=row.instance_type.gpu_count,
+        country=row.country,
+        jurisdictions=tuple(row.jurisdictions),
+        instance_type=row.instance_type,
+        gpu_type=row.gpu_type,
+        gpus_per_instance=row.gpu_count,
         purchase_option=row.purchase_option,
         term=row.term,
         price_micro_usd_per_hour=row.latest_price_micro_usd,
@@ -263,20 +403,3 @@ def _view(row: OfferRow) -> OfferView:
         flags=tuple(row.flags),
         stale=row.stale_since is not None,
     )
-
-
-def _matches(view: OfferView, where: OfferFilter) -> bool:
-    if where.gpu_types and view.gpu_type not in where.gpu_types:
-        return False
-    if where.providers and view.provider not in where.providers:
-        return False
-    if where.regions and not ({view.region, f"{view.provider}/{view.region}"} & where.regions):
-        return False
-    if where.jurisdictions and not (set(view.jurisdictions) & where.jurisdictions):
-        return False
-    if (
-        where.max_price_micro_usd_per_gpu_hour is not None
-        and view.price_micro_usd_per_gpu_hour > where.max_price_micro_usd_per_gpu_hour
-    ):
-        return False
-    return not (where.plannable_only and not view.plannable)

@@ -31,6 +31,7 @@ from solver.domain import PurchaseOption
 
 @dataclass(frozen=True)
 class OfferSpotStats:
+    offer_id: int
     offer_key: str
     provider: str
     region: str
@@ -86,6 +87,7 @@ def offer_spot_statistics(
         )
         out.append(
             OfferSpotStats(
+                offer_id=offer.id,
                 offer_key=offer.key,
                 provider=offer.region.provider.name,
                 region=offer.region.code,

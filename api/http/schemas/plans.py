@@ -34,13 +34,15 @@ class CreatePlanBody(BaseModel):
         json_schema_extra={"examples": [{"time_limit_s": 30, "notes": "after the December price update"}]},
     )
 
+    # strict: JSON's false is not 0 and "30" is not 30, as the schema says (schemathesis checks it)
     time_limit_s: float = Field(
         default=30.0,
+        strict=True,
         ge=solvequeue.MIN_TIME_LIMIT_S,
         le=solvequeue.MAX_TIME_LIMIT_S,
         description="The solve's time limit in seconds, 1..600.",
     )
-    seed: int = Field(default=0, ge=0, le=MAX_SEED, description="Random seed of the search.")
+    seed: int = Field(default=0, strict=True, ge=0, le=MAX_SEED, description="Random seed of the search.")
     notes: str | None = Field(default=None, max_length=2000, description="Why the plan is asked for.")
 
 
@@ -55,6 +57,7 @@ class ApplyBody(BaseModel):
 
     resume: bool = Field(
         default=False,
+        strict=True,
         description="Finish an interrupted or partial apply (a plan applying, partially applied or failed).",
     )
 

@@ -5,13 +5,19 @@ transport, through Starlette's TestClient)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
+import logging
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -20,10 +26,11 @@ from pricing.catalog import load_catalog as read_catalog
 from scheduler.db import migrate
 from scheduler.db.models import ApiRole
 from scheduler.db.session import Database, create_db_engine
+from scheduler.logs import configure_logging
 from scheduler.services import apikeys, fleet
 from scheduler.services import catalog as catalog_service
 from scheduler.settings import Settings
-from tests.conftest import create_postgres_schema, drop_postgres_schema
+from tests.conftest import BACKENDS, create_postgres_schema, drop_postgres_schema
 
 LOADED_AT = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
 
@@ -65,15 +72,18 @@ def loaded_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     return path, keys
 
 
-@pytest.fixture
-def api(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiUnderTest]:
-    """The app over its own loaded database of the parametrised backend (SQLite: a copy of a loaded
-    template; PostgreSQL: a schema of its own, loaded)."""
-    settings = Settings(data_dir=tmp_path / "data")
+@contextmanager
+def api_over(
+    backend: str, directory: Path, request: pytest.FixtureRequest, **overrides: Any
+) -> Iterator[ApiUnderTest]:
+    """The app over a loaded database of its own on ``backend`` (SQLite: a copy of a loaded template in
+    ``directory``; PostgreSQL: a schema of its own, loaded), disposed of afterwards; ``overrides`` are
+    settings."""
+    settings = Settings(data_dir=directory / "data", **overrides)
     schema = None
     if backend == "sqlite":
         template, keys = request.getfixturevalue("loaded_sqlite_template")
-        path = tmp_path / "api.sqlite"
+        path = directory / "api.sqlite"
         shutil.copyfile(template, path)
         database = Database(create_db_engine(f"sqlite:///{path}"))
     else:
@@ -87,3 +97,40 @@ def api(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
         database.dispose()
         if schema is not None:
             drop_postgres_schema(schema)
+
+
+@pytest.fixture
+def api(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiUnderTest]:
+    """The app over its own loaded database of the parametrised backend."""
+    with api_over(backend, tmp_path, request) as under_test:
+        yield under_test
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiUnderTest]:
+    """One app and loaded database per module and backend, shared by the module's tests (for tests that
+    run many requests and may leave what they write behind, such as schemathesis). No solve workers: a
+    plan asked for stays queued."""
+    directory = tmp_path_factory.mktemp("module-api")
+    with api_over(request.param, directory, request, api_solve_workers=0) as under_test:
+        yield under_test
+
+
+@pytest.fixture
+def log_output(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """Everything the app logs (structlog and the standard library, at DEBUG, configured as
+    ``gpuplan serve`` configures it) written to a buffer; the logging setup is restored afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    buffer = io.StringIO()
+    with monkeypatch.context() as patch:
+        patch.setattr(sys, "stderr", buffer)
+        configure_logging(Settings(log_level="DEBUG"))
+    try:
+        yield buffer
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.reset_defaults()

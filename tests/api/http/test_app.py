@@ -58,6 +58,65 @@ def test_roles_include_the_ones_below() -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_405_allows_every_method_of_the_path(api: ApiUnderTest) -> None:
+    response = api.client(ApiRole.ADMIN).put("/v1/keys")
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    assert sorted(response.headers["allow"].split(", ")) == ["GET", "POST"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize(
+    "since", ["0.5", "1700000000", "2026-01-01", "2026-01-01T00:00:00", "9999-12-31T23:59:59-23:59"]
+)
+def test_a_time_parameter_takes_only_an_rfc_3339_time_with_its_offset(api: ApiUnderTest, since: str) -> None:
+    response = api.client(ApiRole.VIEWER).get("/v1/offers/1", params={"since": since})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "query.since"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_time_with_an_offset_is_read_in_utc(api: ApiUnderTest) -> None:
+    client = api.client(ApiRole.VIEWER)
+    # the shipped catalog's observations are from 2025-09-10T00:00:00Z
+    assert (
+        client.get("/v1/offers/1", params={"since": "2025-09-10T01:00:00+01:00"}).json()["history"]["total"]
+        == 1
+    )
+    assert (
+        client.get("/v1/offers/1", params={"since": "2025-09-10T00:00:01Z"}).json()["history"]["total"] == 0
+    )
+
+
+def test_an_unreachable_database_is_503_not_500() -> None:
+    from fastapi.testclient import TestClient
+
+    from api.http.app import create_app
+    from scheduler.db.session import Database, create_db_engine
+    from scheduler.settings import Settings
+
+    nowhere = Database(create_db_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_timeout_s=1))
+    client = TestClient(create_app(Settings(), nowhere), raise_server_exceptions=False)
+    response = client.get("/v1/offers", headers={"Authorization": "Bearer gpk_000000000000_x"})
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == "the database is unavailable"
+    assert client.get("/readyz").status_code == 503
+    nowhere.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize(
+    "body", [{"seed": False}, {"seed": "3"}, {"time_limit_s": "30"}, {"time_limit_s": True}]
+)
+def test_body_numbers_are_not_coerced_from_other_json_types(api: ApiUnderTest, body: dict) -> None:
+    """What the schema calls an integer or a number is one: false is not 0, "30" is not 30."""
+    response = api.client(ApiRole.APPROVER).post("/v1/plans", json=body)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == f"body.{next(iter(body))}"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_key_whose_secret_has_underscores_authenticates(
     api: ApiUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
