@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import signal
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -283,6 +284,12 @@ _POOL_CONTEXT: list[_SubproblemContext] = []
 
 
 def _init_pool_worker(context: _SubproblemContext) -> None:
+    # A forked worker inherits the parent's Python signal handlers: in a server (uvicorn) or the
+    # scheduler process, SIGTERM would ask the *parent's* loop to shut down instead of ending the
+    # worker, and ``Pool.terminate`` would wait for it for ever. Workers end on SIGTERM, and leave
+    # Ctrl-C to the parent.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _POOL_CONTEXT[:] = [context]
 
 

@@ -18,6 +18,7 @@ from scheduler.db.models import ApiRole
 from scheduler.db.session import Database, create_db_engine
 from scheduler.services import apikeys
 from scheduler.settings import get_settings
+from tests.api.http.conftest import load_sample
 from tests.cli_helpers import invoker
 
 STARTUP_S = 60
@@ -105,3 +106,50 @@ def test_serve_refuses_production_without_auth(monkeypatch: pytest.MonkeyPatch) 
     code, out = invoker()("serve")
     assert code == 1
     assert "GPUPLAN_API_AUTH must stay on in production" in out and len(out.strip().splitlines()) == 1
+
+
+def test_serve_solves_a_queued_plan_with_its_process_pool(tmp_path: Path) -> None:
+    """A plan asked for over HTTP is solved by the running server's solve worker and can be read back.
+    The worker's subproblems run on a forked process pool whose workers inherit uvicorn's signal
+    handlers (``solver.decompose`` resets them); this is the whole path as a user meets it."""
+    url = f"sqlite:///{tmp_path / 'served.sqlite'}"
+    engine = create_db_engine(url)
+    migrate.upgrade(engine)
+    database = Database(engine)
+    key = load_sample(database)[ApiRole.APPROVER]
+    database.dispose()
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GPUPLAN_")},
+        "GPUPLAN_DATABASE_URL": url,
+    }
+    command = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            assert server.poll() is None, server.communicate()[0]
+            try:
+                httpx2.get(f"{base}/readyz", timeout=2)
+                break
+            except httpx2.TransportError:
+                assert time.monotonic() < deadline, "gpuplan serve did not answer in time"
+                time.sleep(0.2)
+        with httpx2.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=10) as client:
+            asked = client.post("/v1/plans", json={"time_limit_s": 3})
+            assert asked.status_code == 202, asked.text
+            job_url = asked.headers["location"]
+            deadline = time.monotonic() + 150  # a 3 s solve, its explanations, a loaded machine
+            while (job := client.get(job_url).json())["status"] in ("queued", "running"):
+                assert time.monotonic() < deadline, f"the solve did not end: {job}"
+                time.sleep(1)
+            assert job["status"] == "done", job
+            assert client.get(job["plan_url"]).status_code == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.communicate()
