@@ -558,7 +558,9 @@ def report_size(
     lp_holder = runs.get("lp", {})
     lp = lp_holder.get("d")
     problem_text = _error(lp_holder) or _error(lp)
-    if problem_text:
+    if "lp" not in runs:
+        print(f"  {'(d) LP relaxation':<30} not run (--no-direct-or-lp)")
+    elif problem_text:
         print(f"  {'(d) LP relaxation':<30} ERROR {problem_text}")
     else:
         assert lp is not None

@@ -8,7 +8,7 @@ not name are left alone. Flushes, never commits.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,6 +22,7 @@ from scheduler.db.models import (
     BudgetRow,
     DemandRow,
     DemandSourceRow,
+    GpuTypeRow,
     ModelProfileRow,
     PlanningPolicyRow,
     RegionRow,
@@ -36,6 +37,7 @@ from solver.domain import (
     ChurnPolicy,
     Demand,
     DemandSource,
+    GpuType,
     Model,
     ModelProfile,
     PlanningPolicy,
@@ -118,6 +120,39 @@ def source_store_problems(
     return problems
 
 
+def write_model(
+    session: Session,
+    row: ServedModelRow,
+    model: Model,
+    *,
+    now: dt.datetime,
+    gpu_types: Mapping[GpuType, GpuTypeRow],
+) -> None:
+    """Write a model document into its row, its profiles replaced (for fleet loads and the API)."""
+    row.name = model.name
+    row.team = model.team
+    row.params_b = model.params_b
+    row.latency_slo_ms = model.latency_slo_ms
+    row.redundancy = model.redundancy
+    row.redundancy_share = model.redundancy_share
+    row.max_spot_share = model.max_spot_share
+    row.updated_at = now
+    if row.profiles:
+        # Delete the old profiles before inserting new ones for the same (model, GPU type).
+        row.profiles.clear()
+        session.flush()
+    row.profiles = [
+        ModelProfileRow(
+            gpu_type=gpu_types[profile.gpu_type],
+            gpus_per_replica=profile.gpus_per_replica,
+            tokens_per_s_per_replica=profile.tokens_per_s_per_replica,
+            service_latency_ms=profile.service_latency_ms,
+            source=profile.source,
+        )
+        for profile in model.profiles
+    ]
+
+
 def load_fleet(session: Session, fleet: FleetSpec, *, now: dt.datetime, actor: str) -> FleetLoadResult:
     lock_reference_data(session)  # GPU types are reference data; also one fleet load at a time
     anchors = {source.anchor_region for source in fleet.sources if source.anchor_region}
@@ -140,27 +175,7 @@ def load_fleet(session: Session, fleet: FleetSpec, *, now: dt.datetime, actor: s
             row = ServedModelRow(name=model.name, created_at=now)
             session.add(row)
             models[model.name] = row
-        row.team = model.team
-        row.params_b = model.params_b
-        row.latency_slo_ms = model.latency_slo_ms
-        row.redundancy = model.redundancy
-        row.redundancy_share = model.redundancy_share
-        row.max_spot_share = model.max_spot_share
-        row.updated_at = now
-        if row.profiles:
-            # Delete the old profiles before inserting new ones for the same (model, GPU type).
-            row.profiles.clear()
-            session.flush()
-        row.profiles = [
-            ModelProfileRow(
-                gpu_type=reference.gpu_type(profile.gpu_type),
-                gpus_per_replica=profile.gpus_per_replica,
-                tokens_per_s_per_replica=profile.tokens_per_s_per_replica,
-                service_latency_ms=profile.service_latency_ms,
-                source=profile.source,
-            )
-            for profile in model.profiles
-        ]
+        write_model(session, row, model, now=now, gpu_types=reference.gpu_types)
     session.flush()
 
     sources = {row.name: row for row in session.scalars(sa.select(DemandSourceRow))}

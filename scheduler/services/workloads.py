@@ -44,7 +44,7 @@ from scheduler.db.models import (
     ServedModelRow,
 )
 from scheduler.services.audit import record
-from scheduler.services.fleet import source_store_problems
+from scheduler.services.fleet import source_store_problems, write_model
 from scheduler.services.reference import ReferenceData, lock_reference_data, region_rows_by_key
 from solver.domain import Demand, DemandSource, GpuType, Model
 from solver.errors import InputError
@@ -334,29 +334,14 @@ def _gpu_type_rows(session: Session) -> dict[GpuType, GpuTypeRow]:
     return rows
 
 
-def _write_model(session: Session, row: ServedModelRow, model: Model, now: dt.datetime) -> None:
-    row.name = model.name
-    row.team = model.team
-    row.params_b = model.params_b
-    row.latency_slo_ms = model.latency_slo_ms
-    row.redundancy = model.redundancy
-    row.redundancy_share = model.redundancy_share
-    row.max_spot_share = model.max_spot_share
-    row.updated_at = now
-    gpu_types = _gpu_type_rows(session)
-    if row.profiles:
-        row.profiles.clear()  # the old profiles go before new ones for the same (model, GPU type)
-        session.flush()
-    row.profiles = [
-        ModelProfileRow(
-            gpu_type=gpu_types[profile.gpu_type],
-            gpus_per_replica=profile.gpus_per_replica,
-            tokens_per_s_per_replica=profile.tokens_per_s_per_replica,
-            service_latency_ms=profile.service_latency_ms,
-            source=profile.source,
-        )
-        for profile in model.profiles
-    ]
+def _write_model(
+    session: Session,
+    row: ServedModelRow,
+    model: Model,
+    now: dt.datetime,
+    gpu_types: dict[GpuType, GpuTypeRow],
+) -> None:
+    write_model(session, row, model, now=now, gpu_types=gpu_types)
     session.flush()
 
 
@@ -369,9 +354,10 @@ def create_model(session: Session, model: Model, *, actor: str, now: dt.datetime
     check_references(
         session, "models", entity_id=None, entry=_model_entry(model), what=f"model {model.name!r}"
     )
+    gpu_types = _gpu_type_rows(session)  # read (and flushed) before the new row is in the session
     row = ServedModelRow(name=model.name, created_at=now)
     session.add(row)
-    _write_model(session, row, model, now)
+    _write_model(session, row, model, now, gpu_types)
     view = get_model(session, row.id)
     _audit(session, actor, "created", "model", row.id, {"model": view})
     return view
@@ -387,7 +373,7 @@ def update_model(
     check_references(
         session, "models", entity_id=model_id, entry=_model_entry(model), what=f"model {model_id}"
     )
-    _write_model(session, row, model, now)
+    _write_model(session, row, model, now, _gpu_type_rows(session))
     session.expire(row)
     view = get_model(session, model_id)
     _audit(session, actor, "updated", "model", model_id, {"before": before, "after": view})
