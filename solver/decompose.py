@@ -20,6 +20,7 @@ import signal
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from ortools.math_opt.python import mathopt
 
@@ -297,6 +298,95 @@ def _solve_in_pool_worker(model_id: int) -> ModelSolution:
     return _POOL_CONTEXT[0].solve(model_id)
 
 
+class ModelBatch:
+    """Models' subproblems running on forked worker processes while the caller goes on (the primal
+    search runs beside them); results are collected with ``poll`` (never blocks) or ``wait``.
+
+    With one worker (or one model) nothing runs in the background: ``wait`` solves in the caller."""
+
+    def __init__(self, context: _SubproblemContext, model_ids: list[int], *, workers: int) -> None:
+        self.context = context
+        self.model_ids = list(model_ids)
+        self.solutions: dict[int, ModelSolution] = {}
+        self._pool: Any = None
+        self._pending: Any = None
+        self._left = len(self.model_ids)
+        self._closed = False
+        if workers > 1 and len(self.model_ids) > 1:
+            fork = multiprocessing.get_context("fork")
+            self._pool = fork.Pool(processes=workers, initializer=_init_pool_worker, initargs=(context,))
+            self._pending = self._pool.imap_unordered(_solve_in_pool_worker, self.model_ids, chunksize=1)
+
+    @property
+    def done(self) -> bool:
+        return len(self.solutions) == len(self.model_ids)
+
+    @property
+    def background(self) -> bool:
+        return self._pool is not None
+
+    def poll(self) -> list[ModelSolution]:
+        """The solutions finished since the last call, without waiting."""
+        return self._collect(deadline=None, block=False)
+
+    def wait(self, deadline: float | None) -> list[ModelSolution]:
+        """Solutions until every model is done or the ``deadline`` (``time.perf_counter``) passes."""
+        return self._collect(deadline=deadline, block=True)
+
+    def _collect(self, *, deadline: float | None, block: bool) -> list[ModelSolution]:
+        new: list[ModelSolution] = []
+        if self._closed:
+            return new
+        if self._pool is None:
+            if not block:
+                return new
+            for m in self.model_ids:
+                if m in self.solutions:
+                    continue
+                if deadline is not None and self.solutions and time.perf_counter() > deadline:
+                    break
+                solution = self.context.solve(m)
+                self.solutions[m] = solution
+                new.append(solution)
+            return new
+        while self._left > 0:
+            wait: float | None = 0.0
+            if block:
+                wait = None if deadline is None else max(0.01, deadline - time.perf_counter())
+            try:
+                solution = self._pending.next(timeout=wait)
+            except multiprocessing.TimeoutError:
+                break
+            self._left -= 1
+            self.solutions[solution.model_id] = solution
+            new.append(solution)
+        return new
+
+    def close(self) -> None:
+        """Stop what is still running (its models stay without a solution); nothing runs after."""
+        self._closed = True
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+
+def start_models(
+    index: ProblemIndex,
+    model_ids: list[int],
+    *,
+    price_extra: dict[int, float],
+    time_limit_s: float,
+    relative_gap: float,
+    seed: int,
+    workers: int,
+    solver: mathopt.SolverType,
+) -> ModelBatch:
+    """Start every model's subproblem on ``workers`` processes (forked, sharing the index read-only)."""
+    context = _SubproblemContext(index, price_extra, time_limit_s, relative_gap, seed, solver)
+    return ModelBatch(context, model_ids, workers=workers)
+
+
 def solve_models(
     index: ProblemIndex,
     model_ids: list[int],
@@ -314,30 +404,21 @@ def solve_models(
     With a ``deadline`` (``time.perf_counter`` clock) the models not done by then are left out of the
     result (a loaded machine can run each subproblem past its own time limit); callers treat a missing
     model as one without a bound."""
-    context = _SubproblemContext(index, price_extra, time_limit_s, relative_gap, seed, solver)
-    if workers <= 1 or len(model_ids) <= 1:
-        out: dict[int, ModelSolution] = {}
-        for m in model_ids:
-            if deadline is not None and out and time.perf_counter() > deadline:
-                break
-            out[m] = context.solve(m)
-        return out
-    fork = multiprocessing.get_context("fork")
-    solutions: dict[int, ModelSolution] = {}
-    pool = fork.Pool(processes=workers, initializer=_init_pool_worker, initargs=(context,))
+    batch = start_models(
+        index,
+        model_ids,
+        price_extra=price_extra,
+        time_limit_s=time_limit_s,
+        relative_gap=relative_gap,
+        seed=seed,
+        workers=workers,
+        solver=solver,
+    )
     try:
-        pending = pool.imap_unordered(_solve_in_pool_worker, model_ids, chunksize=1)
-        for _ in model_ids:
-            wait = None if deadline is None else max(0.01, deadline - time.perf_counter())
-            try:
-                solution = pending.next(timeout=wait)
-            except multiprocessing.TimeoutError:
-                break
-            solutions[solution.model_id] = solution
+        batch.wait(deadline)
     finally:
-        pool.terminate()
-        pool.join()
-    return solutions
+        batch.close()
+    return batch.solutions
 
 
 def relaxed_bound(

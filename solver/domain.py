@@ -11,8 +11,10 @@ INTEGER is 32-bit, BIGINT 64-bit) and every sum the solver forms within 64-bit i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Self
+from functools import cached_property
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -61,6 +63,23 @@ class DomainModel(BaseModel):
     """Base of every domain type: immutable, no unknown fields, surrounding whitespace stripped."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; values cached from the fields (``cached_property``, such as an offer's key) are
+        dropped so that the copy derives them from its own fields."""
+        copied = super().model_copy(update=update, deep=deep)
+        for name in _cached_names(type(self)):
+            copied.__dict__.pop(name, None)
+        return copied
+
+
+def _cached_names(cls: type) -> tuple[str, ...]:
+    return tuple(
+        name
+        for klass in cls.__mro__
+        for name, value in vars(klass).items()
+        if isinstance(value, cached_property)
+    )
 
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$", min_length=1, max_length=64)]
@@ -208,7 +227,7 @@ class Region(DomainModel):
         _add_country_jurisdictions(self)
         return self
 
-    @property
+    @cached_property
     def key(self) -> str:
         return region_key(self.provider, self.code)
 
@@ -307,8 +326,9 @@ class Offer(DomainModel):
             raise ValueError(f"term: only reserved offers have a term, not {self.purchase_option.value}")
         return self
 
-    @property
+    @cached_property
     def key(self) -> str:
+        # Cached: the solver and the checker look offers up by key hundreds of thousands of times.
         return offer_key(
             self.provider,
             self.region,

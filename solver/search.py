@@ -54,6 +54,11 @@ class Search:
     accepted: list[Replicas] = field(default_factory=list)
     floor: dict[int, float] = field(default_factory=dict)
     """Per model, its share of the LP relaxation (micro-USD per hour): how cheap it could be."""
+    stop_below: float = 0.0
+    """A plan costing at most this is good enough (the bound with the gap asked for): the search stops.
+    ``tick`` may raise it as a stronger bound comes in."""
+    tick: Callable[[], None] = field(default=lambda: None)
+    """Called between steps: takes in what work running beside the search has found."""
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
     def remaining(self) -> float:
@@ -153,7 +158,9 @@ def reoptimise(
             fixed_team_cost=team_cost(index, base, exclude=free_set),
             fixed_moved=moved_count(index, base, exclude=free_set),
         )
+        built = time.perf_counter()
         mip = PlacementMip(index, free, slots_for_model=slots, options=options)
+        _add_seconds(search, "lns_build_s", time.perf_counter() - built)
         warm = None
         if previous is not None:
             merged = {k: v for k, v in base.items() if k[0] not in free_set}
@@ -170,6 +177,7 @@ def reoptimise(
             solver=solver or search.solver,
             node_limit=DETERMINISTIC_NODES if search.deterministic else None,
         )
+        _add_seconds(search, "lns_solve_s", solution.wall_time_s)
         if solution.objective is None:
             return None
         caps = capacities(index, solution.replicas)
@@ -187,6 +195,10 @@ def reoptimise(
             search.cuts[cut.model].add(cut)
         previous = solution.replicas
     return None
+
+
+def _add_seconds(search: Search, name: str, seconds: float) -> None:
+    search.stats[name] = round(float(search.stats.get(name, 0.0)) + seconds, 3)
 
 
 def construct(search: Search, order: list[int], *, time_limit_s: float) -> Replicas | None:
@@ -481,7 +493,10 @@ def improve(
     models = sorted(search.index.demand)
     sweep = sorted(models, key=lambda m: -_model_cost(search.index, best, m))
     limit_rounds = DETERMINISTIC_ROUNDS_PER_MODEL * len(models) if search.deterministic else None
-    while best_cost > stop_below and stale < 3 * max(1, len(models)):
+    while stale < 3 * max(1, len(models)):
+        search.tick()
+        if best_cost <= max(stop_below, search.stop_below):
+            break
         if limit_rounds is not None and rounds >= limit_rounds:
             break
         if limit_rounds is None and search.remaining() <= max(0.1, 1.5 * slowest_overhead):
@@ -503,6 +518,8 @@ def improve(
             stale = 0
         else:
             stale += 1
+    search.stats["lns_slowest_overhead_s"] = round(slowest_overhead, 3)
+    search.stats["lns_stale_at_end"] = stale
     search.stats["lns_rounds"] = int(search.stats.get("lns_rounds", 0)) + rounds
     search.stats["lns_improvements"] = int(search.stats.get("lns_improvements", 0)) + improved
     return best

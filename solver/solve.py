@@ -28,8 +28,10 @@ from solver.assemble import build_plan, capacities, instances_for
 from solver.costing import plan_cost, replicas_moved
 from solver.decompose import (
     Decomposition,
+    ModelBatch,
     lambda_term,
     solve_models,
+    start_models,
     straddle_allowance,
 )
 from solver.diagnose import (
@@ -46,7 +48,7 @@ from solver.hall import HallCut, initial_cuts, violated_cuts
 from solver.index import ProblemIndex, build_index
 from solver.mip import MipOptions, MipStatus, PlacementMip, engine
 from solver.problem import Problem, SolveParams
-from solver.relaxation import solve_relaxation
+from solver.relaxation import LpRelaxation, solve_relaxation
 from solver.result import Explanation, SolveResult, SolveStatus
 from solver.scale import MICRO
 from solver.search import (
@@ -110,17 +112,31 @@ def solve(problem: Problem, params: SolveParams | None = None) -> SolveResult:
         )
     state = SearchState(index=index, params=params, started=started)
     state.stats["index_s"] = round(time.perf_counter() - started, 3)
-    _lower_bound(state)
-    state.stats["bound_s"] = round(time.perf_counter() - started, 3)
-    proof = infeasibility_findings(
-        index, state.decomposition, lp_infeasible=state.lp_infeasible, params=params
-    )
-    if proof:
-        return _infeasible(state, proof)
-    over_budget = budget_findings(problem, state.bound, state.team_bounds)
-    if over_budget:
-        return _budget_infeasible(state, over_budget)
     small = sum(len(index.slots_of_model[m]) for m in index.demand) <= params.tuning.exact_max_replica_vars
+    overlap = params.tuning.overlap_bound and params.workers > 1 and not params.deterministic and not small
+    run = _start_bound(state, overlap=overlap)
+    if overlap and not state.lp_infeasible and not budget_findings(problem, state.bound, {}):
+        # The per-model subproblems run on the workers while the search starts from the LP's plans; their
+        # bound and their plans join the search as they finish.
+        try:
+            _primal(state, run)
+        except BaseException:
+            _finish_bound(state, run, wait=False)  # stops the workers
+            raise
+        # A search that ended early (nothing left to improve) waits for the subproblems' bound, until
+        # their own deadline.
+        _finish_bound(state, run, wait=True)
+        state.stats["primal_s"] = round(time.perf_counter() - started, 3)
+        failed = _proofs(state)
+        if failed is not None:
+            return failed
+        result = _result(state)
+        state.stats["result_s"] = round(time.perf_counter() - started - float(state.stats["primal_s"]), 3)
+        return result
+    _finish_bound(state, run, wait=True)
+    failed = _proofs(state)
+    if failed is not None:
+        return failed
     if small and not _exact(state):
         return _infeasible(state, coupling_findings(index, params, _has_plan))
     if state.best_cost > state.bound * (1 + params.relative_gap):
@@ -129,6 +145,19 @@ def solve(problem: Problem, params: SolveParams | None = None) -> SolveResult:
     result = _result(state)
     state.stats["result_s"] = round(time.perf_counter() - started - float(state.stats["primal_s"]), 3)
     return result
+
+
+def _proofs(state: SearchState) -> SolveResult | None:
+    """An infeasible result when a relaxation proves that no plan exists or a budget is below the bound."""
+    proof = infeasibility_findings(
+        state.index, state.decomposition, lp_infeasible=state.lp_infeasible, params=state.params
+    )
+    if proof:
+        return _infeasible(state, proof)
+    over_budget = budget_findings(state.index.problem, state.bound, state.team_bounds)
+    if over_budget:
+        return _budget_infeasible(state, over_budget)
+    return None
 
 
 def _exact(state: SearchState) -> bool:
@@ -211,7 +240,27 @@ def _budget_infeasible(state: SearchState, findings: list[BudgetFinding]) -> Sol
 # ------------------------------------------------------------------------------------ lower bound
 
 
+@dataclass
+class BoundRun:
+    """The per-model subproblems of the bound, started after the LP and collected by ``_finish_bound``."""
+
+    batch: ModelBatch
+    lp: LpRelaxation
+    order: list[int]
+    deadline: float | None
+    """When the subproblems still running are given up (``time.perf_counter``); None: wait for all."""
+    finished: bool = False
+
+
 def _lower_bound(state: SearchState) -> None:
+    """The LP and the per-model subproblems, waiting for them (the search starts after)."""
+    run = _start_bound(state, overlap=False)
+    _finish_bound(state, run, wait=True)
+
+
+def _start_bound(state: SearchState, *, overlap: bool) -> BoundRun:
+    """Solve the compact LP, then start the per-model subproblems at its stock prices. With ``overlap``
+    they may run until ``SolverTuning.overlap_bound_share`` of the search time, beside the search."""
     index, params = state.index, state.params
     models = sorted(index.demand)
     tuning = params.tuning
@@ -219,7 +268,6 @@ def _lower_bound(state: SearchState) -> None:
     if params.deterministic:
         lp_limit = max(lp_limit, DETERMINISTIC_TIME_S)  # rounds end by convergence, not by the clock
     lp = solve_relaxation(index, time_limit_s=lp_limit, backend=tuning.lp, max_rounds=tuning.lp_max_rounds)
-    prices, lp_bound = lp.prices, lp.bound
     state.lp_replicas = lp.replicas
     state.lp_infeasible = lp.infeasible
     state.stats["lp_s"] = round(lp.wall_time_s, 3)
@@ -229,7 +277,8 @@ def _lower_bound(state: SearchState) -> None:
     state.stats["lp_size"] = f"{lp.variables} variables, {lp.constraints} constraints"
     if lp.bound is not None:
         state.stats["lp_bound_usd_h"] = round(lp.bound, 4)
-        state.stats["priced_offers"] = len(prices)
+        state.stats["priced_offers"] = len(lp.prices)
+        state.bound = lp.bound * MICRO + index.sunk_cost  # until the subproblems raise it
     # Each subproblem gets at least ``min_model_s`` (on a small problem or a short limit the share alone
     # leaves them too little), within 1.5 times the share or ``bound_min_s``, whichever is longer.
     elapsed = time.perf_counter() - state.started
@@ -239,7 +288,8 @@ def _lower_bound(state: SearchState) -> None:
     rounding = sum(lp.rounding.values()) / lp.bound if lp.bound else 1.0
     weight = min(1.0, rounding / params.tuning.bound_full_rounding)
     state.stats["lp_rounding_share"] = round(rounding, 4)
-    share_s = params.tuning.bound_share * weight * state.search_limit_s
+    share = params.tuning.overlap_bound_share if overlap else params.tuning.bound_share
+    share_s = share * weight * state.search_limit_s
     cap_s = max(1.5 * share_s, min(floor_s, elapsed + params.tuning.bound_min_s))
     budget_end = min(max(share_s, floor_s), cap_s)
     budget = budget_end - elapsed
@@ -256,42 +306,87 @@ def _lower_bound(state: SearchState) -> None:
         order = sorted(models, key=lambda m: -lp.rounding.get(m, 0.0))
     else:
         order = sorted(models, key=lambda m: -len(index.slots_of_model[m]))
-    solutions = solve_models(
+    batch = start_models(
         index,
         order,
-        price_extra=prices,
+        price_extra=lp.prices,
         time_limit_s=per_model,
         relative_gap=params.relative_gap,
         seed=params.seed,
         workers=workers,
         solver=engine(params.tuning.subproblem_mip),
-        deadline=None if params.deterministic else state.started + budget_end,
     )
-    complete = len(solutions) == len(order)
+    deadline = None if params.deterministic else state.started + budget_end
+    return BoundRun(batch=batch, lp=lp, order=order, deadline=deadline)
+
+
+def _finish_bound(state: SearchState, run: BoundRun, *, wait: bool) -> None:
+    """Collect the subproblems (waiting until the run's deadline when ``wait``, else only what has
+    finished), stop the rest, and set the bound: the better of the LP and the Lagrangian."""
+    if run.finished:
+        return
+    index = state.index
+    models = sorted(index.demand)
+    lp = run.lp
+    try:
+        if wait:
+            run.batch.wait(run.deadline)
+        else:
+            run.batch.poll()
+    finally:
+        run.batch.close()
+    run.finished = True
+    solutions = run.batch.solutions
+    complete = len(solutions) == len(run.order)
     # A model without demand-weighted LP share (no replicas in the LP) has a floor of 0 at these prices.
     floors = {m: lp.model_values.get(m, 0.0) for m in models} if lp.bound is not None else {}
     state.decomposition = Decomposition(
-        models=solutions, lambda_term=lambda_term(index, prices), floors=floors, model_ids=tuple(models)
+        models=dict(solutions),
+        lambda_term=lambda_term(index, lp.prices),
+        floors=floors,
+        model_ids=tuple(models),
     )
-    state.stats["subproblems"] = f"{len(solutions)} solved of {len(order)} started, {len(models)} models"
-    if not prices and complete:
+    state.stats["subproblems"] = f"{len(solutions)} solved of {len(run.order)} started, {len(models)} models"
+    if not lp.prices and complete:
         # Without priced availability each model's relaxed optimum is its GPUs' cheapest cost, which is
         # what a team is charged: a lower bound per team.
         for m, solution in solutions.items():
             team = index.models[m].team
             state.team_bounds[team] = state.team_bounds.get(team, 0.0) + solution.bound * MICRO
     for m, solution in solutions.items():
-        state.cuts[m] = set(solution.cuts)
+        state.cuts[m] = state.cuts.get(m, set()) | set(solution.cuts)
     bound = state.decomposition.lower_bound
-    if lp_bound is not None:
-        bound = max(bound, lp_bound)
-    from_lp = lp_bound is not None and lp_bound >= state.decomposition.lower_bound
+    if lp.bound is not None:
+        bound = max(bound, lp.bound)
+    from_lp = lp.bound is not None and lp.bound >= state.decomposition.lower_bound
     state.stats["bound_from"] = "LP relaxation" if from_lp else "per-model subproblems"
-    state.bound = bound * MICRO + index.sunk_cost
+    state.bound = max(state.bound, bound * MICRO + index.sunk_cost)
     state.stats["bound_decomposition_usd_h"] = round(state.decomposition.lower_bound, 4)
+    state.stats["bound_s"] = round(time.perf_counter() - state.started, 3)
 
 
 # ----------------------------------------------------------------------------------------- primal
+
+
+def _collect(state: SearchState, run: BoundRun, search: Search) -> None:
+    """Take the subproblems finished so far into the search; once all are done (or their time is up),
+    the bound."""
+    if run.finished:
+        return
+    index = state.index
+    for solution in run.batch.poll():
+        m = solution.model_id
+        chosen = {s for (_, s), n in solution.solution.replicas.items() if n > 0}
+        search.preferred[m] = chosen
+        search.cuts[m] = search.cuts.get(m, set()) | set(solution.cuts)
+        pools = {index.slots[s].pool for s in chosen}
+        have = set(search.candidates.get(m, ()))
+        extra = [s for s in index.slots_of_model[m] if index.slots[s].pool in pools and s not in have]
+        if extra:
+            search.candidates[m] = sorted(have | set(extra))
+    if run.batch.done or (run.deadline is not None and time.perf_counter() > run.deadline):
+        _finish_bound(state, run, wait=False)
+        search.stop_below = state.bound * (1 + state.params.relative_gap)
 
 
 def _combined_decomposition(state: SearchState) -> Replicas:
@@ -352,11 +447,14 @@ def _penalty(index: ProblemIndex, plan: Plan) -> int:
     return moved * index.problem.policy.churn.penalty_micro_usd_per_replica_move
 
 
-def _primal(state: SearchState) -> None:
+def _primal(state: SearchState, run: BoundRun | None = None) -> None:
+    """First plans, then the large-neighbourhood search. With ``run`` (subproblems still running on the
+    workers) the search collects their results between steps: their plans widen the models' candidate
+    offers and guide the neighbourhoods, their bound stops the search once the plan is proven good."""
     index, params = state.index, state.params
     search = Search(
         index=index,
-        solver=engine(params.tuning.subproblem_mip),
+        solver=engine(params.tuning.neighbourhood_mip),
         seed=params.seed,
         deadline=state.started + state.search_limit_s,
         cuts=state.cuts,
@@ -365,12 +463,16 @@ def _primal(state: SearchState) -> None:
     search.candidates = candidate_slots(index, state.decomposition, state.lp_replicas)
     for m, model_solution in state.decomposition.models.items():
         search.preferred[m] = {s for (_, s), n in model_solution.solution.replicas.items() if n > 0}
+    search.stop_below = state.bound * (1 + params.relative_gap)
+    if run is not None:
+        search.tick = lambda: _collect(state, run, search)
     # How cheap each model could be: its share of the LP relaxation (at list prices, no Lagrange prices).
     for (m, slot_id), value in state.lp_replicas.items():
         slot = index.slots[slot_id]
         k = index.models[m].profile_for(slot.gpu_type).gpus_per_replica  # type: ignore[union-attr]
         search.floor[m] = search.floor.get(m, 0.0) + slot.price * k / slot.gpus * value
     ensure_initial_cuts(search)
+    search.tick()
     candidate_count = sum(len(v) for v in search.candidates.values())
     state.stats["candidate_slots"] = candidate_count
     if index.problem.current_fleet is not None and index.problem.current_fleet.placements:
@@ -401,6 +503,7 @@ def _primal(state: SearchState) -> None:
             if not params.deterministic and time.perf_counter() - began > search.remaining():
                 break  # another completion would not fit in the search's time
         for position, (_, label, filled) in enumerate(sorted(completed, key=lambda item: item[0])):
+            search.tick()
             if position and not params.deterministic and search.remaining() <= 0:
                 break
             # The cheaper is trimmed first and gets at least ``trim_min_s``, even past the search's time.
@@ -441,6 +544,7 @@ def _primal(state: SearchState) -> None:
         # once at the end, with a fall back to earlier accepted plans.
         return float(_cost(index, replicas) + _penalty_of(index, replicas))
 
+    search.tick()
     improve(
         search,
         state.best_replicas,

@@ -35,7 +35,9 @@ class SolverTuning:
 
     # ---------------------------------------------------------------- engines
     subproblem_mip: MipBackend = MipBackend.GSCIP
-    """Engine of the per-model subproblems (the Lagrangian bound) and of the neighbourhood MIPs."""
+    """Engine of the per-model subproblems (the Lagrangian bound)."""
+    neighbourhood_mip: MipBackend = MipBackend.GSCIP
+    """Engine of the large-neighbourhood search's MIPs (a few models re-placed, the rest fixed)."""
     global_mip: MipBackend = MipBackend.HIGHS
     """Engine of the whole-problem MIPs (small problems exactly, the global re-optimisation)."""
     lp: LpBackend = LpBackend.GLOP
@@ -56,6 +58,11 @@ class SolverTuning:
     """The subproblems get all of ``bound_share`` when rounding the LP's fractional replicas up would add
     this share of the LP's value or more, proportionally less below (measured: S 0.54 and M 0.60, where
     they raise the bound 26% and 8.5% above the LP; M-dense 0.15, where they add nothing)."""
+    overlap_bound: bool = True
+    """On problems above ``exact_max_replica_vars`` with two workers or more, the subproblems run on the
+    workers while the search starts from the LP's plans in the calling process, instead of before it."""
+    overlap_bound_share: float = 0.8
+    """With ``overlap_bound``: share of the search time by which the subproblems should be done."""
     min_model_s: float = 0.5
     """Least time per model subproblem."""
     bound_min_s: float = 2.0
@@ -110,6 +117,7 @@ class SolverTuning:
         shares = {
             "lp_share": self.lp_share,
             "bound_share": self.bound_share,
+            "overlap_bound_share": self.overlap_bound_share,
             "exact_share": self.exact_share,
             "global_mip_share": self.global_mip_share,
             "explain_share": self.explain_share,

@@ -41,10 +41,17 @@ def pool_capacities(
 
 
 def source_pool_edges(
-    problem: Problem, model: Model, sources: dict[str, float], region_key: str
+    problem: Problem,
+    model: Model,
+    sources: dict[str, float],
+    region_key: str,
+    *,
+    table: RttTable | None = None,
 ) -> dict[str, list[GpuType]]:
-    """For each source, the GPU types in the region that keep the SLO from there (residency aside)."""
-    table = RttTable(problem.rtt)
+    """For each source, the GPU types in the region that keep the SLO from there (residency aside).
+
+    A caller checking many (model, region) pairs passes one ``table`` built from ``problem.rtt``."""
+    table = table or RttTable(problem.rtt)
     region = next(r for r in problem.regions if r.key == region_key)
     by_name = {source.name: source for source in problem.sources}
     edges: dict[str, list[GpuType]] = {}

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from solver.constraints.capacity import pool_capacities, source_pool_edges
 from solver.constraints.routable import routable_tokens
+from solver.network import RttTable
 from solver.result import Violation, ViolationKind
 from solver.scale import KTOK
 
@@ -80,6 +81,7 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
 
     utilisation = problem.policy.target_utilisation
     capacities = pool_capacities(problem, plan)
+    table = RttTable(problem.rtt)
     routed: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for route in plan.routes:
         if (route.model, route.source) in demand and route.region in regions:
@@ -92,7 +94,7 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
             for (m, r, gpu), value in capacities.items()
             if m == model and r == region
         }
-        edges = source_pool_edges(problem, models[model], supply, region)
+        edges = source_pool_edges(problem, models[model], supply, region, table=table)
         needed = sum(supply.values())
         carried = routable_tokens(supply, caps, edges)
         if carried < needed * (1 - CAPACITY_TOLERANCE) - CAPACITY_TOLERANCE:

@@ -20,7 +20,7 @@ from solver.scale import KTOK
 
 if TYPE_CHECKING:
     from solver.constraints.builder import ModelBuilder
-    from solver.domain import Plan
+    from solver.domain import Offer, Plan
     from solver.hall import HallCut
     from solver.problem import Problem
 
@@ -49,8 +49,17 @@ def add_floor(mip: ModelBuilder, cut: HallCut) -> None:
 # ------------------------------------------------------------------------------------------- check
 
 
-def failure_domains_used(problem: Problem, plan: Plan, model_name: str, level: Redundancy) -> set[str]:
-    offers = {offer.key: offer for offer in problem.offers}
+def failure_domains_used(
+    problem: Problem,
+    plan: Plan,
+    model_name: str,
+    level: Redundancy,
+    *,
+    offers: dict[str, Offer] | None = None,
+) -> set[str]:
+    """Regions (or providers) holding some of the model's replicas; ``offers`` by key, when the caller
+    has built the map already."""
+    offers = offers if offers is not None else {offer.key: offer for offer in problem.offers}
     domains = set()
     for placement in plan.placements:
         if any(count.model == model_name for count in placement.replicas):
@@ -65,6 +74,7 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
     regions = {region.key: region for region in problem.regions}
     sources = {source.name: source for source in problem.sources}
     capacities = pool_capacities(problem, plan)
+    offers = {offer.key: offer for offer in problem.offers}
     violations = []
     for model in problem.models:
         if model.redundancy is Redundancy.NONE:
@@ -75,7 +85,9 @@ def check(problem: Problem, plan: Plan) -> list[Violation]:
         if not demand:
             continue
         pools = {(r, gpu): cap for (m, r, gpu), cap in capacities.items() if m == model.name and cap > 0}
-        for domain in sorted(failure_domains_used(problem, plan, model.name, model.redundancy)):
+        for domain in sorted(
+            failure_domains_used(problem, plan, model.name, model.redundancy, offers=offers)
+        ):
             surviving = {
                 (r, gpu): cap * FAILOVER_UTILISATION
                 for (r, gpu), cap in pools.items()

@@ -169,3 +169,17 @@ def test_plan_shape_is_checked() -> None:
     assert "placements.0.instances" in _error_fields(exc)
     plan = Plan(placements=(placement,), routes=(route, {**route, "region": "a/c"}))
     assert plan.replicas_by_offer() == {"a/b/-/c/spot": {"m": 2}}
+
+
+def test_a_copy_with_other_fields_has_their_key_not_the_original_s() -> None:
+    # Offers and regions cache their key; a copy that changes the fields it is made of must not keep it.
+    offer = Offer(**OFFER)
+    assert offer.key.endswith("/p5.48xlarge/on_demand")
+    spot = offer.model_copy(update={"purchase_option": PurchaseOption.SPOT, "instance_type": "p5e.48xlarge"})
+    assert spot.key == offer_key("aws", "us-east-1", "use1-az4", "p5e.48xlarge", PurchaseOption.SPOT)
+    assert offer.key.endswith("/p5.48xlarge/on_demand")
+    region = Region(
+        provider="aws", code="eu-west-1", city="Dublin", country="IE", continent="EU", lat=53.3, lon=-6.3
+    )
+    assert region.key == "aws/eu-west-1"
+    assert region.model_copy(update={"code": "eu-west-2"}).key == "aws/eu-west-2"

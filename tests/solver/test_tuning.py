@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from solver.mip import engine
-from solver.problem import SolveParams
+from solver.problem import Problem, SolveParams
 from solver.tuning import LpBackend, MipBackend, SolverTuning
-from tests.solver.helpers import DUB, FRA, TinyProblem, solve_tiny, usd
+from tests.solver.helpers import DUB, FRA, TinyProblem, describe, solve_tiny, usd
 
 SOLVER_DIR = Path(__file__).resolve().parents[2] / "solver"
 
@@ -62,3 +62,37 @@ def test_other_tunings_find_the_same_optimum(tuning: SolverTuning) -> None:
     result = solve_tiny(problem, params)
     assert result.cost_micro_usd_per_hour == usd(5)
     assert result.params.tuning == tuning
+
+
+def _two_models_sharing_scarce_offers() -> Problem:
+    tiny = TinyProblem()
+    tiny.source("berlin", rtt_ms={FRA: 10, DUB: 25}, residency=["EU"])
+    tiny.offer(FRA, 2, availability=1)
+    tiny.offer(DUB, 3, availability=2)
+    tiny.offer(DUB, 5, instance_type="h100-1x-large")
+    tiny.model("llama")
+    tiny.model("mistral")
+    tiny.demand("llama", "berlin", 1500)  # fractional in the LP: the subproblems have work to do
+    tiny.demand("mistral", "berlin", 700)
+    return tiny.build()
+
+
+def test_the_bound_running_beside_the_search_gives_the_same_optimum_and_bound() -> None:
+    # Forced onto the path large problems take: the subproblems on two workers while the search runs.
+    problem = _two_models_sharing_scarce_offers()
+    beside = SolverTuning(exact_max_replica_vars=0, global_mip_max_slots=0)
+    before = SolverTuning(exact_max_replica_vars=0, global_mip_max_slots=0, overlap_bound=False)
+    results = {}
+    for name, tuning in (("beside", beside), ("before", before)):
+        params = SolveParams(time_limit_s=10, seed=0, workers=2, explain=False, tuning=tuning)
+        results[name] = solve_tiny(problem, params)
+    for result in results.values():
+        assert result.plan is not None and result.violations == (), describe(result)
+        # Three replicas: Frankfurt's one ($2), Dublin's two at $3.
+        assert result.cost_micro_usd_per_hour == usd(8)
+        assert result.stats["subproblems"] == "2 solved of 2 started, 2 models"
+        assert result.stats["bound_from"] == "per-model subproblems"
+    # The same subproblems at the same prices: the same bound, whether the search waited for it or not.
+    bounds = {name: result.lower_bound_micro_usd_per_hour for name, result in results.items()}
+    assert bounds["beside"] == bounds["before"]
+    assert 0 < bounds["beside"] <= usd(8)
