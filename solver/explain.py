@@ -276,6 +276,16 @@ def _with_full_spot(problem: Problem) -> Problem:
     )
 
 
+def policy_models(problem: Problem) -> list[tuple[Rule, list[str]]]:
+    """The policies ``policy_costs`` prices, each with the names of the models it touches."""
+    residency_sources = {s.name for s in problem.sources if s.residency is not None}
+    return [
+        (Rule.RESIDENCY, sorted({d.model for d in problem.demand if d.source in residency_sources})),
+        (Rule.REDUNDANCY, sorted(m.name for m in problem.models if m.redundancy is not Redundancy.NONE)),
+        (Rule.SPOT_CAP, sorted(m.name for m in problem.models if m.max_spot_share < 1.0)),
+    ]
+
+
 def policy_costs(
     problem: Problem,
     per_model_bound: Callable[[Problem, list[str], float], dict[str, float]],
@@ -290,17 +300,12 @@ def policy_costs(
     most about ``seconds`` of wall time: the time left before ``deadline`` is shared equally among the
     re-solves still to do, so that a first policy does not take the time of the others.
     """
-    residency_sources = {s.name for s in problem.sources if s.residency is not None}
-    touched_by_residency = sorted({d.model for d in problem.demand if d.source in residency_sources})
-    changes = [
-        (Rule.RESIDENCY, touched_by_residency, _without_residency),
-        (
-            Rule.REDUNDANCY,
-            sorted(m.name for m in problem.models if m.redundancy is not Redundancy.NONE),
-            _without_redundancy,
-        ),
-        (Rule.SPOT_CAP, sorted(m.name for m in problem.models if m.max_spot_share < 1.0), _with_full_spot),
-    ]
+    relaxations = {
+        Rule.RESIDENCY: _without_residency,
+        Rule.REDUNDANCY: _without_redundancy,
+        Rule.SPOT_CAP: _with_full_spot,
+    }
+    changes = [(rule, models, relaxations[rule]) for rule, models in policy_models(problem)]
     out = []
     calls_left = 2 * sum(1 for _, models, _ in changes if models)
 

@@ -489,10 +489,14 @@ def improve(
     assert best_cost is not None
     rounds = improved = 0
     stale = 0
+    tried: dict[str, int] = {}
+    gained: dict[str, float] = {}
     slowest_overhead = 0.0
     models = sorted(search.index.demand)
-    sweep = sorted(models, key=lambda m: -_model_cost(search.index, best, m))
     limit_rounds = DETERMINISTIC_ROUNDS_PER_MODEL * len(models) if search.deterministic else None
+    # First a sweep re-placing each model alone, the dearest first (cheap, fixes what the construction did
+    # badly), then groups that share instances or scarce offers.
+    sweep = sorted(models, key=lambda m: -_model_cost(search.index, best, m))
     while stale < 3 * max(1, len(models)):
         search.tick()
         if best_cost <= max(stop_below, search.stop_below):
@@ -501,23 +505,29 @@ def improve(
             break
         if limit_rounds is None and search.remaining() <= max(0.1, 1.5 * slowest_overhead):
             break  # another step would overrun the search's time (building the MIP is not in its limit)
-        # First a sweep re-placing each model alone (cheap, fixes what the construction did badly),
-        # then groups that share instances.
-        size = min(len(models), group_size + 2 * (stale // max(4, len(models) // 2)))
-        group = [sweep[rounds]] if rounds < len(sweep) else _neighbourhood(search, best, rng, size)
+        if rounds < len(sweep):
+            group, kind = [sweep[rounds]], "single"
+        else:
+            size = min(len(models), group_size + 2 * (stale // max(4, len(models) // 2)))
+            group, kind = _neighbourhood(search, best, rng, size)
         rounds += 1
         limit = step_s if search.deterministic else min(step_s, search.remaining() - 0.05 - slowest_overhead)
         step_started = time.perf_counter()
         candidate = reoptimise(search, group, best, time_limit_s=limit, hint=best)
         slowest_overhead = max(slowest_overhead, time.perf_counter() - step_started - limit)
         cost = cost_of(candidate) if candidate is not None else None
+        tried[kind] = tried.get(kind, 0) + 1
         if cost is not None and cost < best_cost - 1e-6:
+            gained[kind] = gained.get(kind, 0.0) + (best_cost - cost) / MICRO
             best, best_cost = candidate, cost  # type: ignore[assignment]
             search.accepted.append(best)
             improved += 1
             stale = 0
         else:
             stale += 1
+    search.stats["lns_kinds"] = ", ".join(
+        f"{kind} {tried[kind]} tried, ${gained.get(kind, 0.0):,.2f}/h gained" for kind in sorted(tried)
+    )
     search.stats["lns_slowest_overhead_s"] = round(slowest_overhead, 3)
     search.stats["lns_stale_at_end"] = stale
     search.stats["lns_rounds"] = int(search.stats.get("lns_rounds", 0)) + rounds
@@ -534,12 +544,14 @@ def _model_cost(index: ProblemIndex, replicas: Replicas, model_id: int) -> float
     return total
 
 
-def _neighbourhood(search: Search, replicas: Replicas, rng: random.Random, size: int) -> list[int]:
+def _neighbourhood(
+    search: Search, replicas: Replicas, rng: random.Random, size: int
+) -> tuple[list[int], str]:
     """Models sharing a partly filled or a scarce instance type, topped up with random models."""
     index = search.index
     models = sorted(index.demand)
     if len(models) <= size:
-        return models
+        return models, "all"
     users: dict[int, set[int]] = defaultdict(set)
     used: dict[int, int] = defaultdict(int)
     for (m, slot_id), count in replicas.items():
@@ -553,6 +565,7 @@ def _neighbourhood(search: Search, replicas: Replicas, rng: random.Random, size:
         if n * index.slots[s].gpus > used[s] or n >= (index.slots[s].availability or math.inf)
     ]
     group: set[int] = set()
+    kind = "random"
     draw = rng.random()
     if draw < 0.5 and search.floor:
         # The model furthest above what it could cost alone, with the models holding what it wants.
@@ -565,16 +578,18 @@ def _neighbourhood(search: Search, replicas: Replicas, rng: random.Random, size:
                 if pick <= 0:
                     break
             group.add(m)
+            kind = "regret"
             holders = sorted({u for s in search.preferred.get(m, ()) for u in users.get(s, ())} - {m})
             rng.shuffle(holders)
             group.update(holders[: size - 1])
     elif draw < 0.8 and hot:
+        kind = "shared offer"
         group |= users[rng.choice(hot)]
         if len(group) > size:
             group = set(rng.sample(sorted(group), size))
     while len(group) < size:
         group.add(rng.choice(models))
-    return sorted(group)
+    return sorted(group), kind
 
 
 # ------------------------------------------------------------------------------------- helpers

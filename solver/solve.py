@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from solver.assemble import build_plan, capacities, instances_for
@@ -29,6 +30,7 @@ from solver.costing import plan_cost, replicas_moved
 from solver.decompose import (
     Decomposition,
     ModelBatch,
+    ModelSolution,
     lambda_term,
     solve_models,
     start_models,
@@ -43,7 +45,7 @@ from solver.diagnose import (
     unservable,
 )
 from solver.domain import Plan
-from solver.explain import explain_plan, policy_costs
+from solver.explain import explain_plan, policy_costs, policy_models
 from solver.hall import HallCut, initial_cuts, violated_cuts
 from solver.index import ProblemIndex, build_index
 from solver.mip import MipOptions, MipStatus, PlacementMip, engine
@@ -81,6 +83,9 @@ class SearchState:
     lp_replicas: dict[tuple[int, int], float] = field(default_factory=dict)
     team_bounds: dict[str, float] = field(default_factory=dict)
     lp_infeasible: bool = False
+    policy_costs_fit: bool = True
+    """Whether the policy costs can be estimated in the time kept for explanations (judged from how long
+    the subproblems took); when not, that time goes to the search and only the plan is explained."""
     bound: float = 0.0
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
@@ -89,10 +94,17 @@ class SearchState:
         """The part of the time limit the search may use: the rest is kept for building, checking and
         explaining the plan, so that the whole solve ends within the limit."""
         tuning = self.params.tuning
-        reserve = tuning.result_reserve(self.params.time_limit_s) + (
-            tuning.explain_share * self.params.time_limit_s if self.params.explain else 0.0
-        )
+        reserve = tuning.result_reserve(self.params.time_limit_s) + self.explain_reserve_s
         return max(0.5 * self.params.time_limit_s, self.params.time_limit_s - reserve)
+
+    @property
+    def explain_reserve_s(self) -> float:
+        tuning, limit = self.params.tuning, self.params.time_limit_s
+        if not self.params.explain:
+            return 0.0
+        if self.policy_costs_fit:
+            return tuning.explain_share * limit
+        return min(tuning.explain_share, tuning.explain_plan_share) * limit
 
     def remaining(self) -> float:
         return self.search_limit_s - (time.perf_counter() - self.started)
@@ -288,11 +300,14 @@ def _start_bound(state: SearchState, *, overlap: bool) -> BoundRun:
     rounding = sum(lp.rounding.values()) / lp.bound if lp.bound else 1.0
     weight = min(1.0, rounding / params.tuning.bound_full_rounding)
     state.stats["lp_rounding_share"] = round(rounding, 4)
-    share = params.tuning.overlap_bound_share if overlap else params.tuning.bound_share
-    share_s = share * weight * state.search_limit_s
+    share_s = params.tuning.bound_share * weight * state.search_limit_s
     cap_s = max(1.5 * share_s, min(floor_s, elapsed + params.tuning.bound_min_s))
     budget_end = min(max(share_s, floor_s), cap_s)
     budget = budget_end - elapsed
+    if overlap:
+        # Each subproblem gets the time it would get before the search; running beside the search
+        # (sharing the cores with it) they may take until the later deadline.
+        budget_end = max(budget_end, params.tuning.overlap_bound_share * state.search_limit_s)
     workers = max(1, params.workers)
     per_model = max(params.tuning.min_model_s, budget * workers / max(1, len(models)))
     if params.deterministic:
@@ -363,18 +378,45 @@ def _finish_bound(state: SearchState, run: BoundRun, *, wait: bool) -> None:
     state.bound = max(state.bound, bound * MICRO + index.sunk_cost)
     state.stats["bound_decomposition_usd_h"] = round(state.decomposition.lower_bound, 4)
     state.stats["bound_s"] = round(time.perf_counter() - state.started, 3)
+    if state.params.explain:
+        state.policy_costs_fit = _policy_costs_fit(state, solutions)
+        if not state.policy_costs_fit:
+            state.stats["policy_costs"] = "not estimated: the subproblems take longer than the time kept"
+
+
+def _policy_costs_fit(state: SearchState, solutions: Mapping[int, ModelSolution]) -> bool:
+    """Whether at least one policy's cost can be estimated in the explanation time: its models' subproblems,
+    twice (with and without it), each in an equal share of that time as ``explain.policy_costs`` gives,
+    taking as long as they took for the bound (a model not solved: the slowest time seen)."""
+    index, params = state.index, state.params
+    if not solutions:
+        return True  # nothing measured: keep the time
+    seconds = {index.models[m].name: s.wall_time_s for m, s in solutions.items()}
+    slowest = max(seconds.values())
+    policies = [models for _, models in policy_models(index.problem) if models]
+    if not policies:
+        return True
+    share = params.tuning.explain_share * params.time_limit_s / (2 * len(policies))
+    workers = max(1, params.workers)
+    for models in policies:
+        need = sum(seconds.get(name, slowest) for name in models) / workers
+        per_model = share * workers / len(models)
+        if need <= share and per_model >= params.tuning.policy_min_step_s:
+            return True
+    return False
 
 
 # ----------------------------------------------------------------------------------------- primal
 
 
-def _collect(state: SearchState, run: BoundRun, search: Search) -> None:
-    """Take the subproblems finished so far into the search; once all are done (or their time is up),
-    the bound."""
+def _collect(state: SearchState, run: BoundRun, search: Search, *, until: float | None = None) -> None:
+    """Take the subproblems finished so far into the search (with ``until``, all of them, waiting until
+    then); once all are done (or their time is up), the bound."""
     if run.finished:
         return
     index = state.index
-    for solution in run.batch.poll():
+    wait = until is not None
+    for solution in run.batch.wait(until) if wait else run.batch.poll():
         m = solution.model_id
         chosen = {s for (_, s), n in solution.solution.replicas.items() if n > 0}
         search.preferred[m] = chosen
@@ -384,9 +426,10 @@ def _collect(state: SearchState, run: BoundRun, search: Search) -> None:
         extra = [s for s in index.slots_of_model[m] if index.slots[s].pool in pools and s not in have]
         if extra:
             search.candidates[m] = sorted(have | set(extra))
-    if run.batch.done or (run.deadline is not None and time.perf_counter() > run.deadline):
+    if wait or run.batch.done or (run.deadline is not None and time.perf_counter() > run.deadline):
         _finish_bound(state, run, wait=False)
         search.stop_below = state.bound * (1 + state.params.relative_gap)
+        search.deadline = state.started + state.search_limit_s  # the explanation time may have shrunk
 
 
 def _combined_decomposition(state: SearchState) -> Replicas:
@@ -510,6 +553,15 @@ def _primal(state: SearchState, run: BoundRun | None = None) -> None:
             extra = params.tuning.trim_min_s if position == 0 else 0.0
             trim_until = max(search.deadline, time.perf_counter() + extra)
             _consider(state, trim(index, filled, deadline=trim_until), label)
+    if state.best_replicas is None and run is not None and not run.finished:
+        # No first plan from the LP (scarce capacity, as in a re-plan with the rest of the fleet held):
+        # the subproblems' plans come next, so wait for them, past their own deadline if need be.
+        _collect(
+            state, run, search, until=max(run.deadline or 0.0, search.deadline - 0.25 * search.remaining())
+        )
+        combined = _combined_decomposition(state)
+        if set(state.decomposition.models) >= set(index.demand):
+            _consider(state, combined, "decomposition")
     if state.best_replicas is None:
         repaired = repair(search, combined, time_limit_s=max(0.5, 0.4 * search.remaining()))
         _consider(state, repaired, "decomposition, repaired")

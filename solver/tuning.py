@@ -98,6 +98,9 @@ class SolverTuning:
     result_reserve_share: float = 0.25
     explain_share: float = 0.2
     """Share of the time limit kept for explanations (when asked for)."""
+    explain_plan_share: float = 0.05
+    """Share kept instead when the policy costs cannot be estimated in ``explain_share`` (judged from how
+    long the subproblems took): explaining the plan alone needs far less."""
     policy_min_step_s: float = 0.1
     """A policy cost is not estimated when less than this is left per model."""
     diagnosis_step_s: float = 2.0
@@ -121,6 +124,7 @@ class SolverTuning:
             "exact_share": self.exact_share,
             "global_mip_share": self.global_mip_share,
             "explain_share": self.explain_share,
+            "explain_plan_share": self.explain_plan_share,
             "result_reserve_share": self.result_reserve_share,
         }
         for name, value in shares.items():

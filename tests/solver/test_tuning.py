@@ -4,12 +4,16 @@ environment."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
 
-from solver.mip import engine
+from solver.decompose import ModelSolution
+from solver.index import build_index
+from solver.mip import MipSolution, MipStatus, engine
 from solver.problem import Problem, SolveParams
+from solver.solve import SearchState, _policy_costs_fit
 from solver.tuning import LpBackend, MipBackend, SolverTuning
 from tests.solver.helpers import DUB, FRA, TinyProblem, describe, solve_tiny, usd
 
@@ -96,3 +100,29 @@ def test_the_bound_running_beside_the_search_gives_the_same_optimum_and_bound() 
     bounds = {name: result.lower_bound_micro_usd_per_hour for name, result in results.items()}
     assert bounds["beside"] == bounds["before"]
     assert 0 < bounds["beside"] <= usd(8)
+
+
+def test_time_for_policy_costs_that_cannot_fit_goes_to_the_search() -> None:
+    # Judged from how long the subproblems took: each policy needs its models' subproblems twice.
+    problem = _two_models_sharing_scarce_offers()
+    params = SolveParams(time_limit_s=30, seed=0, workers=2, explain=True)
+    index = build_index(problem, params)
+
+    def state_after(seconds_per_model: float) -> SearchState:
+        state = SearchState(index=index, params=params, started=time.perf_counter())
+        solutions = {
+            m: ModelSolution(
+                m, MipSolution(MipStatus.OPTIMAL, 1.0, 1.0, {}, {}, 0.0), 1.0, set(), 1, seconds_per_model
+            )
+            for m in index.demand
+        }
+        state.policy_costs_fit = _policy_costs_fit(state, solutions)
+        return state
+
+    quick, slow = state_after(0.05), state_after(60.0)
+    assert quick.policy_costs_fit and not slow.policy_costs_fit
+    assert quick.explain_reserve_s == pytest.approx(0.2 * 30)  # explain_share
+    assert slow.explain_reserve_s == pytest.approx(0.05 * 30)  # explain_plan_share
+    assert slow.search_limit_s == pytest.approx(quick.search_limit_s + 0.15 * 30)
+    unexplained = SearchState(index=index, params=params.model_copy(update={"explain": False}), started=0.0)
+    assert unexplained.explain_reserve_s == 0.0
