@@ -526,6 +526,13 @@ def _primal(state: SearchState, run: BoundRun | None = None) -> None:
         if fleet is not None:
             until = max(search.deadline, time.perf_counter() + params.tuning.trim_min_s)
             _consider(state, trim(index, fleet, deadline=until), "current fleet, trimmed")
+            if state.best_replicas is None:
+                # What runs no longer serves the demand (replicas lost, demand grown): what runs, completed
+                # greedily, moves nothing that runs, so it keeps the disruption budget that plans from the
+                # LP may break.
+                completed = greedy_fill(search, fleet, sorted(index.demand))
+                if completed is not None:
+                    _consider(state, trim(index, completed, deadline=until), "current fleet, completed")
     combined = _combined_decomposition(state)
     if set(state.decomposition.models) >= set(index.demand):
         _consider(state, combined, "decomposition")

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import pytest
 
+from solver.decompose import ModelBatch
 from solver.domain import ChurnPolicy
+from solver.problem import SolveParams
 from solver.result import SolveStatus
+from solver.tuning import SolverTuning
 from solver.validate import validate
 from tests.solver.helpers import (
     DUB,
@@ -131,3 +134,23 @@ def test_a_current_fleet_that_breaks_a_rule_is_not_kept() -> None:
     # Demand grew to 5,500 tokens/s: the current 4 replicas cannot carry it, so the fleet cannot be kept
     # whatever the saving. Cheapest: 6 replicas in Dublin at $2.80 = $16.80/h (no penalty, no cap).
     assert_plan(solve_tiny(problem, PARAMS), problem, {dub: (6, {"llama": 6})}, usd("16.8"))
+
+
+def test_a_fleet_short_of_capacity_is_completed_without_moves_when_the_subproblems_give_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A re-plan after losing replicas, on a loaded machine: the subproblems that run beside the search
+    # finish nothing in time, and plans from the LP move replicas the disruption budget keeps in place.
+    # What runs, completed, moves nothing.
+    churn = ChurnPolicy(penalty_micro_usd_per_replica_move=usd(1), max_moved_share=0.0)
+    tiny, fra, dub = _fleet_in_frankfurt(2, dublin_price="2.9", demand=3000, churn=churn)
+    problem = tiny.build()
+    monkeypatch.setattr(ModelBatch, "poll", lambda self: [])
+    monkeypatch.setattr(ModelBatch, "wait", lambda self, deadline: [])
+    tuning = SolverTuning(exact_max_replica_vars=0)  # the path of large problems: subproblems beside
+    result = solve_tiny(problem, SolveParams(time_limit_s=5, seed=0, workers=2, explain=False, tuning=tuning))
+    assert result.plan is not None and validate(problem, result.plan) == [], describe(result)
+    assert placements_of(result.plan) == {fra: (2, {"llama": 2}), dub: (1, {"llama": 1})}
+    assert result.cost_micro_usd_per_hour == usd("8.9")
+    assert result.stats["replicas_moved"] == 0
+    assert str(result.stats["first_plan"]).startswith("current fleet, completed")
