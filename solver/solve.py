@@ -530,9 +530,9 @@ def _primal(state: SearchState, run: BoundRun | None = None) -> None:
                 # What runs no longer serves the demand (replicas lost, demand grown): what runs, completed
                 # greedily, moves nothing that runs, so it keeps the disruption budget that plans from the
                 # LP may break.
-                completed = greedy_fill(search, fleet, sorted(index.demand))
-                if completed is not None:
-                    _consider(state, trim(index, completed, deadline=until), "current fleet, completed")
+                grown = greedy_fill(search, fleet, sorted(index.demand))
+                if grown is not None:
+                    _consider(state, trim(index, grown, deadline=until), "current fleet, completed")
     combined = _combined_decomposition(state)
     if set(state.decomposition.models) >= set(index.demand):
         _consider(state, combined, "decomposition")
@@ -702,7 +702,11 @@ def _policy_costs(state: SearchState) -> list[Explanation]:
     deadline = state.started + params.time_limit_s - params.tuning.result_reserve(params.time_limit_s)
 
     def per_model_bound(problem: Problem, names: list[str], budget_s: float) -> dict[str, float]:
+        if not state.policy_costs_fit:
+            return {}  # judged after the bound: not even one policy fits in the time kept (listed as such)
         until = min(deadline, time.perf_counter() + budget_s)
+        if budget_s * max(1, params.workers) / max(1, len(names)) < params.tuning.policy_min_step_s:
+            return {}  # too little time per model, known before the index of the changed problem is built
         index = build_index(problem, params)
         wanted = [m for m in sorted(index.demand) if index.models[m].name in names]
         if any(not index.eligible.get((m, s)) for m in wanted for s in index.demand[m]):

@@ -98,7 +98,7 @@ class SolverTuning:
     result_reserve_share: float = 0.25
     explain_share: float = 0.2
     """Share of the time limit kept for explanations (when asked for)."""
-    explain_plan_share: float = 0.05
+    explain_plan_share: float = 0.08
     """Share kept instead when the policy costs cannot be estimated in ``explain_share`` (judged from how
     long the subproblems took): explaining the plan alone needs far less."""
     policy_min_step_s: float = 0.1

@@ -122,7 +122,7 @@ def test_time_for_policy_costs_that_cannot_fit_goes_to_the_search() -> None:
     quick, slow = state_after(0.05), state_after(60.0)
     assert quick.policy_costs_fit and not slow.policy_costs_fit
     assert quick.explain_reserve_s == pytest.approx(0.2 * 30)  # explain_share
-    assert slow.explain_reserve_s == pytest.approx(0.05 * 30)  # explain_plan_share
-    assert slow.search_limit_s == pytest.approx(quick.search_limit_s + 0.15 * 30)
+    assert slow.explain_reserve_s == pytest.approx(0.08 * 30)  # explain_plan_share
+    assert slow.search_limit_s == pytest.approx(quick.search_limit_s + 0.12 * 30)
     unexplained = SearchState(index=index, params=params.model_copy(update={"explain": False}), started=0.0)
     assert unexplained.explain_reserve_s == 0.0
