@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from solver.assemble import build_plan, capacities, instances_for
@@ -30,7 +29,6 @@ from solver.costing import plan_cost, replicas_moved
 from solver.decompose import (
     Decomposition,
     ModelBatch,
-    ModelSolution,
     lambda_term,
     solve_models,
     start_models,
@@ -84,8 +82,8 @@ class SearchState:
     team_bounds: dict[str, float] = field(default_factory=dict)
     lp_infeasible: bool = False
     policy_costs_fit: bool = True
-    """Whether the policy costs can be estimated in the time kept for explanations (judged from how long
-    the subproblems took); when not, that time goes to the search and only the plan is explained."""
+    """Whether the policy costs can be estimated in the time kept for explanations (``_policy_costs_fit``);
+    when not, that time goes to the search and only the plan is explained."""
     bound: float = 0.0
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
@@ -124,6 +122,10 @@ def solve(problem: Problem, params: SolveParams | None = None) -> SolveResult:
         )
     state = SearchState(index=index, params=params, started=started)
     state.stats["index_s"] = round(time.perf_counter() - started, 3)
+    if params.explain:
+        state.policy_costs_fit = _policy_costs_fit(state)
+        if not state.policy_costs_fit:
+            state.stats["policy_costs"] = "not estimated: too little time per model in the time kept for them"
     small = sum(len(index.slots_of_model[m]) for m in index.demand) <= params.tuning.exact_max_replica_vars
     overlap = params.tuning.overlap_bound and params.workers > 1 and not params.deterministic and not small
     run = _start_bound(state, overlap=overlap)
@@ -378,32 +380,19 @@ def _finish_bound(state: SearchState, run: BoundRun, *, wait: bool) -> None:
     state.bound = max(state.bound, bound * MICRO + index.sunk_cost)
     state.stats["bound_decomposition_usd_h"] = round(state.decomposition.lower_bound, 4)
     state.stats["bound_s"] = round(time.perf_counter() - state.started, 3)
-    if state.params.explain:
-        state.policy_costs_fit = _policy_costs_fit(state, solutions)
-        if not state.policy_costs_fit:
-            state.stats["policy_costs"] = "not estimated: the subproblems take longer than the time kept"
 
 
-def _policy_costs_fit(state: SearchState, solutions: Mapping[int, ModelSolution]) -> bool:
-    """Whether at least one policy's cost can be estimated in the explanation time: its models' subproblems,
-    twice (with and without it), each in an equal share of that time as ``explain.policy_costs`` gives,
-    taking as long as they took for the bound (a model not solved: the slowest time seen)."""
-    index, params = state.index, state.params
-    if not solutions:
-        return True  # nothing measured: keep the time
-    seconds = {index.models[m].name: s.wall_time_s for m, s in solutions.items()}
-    slowest = max(seconds.values())
-    policies = [models for _, models in policy_models(index.problem) if models]
+def _policy_costs_fit(state: SearchState) -> bool:
+    """Whether at least one policy's cost can be estimated in the explanation time: ``explain.policy_costs``
+    shares that time equally among its re-solves (each policy's models with and without it), and a
+    re-solve gives its models at least ``policy_min_step_s`` each on the workers, or nothing."""
+    params = state.params
+    policies = [models for _, models in policy_models(state.index.problem) if models]
     if not policies:
         return True
     share = params.tuning.explain_share * params.time_limit_s / (2 * len(policies))
     workers = max(1, params.workers)
-    for models in policies:
-        need = sum(seconds.get(name, slowest) for name in models) / workers
-        per_model = share * workers / len(models)
-        if need <= share and per_model >= params.tuning.policy_min_step_s:
-            return True
-    return False
+    return any(share * workers / len(models) >= params.tuning.policy_min_step_s for models in policies)
 
 
 # ----------------------------------------------------------------------------------------- primal

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from solver.decompose import ModelSolution
 from solver.index import build_index
-from solver.mip import MipSolution, MipStatus, engine
+from solver.mip import engine
 from solver.problem import Problem, SolveParams
 from solver.solve import SearchState, _policy_costs_fit
 from solver.tuning import LpBackend, MipBackend, SolverTuning
@@ -103,26 +102,22 @@ def test_the_bound_running_beside_the_search_gives_the_same_optimum_and_bound() 
 
 
 def test_time_for_policy_costs_that_cannot_fit_goes_to_the_search() -> None:
-    # Judged from how long the subproblems took: each policy needs its models' subproblems twice.
+    # Each policy's re-solves share the explanation time and need policy_min_step_s per model: with two
+    # models that fits in 20% of 30 s, and not when each model must have more than the time kept.
     problem = _two_models_sharing_scarce_offers()
     params = SolveParams(time_limit_s=30, seed=0, workers=2, explain=True)
     index = build_index(problem, params)
 
-    def state_after(seconds_per_model: float) -> SearchState:
-        state = SearchState(index=index, params=params, started=time.perf_counter())
-        solutions = {
-            m: ModelSolution(
-                m, MipSolution(MipStatus.OPTIMAL, 1.0, 1.0, {}, {}, 0.0), 1.0, set(), 1, seconds_per_model
-            )
-            for m in index.demand
-        }
-        state.policy_costs_fit = _policy_costs_fit(state, solutions)
+    def state_for(min_step_s: float) -> SearchState:
+        tuned = params.model_copy(update={"tuning": SolverTuning(policy_min_step_s=min_step_s)})
+        state = SearchState(index=index, params=tuned, started=time.perf_counter())
+        state.policy_costs_fit = _policy_costs_fit(state)
         return state
 
-    quick, slow = state_after(0.05), state_after(60.0)
-    assert quick.policy_costs_fit and not slow.policy_costs_fit
-    assert quick.explain_reserve_s == pytest.approx(0.2 * 30)  # explain_share
-    assert slow.explain_reserve_s == pytest.approx(0.08 * 30)  # explain_plan_share
-    assert slow.search_limit_s == pytest.approx(quick.search_limit_s + 0.12 * 30)
+    fits, too_short = state_for(0.1), state_for(10.0)
+    assert fits.policy_costs_fit and not too_short.policy_costs_fit
+    assert fits.explain_reserve_s == pytest.approx(0.2 * 30)  # explain_share
+    assert too_short.explain_reserve_s == pytest.approx(0.08 * 30)  # explain_plan_share
+    assert too_short.search_limit_s == pytest.approx(fits.search_limit_s + 0.12 * 30)
     unexplained = SearchState(index=index, params=params.model_copy(update={"explain": False}), started=0.0)
     assert unexplained.explain_reserve_s == 0.0
