@@ -266,12 +266,6 @@ class BoundRun:
     finished: bool = False
 
 
-def _lower_bound(state: SearchState) -> None:
-    """The LP and the per-model subproblems, waiting for them (the search starts after)."""
-    run = _start_bound(state, overlap=False)
-    _finish_bound(state, run, wait=True)
-
-
 def _start_bound(state: SearchState, *, overlap: bool) -> BoundRun:
     """Solve the compact LP, then start the per-model subproblems at its stock prices. With ``overlap``
     they may run until ``SolverTuning.overlap_bound_share`` of the search time, beside the search."""
