@@ -127,7 +127,13 @@ def solve(problem: Problem, params: SolveParams | None = None) -> SolveResult:
         if not state.policy_costs_fit:
             state.stats["policy_costs"] = "not estimated: too little time per model in the time kept for them"
     small = sum(len(index.slots_of_model[m]) for m in index.demand) <= params.tuning.exact_max_replica_vars
-    overlap = params.tuning.overlap_bound and params.workers > 1 and not params.deterministic and not small
+    overlap = (
+        params.tuning.overlap_bound
+        and params.workers > 1
+        and not params.deterministic
+        and not small
+        and len(index.demand) <= params.tuning.overlap_max_models
+    )
     run = _start_bound(state, overlap=overlap)
     if overlap and not state.lp_infeasible and not budget_findings(problem, state.bound, {}):
         # The per-model subproblems run on the workers while the search starts from the LP's plans; their

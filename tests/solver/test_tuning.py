@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from solver import solve as solve_module
 from solver.index import build_index
 from solver.mip import engine
 from solver.problem import Problem, SolveParams
@@ -121,3 +122,25 @@ def test_time_for_policy_costs_that_cannot_fit_goes_to_the_search() -> None:
     assert too_short.search_limit_s == pytest.approx(fits.search_limit_s + 0.12 * 30)
     unexplained = SearchState(index=index, params=params.model_copy(update={"explain": False}), started=0.0)
     assert unexplained.explain_reserve_s == 0.0
+
+
+def test_above_overlap_max_models_the_search_waits_for_the_subproblems(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    problem = _two_models_sharing_scarce_offers()
+    collected: list[int] = []
+    original = solve_module._collect
+
+    def counting(*args: object, **kwargs: object) -> None:
+        collected.append(1)
+        original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(solve_module, "_collect", counting)
+    for most, beside in ((2, True), (1, False)):
+        collected.clear()
+        tuning = SolverTuning(exact_max_replica_vars=0, overlap_max_models=most)
+        result = solve_tiny(
+            problem, SolveParams(time_limit_s=10, seed=0, workers=2, explain=False, tuning=tuning)
+        )
+        assert result.cost_micro_usd_per_hour == usd(8)
+        assert bool(collected) is beside
