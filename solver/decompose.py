@@ -310,7 +310,6 @@ class ModelBatch:
         self.solutions: dict[int, ModelSolution] = {}
         self._pool: Any = None
         self._pending: Any = None
-        self._left = len(self.model_ids)
         self._closed = False
         if workers > 1 and len(self.model_ids) > 1:
             fork = multiprocessing.get_context("fork")
@@ -349,7 +348,7 @@ class ModelBatch:
                 self.solutions[m] = solution
                 new.append(solution)
             return new
-        while self._left > 0:
+        while not self.done:
             wait: float | None = 0.0
             if block:
                 wait = None if deadline is None else max(0.01, deadline - time.perf_counter())
@@ -357,7 +356,6 @@ class ModelBatch:
                 solution = self._pending.next(timeout=wait)
             except multiprocessing.TimeoutError:
                 break
-            self._left -= 1
             self.solutions[solution.model_id] = solution
             new.append(solution)
         return new
