@@ -30,7 +30,7 @@ from scheduler.logs import configure_logging
 from scheduler.services import apikeys, fleet
 from scheduler.services import catalog as catalog_service
 from scheduler.settings import Settings
-from tests.conftest import BACKENDS, create_postgres_schema, drop_postgres_schema
+from tests.conftest import BACKENDS, create_postgres_database, drop_postgres_database, worker_name
 
 LOADED_AT = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
 
@@ -72,31 +72,50 @@ def loaded_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     return path, keys
 
 
+@pytest.fixture(scope="session")
+def loaded_postgres_template() -> Iterator[tuple[str, dict[ApiRole, str]]]:
+    """A PostgreSQL database loaded as ``loaded_sqlite_template`` is, once per worker: tests get copies."""
+    name = f"gpuplan_api_template_{worker_name()}_{uuid.uuid4().hex[:8]}"
+    database = Database(create_db_engine(create_postgres_database(name)))
+    try:
+        migrate.upgrade(database.engine)
+        keys = load_sample(database)
+    finally:
+        database.dispose()  # a template must have no open connection to be copied
+    yield name, keys
+    drop_postgres_database(name)
+
+
 @contextmanager
-def api_over(
-    backend: str, directory: Path, request: pytest.FixtureRequest, **overrides: Any
-) -> Iterator[ApiUnderTest]:
-    """The app over a loaded database of its own on ``backend`` (SQLite: a copy of a loaded template in
-    ``directory``; PostgreSQL: a schema of its own, loaded), disposed of afterwards; ``overrides`` are
-    settings."""
-    settings = Settings(data_dir=directory / "data", **overrides)
-    schema = None
+def database_copy(backend: str, template: str, directory: Path) -> Iterator[Database]:
+    """A database of its own copied from ``template`` (SQLite: a file path; PostgreSQL: a database name),
+    disposed of (and on PostgreSQL dropped) afterwards."""
+    name = None
     if backend == "sqlite":
-        template, keys = request.getfixturevalue("loaded_sqlite_template")
         path = directory / "api.sqlite"
         shutil.copyfile(template, path)
         database = Database(create_db_engine(f"sqlite:///{path}"))
     else:
-        schema = f"gpuplan_api_{uuid.uuid4().hex[:12]}"
-        database = Database(create_db_engine(create_postgres_schema(schema)))
-        migrate.upgrade(database.engine)
-        keys = load_sample(database)
+        name = f"gpuplan_api_{uuid.uuid4().hex[:12]}"
+        database = Database(create_db_engine(create_postgres_database(name, template=template)))
     try:
-        yield ApiUnderTest(create_app(settings, database), database, keys, backend)
+        yield database
     finally:
         database.dispose()
-        if schema is not None:
-            drop_postgres_schema(schema)
+        if name is not None:
+            drop_postgres_database(name)
+
+
+@contextmanager
+def api_over(
+    backend: str, directory: Path, request: pytest.FixtureRequest, **overrides: Any
+) -> Iterator[ApiUnderTest]:
+    """The app over a loaded database of its own on ``backend`` (a copy of a loaded template in
+    ``directory`` or on the server), disposed of afterwards; ``overrides`` are settings."""
+    settings = Settings(data_dir=directory / "data", **overrides)
+    template, keys = request.getfixturevalue(f"loaded_{backend}_template")
+    with database_copy(backend, str(template), directory) as database:
+        yield ApiUnderTest(create_app(settings, database), database, keys, backend)
 
 
 @pytest.fixture
