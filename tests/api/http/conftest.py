@@ -10,11 +10,11 @@ import logging
 import shutil
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import structlog
@@ -33,6 +33,8 @@ from scheduler.settings import Settings
 from tests.conftest import BACKENDS, create_postgres_database, drop_postgres_database, worker_name
 
 LOADED_AT = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
+
+T = TypeVar("T")
 
 
 def load_sample(database: Database) -> dict[ApiRole, str]:
@@ -72,18 +74,34 @@ def loaded_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     return path, keys
 
 
+@contextmanager
+def postgres_template(
+    kind: str, fill: Callable[[Database], T], *, template: str | None = None
+) -> Iterator[tuple[str, T]]:
+    """A PostgreSQL database of this worker (a copy of ``template`` if given) that ``fill`` writes to, to
+    be copied by tests: its name and what ``fill`` returned; dropped afterwards."""
+    name = f"gpuplan_api_{kind}_{worker_name()}_{uuid.uuid4().hex[:8]}"
+    database = Database(create_db_engine(create_postgres_database(name, template=template)))
+    try:
+        filled = fill(database)
+    finally:
+        database.dispose()  # a template must have no open connection to be copied
+    try:
+        yield name, filled
+    finally:
+        drop_postgres_database(name)
+
+
+def _migrate_and_load(database: Database) -> dict[ApiRole, str]:
+    migrate.upgrade(database.engine)
+    return load_sample(database)
+
+
 @pytest.fixture(scope="session")
 def loaded_postgres_template() -> Iterator[tuple[str, dict[ApiRole, str]]]:
     """A PostgreSQL database loaded as ``loaded_sqlite_template`` is, once per worker: tests get copies."""
-    name = f"gpuplan_api_template_{worker_name()}_{uuid.uuid4().hex[:8]}"
-    database = Database(create_db_engine(create_postgres_database(name)))
-    try:
-        migrate.upgrade(database.engine)
-        keys = load_sample(database)
-    finally:
-        database.dispose()  # a template must have no open connection to be copied
-    yield name, keys
-    drop_postgres_database(name)
+    with postgres_template("loaded", _migrate_and_load) as loaded:
+        yield loaded
 
 
 @contextmanager

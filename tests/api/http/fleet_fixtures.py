@@ -5,7 +5,6 @@ per worker and backend). Test modules load it with ``pytest_plugins = ["tests.ap
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +14,8 @@ from api.http.app import create_app
 from scheduler.db.models import ApiRole
 from scheduler.db.session import Database, create_db_engine
 from scheduler.settings import Settings
-from tests.api.http.conftest import ApiUnderTest, database_copy
+from tests.api.http.conftest import ApiUnderTest, database_copy, postgres_template
 from tests.api.http.fleet_history import TEMPLATE_PARAMS, FleetApi, apply_sample_plan
-from tests.conftest import create_postgres_database, drop_postgres_database, worker_name
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +27,7 @@ def applied_sqlite_template(
     shutil.copyfile(loaded, path)
     database = Database(create_db_engine(f"sqlite:///{path}"))
     try:
-        plan_id = apply_sample_plan(database, params=TEMPLATE_PARAMS)
+        plan_id = _apply(database)
     finally:
         database.dispose()
     return str(path), keys, plan_id
@@ -40,14 +38,12 @@ def applied_postgres_template(
     loaded_postgres_template: tuple[str, dict[ApiRole, str]],
 ) -> Iterator[tuple[str, dict[ApiRole, str], int]]:
     loaded, keys = loaded_postgres_template
-    name = f"gpuplan_api_applied_{worker_name()}_{uuid.uuid4().hex[:8]}"
-    database = Database(create_db_engine(create_postgres_database(name, template=loaded)))
-    try:
-        plan_id = apply_sample_plan(database, params=TEMPLATE_PARAMS)
-    finally:
-        database.dispose()  # a template must have no open connection to be copied
-    yield name, keys, plan_id
-    drop_postgres_database(name)
+    with postgres_template("applied", _apply, template=loaded) as (name, plan_id):
+        yield name, keys, plan_id
+
+
+def _apply(database: Database) -> int:
+    return apply_sample_plan(database, params=TEMPLATE_PARAMS)
 
 
 @pytest.fixture
