@@ -37,6 +37,8 @@ DETERMINISTIC_NODES = 200
 DETERMINISTIC_TIME_S = 30.0
 DETERMINISTIC_ROUNDS_PER_MODEL = 2
 CONSTRUCT_MIN_S = 0.5
+FOCUS_EVERY = 4
+"""After the first sweep, every fourth neighbourhood is a focused one (``focused_neighbourhood``)."""
 
 
 @dataclass
@@ -54,6 +56,15 @@ class Search:
     accepted: list[Replicas] = field(default_factory=list)
     floor: dict[int, float] = field(default_factory=dict)
     """Per model, its share of the LP relaxation (micro-USD per hour): how cheap it could be."""
+    prices: dict[int, float] = field(default_factory=dict)
+    """Per slot, the LP's price of its scarce stock (micro-USD per instance-hour)."""
+    priced_floor: dict[int, float] = field(default_factory=dict)
+    """Per model, a lower bound on its cost at ``prices`` (micro-USD per hour): its part of the LP's
+    Lagrangian, or its subproblem's bound once that is in."""
+    focus_models: int = 0
+    """Size of the focused neighbourhoods (``focused_neighbourhood``); 0: none."""
+    focus_step_s: float = 3.0
+    """Time limit of a focused neighbourhood's MIP."""
     stop_below: float = 0.0
     """A plan costing at most this is good enough (the bound with the gap asked for): the search stops.
     ``tick`` may raise it as a stronger bound comes in."""
@@ -497,6 +508,7 @@ def improve(
     # First a sweep re-placing each model alone, the dearest first (cheap, fixes what the construction did
     # badly), then groups that share instances or scarce offers.
     sweep = sorted(models, key=lambda m: -_model_cost(search.index, best, m))
+    focused: dict[int, int] = {}
     while stale < 3 * max(1, len(models)):
         search.tick()
         if best_cost <= max(stop_below, search.stop_below):
@@ -505,13 +517,17 @@ def improve(
             break
         if limit_rounds is None and search.remaining() <= max(0.1, 1.5 * slowest_overhead):
             break  # another step would overrun the search's time (building the MIP is not in its limit)
+        step = step_s
         if rounds < len(sweep):
             group, kind = [sweep[rounds]], "single"
+        elif search.focus_models and search.priced_floor and (rounds - len(sweep)) % FOCUS_EVERY == 0:
+            group, kind = focused_neighbourhood(search, best, focused)
+            step = search.focus_step_s
         else:
             size = min(len(models), group_size + 2 * (stale // max(4, len(models) // 2)))
             group, kind = _neighbourhood(search, best, rng, size)
         rounds += 1
-        limit = step_s if search.deterministic else min(step_s, search.remaining() - 0.05 - slowest_overhead)
+        limit = step if search.deterministic else min(step, search.remaining() - 0.05 - slowest_overhead)
         step_started = time.perf_counter()
         candidate = reoptimise(search, group, best, time_limit_s=limit, hint=best)
         slowest_overhead = max(slowest_overhead, time.perf_counter() - step_started - limit)
@@ -535,13 +551,46 @@ def improve(
     return best
 
 
-def _model_cost(index: ProblemIndex, replicas: Replicas, model_id: int) -> float:
+def _model_cost(
+    index: ProblemIndex, replicas: Replicas, model_id: int, prices: dict[int, float] | None = None
+) -> float:
+    """The model's GPUs' share of their instances' price (plus ``prices`` of scarce stock), micro-USD/h."""
     total = 0.0
     for (m, slot_id), count in replicas.items():
         if m == model_id:
             slot = index.slots[slot_id]
-            total += slot.price * _gpus(index, m, slot_id) / slot.gpus * count
+            price = slot.price + (prices.get(slot_id, 0.0) if prices else 0.0)
+            total += price * _gpus(index, m, slot_id) / slot.gpus * count
     return total
+
+
+def focused_neighbourhood(
+    search: Search, replicas: Replicas, focused: dict[int, int]
+) -> tuple[list[int], str]:
+    """A model far above its bound at the LP's stock prices, with the models holding most of the GPUs of
+    the offers its subproblem chose (``search.focus_models`` in all): what it would move to is freed in
+    the same MIP, so a move that needs others to make way can be found. Among the five models furthest
+    above their bound, the one focused on least often so far (``focused`` counts, and is updated), the
+    furthest first.
+
+    Where the plan is above the bound, it is above it in a few models (docs/benchmarks.md: on M, three
+    models held $94 of the $117/h a 300 s search gained over a 30 s one), and those models' cheaper
+    placements are held by several others: a random group of four rarely frees them."""
+    index = search.index
+    models = sorted(index.demand)
+    regret = {
+        m: _model_cost(index, replicas, m, search.prices) - search.priced_floor.get(m, 0.0) for m in models
+    }
+    top = sorted(models, key=lambda m: -regret[m])[:5]
+    m = min(top, key=lambda mm: (focused.get(mm, 0), -regret[mm]))
+    focused[m] = focused.get(m, 0) + 1
+    held: dict[int, int] = defaultdict(int)
+    wanted = search.preferred.get(m, set())
+    for (other, slot_id), count in replicas.items():
+        if other != m and count > 0 and slot_id in wanted:
+            held[other] += count * _gpus(index, other, slot_id)
+    holders = sorted(held, key=lambda o: -held[o])[: search.focus_models - 1]
+    return sorted({m, *holders}), "focus"
 
 
 def _neighbourhood(

@@ -79,6 +79,8 @@ class SearchState:
     best_replicas: dict[tuple[int, int], int] | None = None
     best_cost: float = math.inf
     lp_replicas: dict[tuple[int, int], float] = field(default_factory=dict)
+    lp_prices: dict[int, float] = field(default_factory=dict)
+    lp_model_values: dict[int, float] = field(default_factory=dict)
     team_bounds: dict[str, float] = field(default_factory=dict)
     lp_infeasible: bool = False
     policy_costs_fit: bool = True
@@ -283,6 +285,8 @@ def _start_bound(state: SearchState, *, overlap: bool) -> BoundRun:
         lp_limit = max(lp_limit, DETERMINISTIC_TIME_S)  # rounds end by convergence, not by the clock
     lp = solve_relaxation(index, time_limit_s=lp_limit, backend=tuning.lp, max_rounds=tuning.lp_max_rounds)
     state.lp_replicas = lp.replicas
+    state.lp_prices = lp.prices
+    state.lp_model_values = lp.model_values
     state.lp_infeasible = lp.infeasible
     state.stats["lp_s"] = round(lp.wall_time_s, 3)
     state.stats["lp_rounds"] = lp.rounds
@@ -409,6 +413,7 @@ def _collect(state: SearchState, run: BoundRun, search: Search, *, until: float 
         m = solution.model_id
         chosen = {s for (_, s), n in solution.solution.replicas.items() if n > 0}
         search.preferred[m] = chosen
+        search.priced_floor[m] = max(search.priced_floor.get(m, 0.0), solution.bound * MICRO)
         search.cuts[m] = search.cuts.get(m, set()) | set(solution.cuts)
         pools = {index.slots[s].pool for s in chosen}
         have = set(search.candidates.get(m, ()))
@@ -503,6 +508,13 @@ def _primal(state: SearchState, run: BoundRun | None = None) -> None:
         slot = index.slots[slot_id]
         k = index.models[m].profile_for(slot.gpu_type).gpus_per_replica  # type: ignore[union-attr]
         search.floor[m] = search.floor.get(m, 0.0) + slot.price * k / slot.gpus * value
+    search.prices = state.lp_prices
+    for m, value in state.lp_model_values.items():
+        search.priced_floor[m] = value * MICRO
+    for m, model_solution in state.decomposition.models.items():
+        search.priced_floor[m] = max(search.priced_floor.get(m, 0.0), model_solution.bound * MICRO)
+    search.focus_models = params.tuning.lns_focus_models
+    search.focus_step_s = params.tuning.lns_focus_step_s
     ensure_initial_cuts(search)
     search.tick()
     candidate_count = sum(len(v) for v in search.candidates.values())

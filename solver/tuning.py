@@ -93,6 +93,13 @@ class SolverTuning:
     """Models re-optimised together in one neighbourhood (it grows when nothing improves)."""
     lns_step_s: float = 1.0
     """Time limit of one neighbourhood MIP."""
+    lns_focus_models: int = 8
+    """Size of the focused neighbourhoods, every fourth after the first sweep: one of the models furthest
+    above their bound at the LP's stock prices, with the models holding most of the offers its
+    subproblem chose (0: none). Measured on M at 120 s: $3,213-3,238/h against $3,317/h without; on L
+    at 120 s no better (docs/benchmarks.md)."""
+    lns_focus_step_s: float = 3.0
+    """Time limit of a focused neighbourhood's MIP."""
 
     # ---------------------------------------------------------------- result, explanations, diagnosis
     result_reserve_s: float = 1.0
@@ -141,6 +148,7 @@ class SolverTuning:
             "bound_min_s": self.bound_min_s,
             "trim_min_s": self.trim_min_s,
             "lns_step_s": self.lns_step_s,
+            "lns_focus_step_s": self.lns_focus_step_s,
             "diagnosis_step_s": self.diagnosis_step_s,
             "relaxation_step_s": self.relaxation_step_s,
         }
@@ -153,6 +161,7 @@ class SolverTuning:
             "max_cut_rounds": self.max_cut_rounds,
             "global_mip_max_slots": self.global_mip_max_slots,
             "lns_max_models": self.lns_max_models,
+            "lns_focus_models": self.lns_focus_models,
             "overlap_max_models": self.overlap_max_models,
         }
         for name, count in counts.items():

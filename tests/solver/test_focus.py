@@ -1,0 +1,110 @@
+"""Focused neighbourhoods of the large-neighbourhood search (solver/search.py): a model far above its
+bound at the LP's stock prices, with the models holding the offers it would rather use.
+
+Berlin users; Frankfurt $1.00 per 1-GPU instance-hour with two instances, Dublin $3.00 and Virginia
+$2.00 without limit; 1,800 tokens/s need two replicas of 1,000 tokens/s."""
+
+from __future__ import annotations
+
+import time
+
+from ortools.math_opt.python import mathopt
+
+from solver.index import ProblemIndex, build_index
+from solver.problem import SolveParams
+from solver.search import (
+    Replicas,
+    Search,
+    ensure_initial_cuts,
+    focused_neighbourhood,
+    greedy_fill,
+    improve,
+)
+from tests.solver.helpers import DUB, FRA, IAD, TinyProblem
+
+MODELS = ("a", "b", "c", "d")
+
+
+def _index() -> tuple[ProblemIndex, dict[str, int]]:
+    tiny = TinyProblem()
+    tiny.source("berlin", rtt_ms={FRA: 10, DUB: 25, IAD: 90})
+    keys = {"fra": tiny.offer(FRA, 1, availability=2), "dub": tiny.offer(DUB, 3), "iad": tiny.offer(IAD, 2)}
+    for name in MODELS:
+        tiny.model(name)
+        tiny.demand(name, "berlin", 1800)
+    index = build_index(tiny.build(), SolveParams(time_limit_s=5, seed=0))
+    slot_of = {slot.offer.key: slot.index for slot in index.slots}
+    return index, {name: slot_of[key] for name, key in keys.items()}
+
+
+def _search(index: ProblemIndex, *, focus_models: int, deterministic: bool = False) -> Search:
+    search = Search(
+        index=index,
+        solver=mathopt.SolverType.GSCIP,
+        seed=0,
+        deadline=time.perf_counter() + 30,
+        cuts={},
+        deterministic=deterministic,
+    )
+    search.focus_models = focus_models
+    search.candidates = {m: list(index.slots_of_model[m]) for m in index.demand}
+    return search
+
+
+def _model(index: ProblemIndex, name: str) -> int:
+    return next(m for m in index.demand if index.models[m].name == name)
+
+
+def test_the_model_furthest_above_its_bound_comes_with_the_holders_of_what_it_wants() -> None:
+    index, slot = _index()
+    a, b, c, d = (_model(index, name) for name in MODELS)
+    # a sits in Dublin though its subproblem chose Frankfurt, where c holds more GPUs than b.
+    replicas: Replicas = {(a, slot["dub"]): 2, (b, slot["fra"]): 1, (b, slot["iad"]): 1, (c, slot["fra"]): 2}
+    replicas[(d, slot["iad"])] = 2
+    search = _search(index, focus_models=2)
+    search.preferred = {a: {slot["fra"]}}
+    # Bounds: a could cost $2/h (it costs $6/h), d $0.50/h less than it does, b and c what they do.
+    search.priced_floor = {
+        a: 2 * index.slots[slot["fra"]].price,
+        b: index.slots[slot["fra"]].price + index.slots[slot["iad"]].price,
+        c: 2 * index.slots[slot["fra"]].price,
+        d: 2 * index.slots[slot["iad"]].price - 500_000,
+    }
+    focused: dict[int, int] = {}
+
+    group, kind = focused_neighbourhood(search, replicas, focused)
+    assert kind == "focus"
+    assert group == sorted([a, c])  # c holds two Frankfurt GPUs, b one; two models in all
+
+    search.focus_models = 3
+    assert focused_neighbourhood(search, replicas, {})[0] == sorted([a, b, c])
+
+    # a has had its turn: the next furthest above its bound, d, which wants nothing others hold.
+    group, _ = focused_neighbourhood(search, replicas, focused)
+    assert group == [d]
+    assert focused == {a: 1, d: 1}
+
+
+def _kinds(focus_models: int) -> str:
+    index, _ = _index()
+    search = _search(index, focus_models=focus_models, deterministic=True)
+    ensure_initial_cuts(search)
+    search.preferred = {m: set(index.slots_of_model[m]) for m in index.demand}
+    search.priced_floor = dict.fromkeys(index.demand, 0.0)
+    start = greedy_fill(search, {}, sorted(index.demand))
+    assert start is not None
+    improve(
+        search,
+        start,
+        lambda r: float(sum(index.slots[s].price * n for (_, s), n in r.items())),
+        stop_below=0.0,
+        step_s=1.0,
+        group_size=4,
+    )
+    return str(search.stats["lns_kinds"])
+
+
+def test_every_fourth_neighbourhood_after_the_sweep_is_focused_unless_switched_off() -> None:
+    # Four models: a sweep of four singles, then four neighbourhoods (deterministic: two per model).
+    assert "focus 1 tried" in _kinds(focus_models=8)
+    assert "focus" not in _kinds(focus_models=0)
