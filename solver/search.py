@@ -509,6 +509,9 @@ def improve(
     # badly), then groups that share instances or scarce offers.
     sweep = sorted(models, key=lambda m: -_model_cost(search.index, best, m))
     focused: dict[int, int] = {}
+    # Focused neighbourhoods where they are a part of the models (with all models, or nearly, a group
+    # of them is the whole MIP again, at three times the time of the others).
+    focus = bool(search.priced_floor) and 0 < search.focus_models < len(models) / 2
     while stale < 3 * max(1, len(models)):
         search.tick()
         if best_cost <= max(stop_below, search.stop_below):
@@ -520,7 +523,7 @@ def improve(
         step = step_s
         if rounds < len(sweep):
             group, kind = [sweep[rounds]], "single"
-        elif search.focus_models and search.priced_floor and (rounds - len(sweep)) % FOCUS_EVERY == 0:
+        elif focus and (rounds - len(sweep)) % FOCUS_EVERY == 0:
             group, kind = focused_neighbourhood(search, best, focused)
             step = search.focus_step_s
         else:
