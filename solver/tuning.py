@@ -97,7 +97,8 @@ class SolverTuning:
     """Size of the focused neighbourhoods, every fourth after the first sweep: one of the models furthest
     above their bound at the LP's stock prices, with the models holding most of the offers its
     subproblem chose (0: none), on problems with more than twice as many models. Measured on M at
-    120 s: $3,213-3,238/h against $3,317/h without; on L at 120 s no better (docs/benchmarks.md)."""
+    120 s: $3,213-3,238/h against $3,317/h without; on L at 120 s not established either way (separate
+    runs $120-290/h worse, the `--all` run $122/h better; docs/benchmarks.md)."""
     lns_focus_step_s: float = 3.0
     """Time limit of a focused neighbourhood's MIP."""
 
