@@ -24,6 +24,7 @@ from typing import Any
 
 from ortools.math_opt.python import mathopt
 
+from solver.engine import call_engine
 from solver.hall import HallCut, initial_cuts, violated_cuts
 from solver.index import Pool, ProblemIndex, build_index
 from solver.mip import MipOptions, MipSolution, PlacementMip
@@ -221,10 +222,11 @@ def availability_prices(
         slot = index.slots[slot_id]
         usage = mip.sum(mip.gpus_per_replica(m, slot.gpu_type) / slot.gpus * var for m, var in users)
         constraints[slot_id] = mip.model.add_linear_constraint(usage <= slot.availability)
-    result = mathopt.solve(
-        mip.model,
-        mathopt.SolverType.GLOP,
-        params=mathopt.SolveParameters(time_limit=_timedelta(time_limit_s), enable_output=False),
+    params = mathopt.SolveParameters(time_limit=_timedelta(time_limit_s), enable_output=False)
+    result = call_engine(
+        lambda interrupter: mathopt.solve(
+            mip.model, mathopt.SolverType.GLOP, params=params, interrupter=interrupter
+        )
     )
     prices: dict[int, float] = {}
     bound = None

@@ -25,6 +25,7 @@ from ortools.math_opt.python import mathopt
 
 from solver.constraints import availability, budgets, churn, demand, packing, redundancy, spot
 from solver.domain import GpuType
+from solver.engine import call_engine
 from solver.hall import HallCut, in_domain, initial_cuts, neighbourhood
 from solver.index import Pool, ProblemIndex
 from solver.scale import KTOK, MICRO
@@ -293,7 +294,11 @@ class PlacementMip:
         model_params = mathopt.ModelSolveParameters()
         if hint is not None and self.options.integral:
             model_params = mathopt.ModelSolveParameters(solution_hints=[self._hint(hint)])
-        result = mathopt.solve(self.model, solver, params=params, model_params=model_params)
+        result = call_engine(
+            lambda interrupter: mathopt.solve(
+                self.model, solver, params=params, model_params=model_params, interrupter=interrupter
+            )
+        )
         return self._read(result)
 
     def _hint(self, hint: MipSolution) -> mathopt.SolutionHint:

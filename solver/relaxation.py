@@ -40,6 +40,7 @@ from ortools.math_opt.python import mathopt
 
 from solver.decompose import collapsed_slots
 from solver.domain import Redundancy
+from solver.engine import call_engine
 from solver.hall import HallCut, in_domain, neighbourhood, violated_cuts
 from solver.index import Pool, ProblemIndex
 from solver.mip import engine
@@ -388,13 +389,18 @@ def _solve(solver: Any, solver_type: mathopt.SolverType, time_limit_s: float) ->
         # Rounds add rows: the previous basis stays dual feasible, so the dual simplex resumes from it.
         lp_algorithm=None,
     )
-    return solver.solve(
-        params.to_proto(),
-        mathopt.ModelSolveParameters().to_proto(),
-        None,
-        callback_pb2.CallbackRegistrationProto(),
-        None,
-        None,
+    params_proto = params.to_proto()
+    model_params = mathopt.ModelSolveParameters().to_proto()
+    registration = callback_pb2.CallbackRegistrationProto()
+    return call_engine(
+        lambda interrupter: solver.solve(
+            params_proto,
+            model_params,
+            None,
+            registration,
+            None,
+            interrupter.pybind_interrupter if interrupter is not None else None,
+        )
     )
 
 

@@ -47,6 +47,7 @@ from solver.commitments.result import (
     CommitmentStatus,
     HourlyCapacity,
 )
+from solver.engine import call_engine
 from solver.problem import Problem
 from solver.units import HOURS_PER_YEAR
 
@@ -235,10 +236,8 @@ def _solve(index: CommitmentIndex, clock: _Clock, stats: dict[str, float | int |
     for var in integers:
         var.integer = False
     solved = time.monotonic()
-    lp = mathopt.solve(
-        mip.model,
-        mathopt.SolverType.HIGHS,
-        params=_parameters(clock, relative_gap=0.0, time_s=max(clock.left() * LP_SHARE, MIN_LP_S)),
+    lp = _highs(
+        mip.model, _parameters(clock, relative_gap=0.0, time_s=max(clock.left() * LP_SHARE, MIN_LP_S))
     )
     stats["lp_s"] = round(time.monotonic() - solved, 3)
     for var in integers:
@@ -258,12 +257,9 @@ def _solve(index: CommitmentIndex, clock: _Clock, stats: dict[str, float | int |
         for var, lower, upper in limits:
             var.lower_bound, var.upper_bound = lower, upper
         if clock.params.deterministic or clock.left() > MIN_STEP_S:
-            result = mathopt.solve(
+            result = _highs(
                 mip.model,
-                mathopt.SolverType.HIGHS,
-                params=_parameters(
-                    clock, relative_gap=clock.params.relative_gap, time_s=clock.left() * share
-                ),
+                _parameters(clock, relative_gap=clock.params.relative_gap, time_s=clock.left() * share),
             )
             stats[label] = result.termination.reason.name.lower()
             if result.has_primal_feasible_solution():
@@ -282,11 +278,7 @@ def _solve(index: CommitmentIndex, clock: _Clock, stats: dict[str, float | int |
     if best is None:
         restricted("MIP, on demand only", SIMPLE_SHARE, on_demand_only)
     if clock.params.deterministic or clock.left() > MIN_STEP_S:
-        result = mathopt.solve(
-            mip.model,
-            mathopt.SolverType.HIGHS,
-            params=_parameters(clock, relative_gap=clock.params.relative_gap),
-        )
+        result = _highs(mip.model, _parameters(clock, relative_gap=clock.params.relative_gap))
         stats["mip_s"] = round(result.solve_stats.solve_time.total_seconds(), 3)
         stats["termination"] = result.termination.reason.name.lower()
         if result.termination.reason in _INFEASIBLE:
@@ -301,6 +293,14 @@ def _solve(index: CommitmentIndex, clock: _Clock, stats: dict[str, float | int |
     _, commit, buy = best
     usage = _usage(index, range(index.hours), commit, buy)
     return _Outcome("feasible", commit, buy, bound, usage)
+
+
+def _highs(model: mathopt.Model, params: mathopt.SolveParameters) -> mathopt.SolveResult:
+    return call_engine(
+        lambda interrupter: mathopt.solve(
+            model, mathopt.SolverType.HIGHS, params=params, interrupter=interrupter
+        )
+    )
 
 
 def _positive(counts: dict[Any, int]) -> dict[Any, int]:
@@ -322,9 +322,7 @@ def _usage(
     for key, var in mip.buy.items():
         var.lower_bound = var.upper_bound = float(buy.get(key, 0))
     mip.model.minimize(_usage_objective(index, mip))
-    result = mathopt.solve(
-        mip.model, mathopt.SolverType.HIGHS, params=mathopt.SolveParameters(enable_output=False)
-    )
+    result = _highs(mip.model, mathopt.SolveParameters(enable_output=False))
     if result.termination.reason is not mathopt.TerminationReason.OPTIMAL:
         return None
     values = result.variable_values()

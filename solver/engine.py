@@ -1,0 +1,83 @@
+"""Calls into an optimisation engine that a Ctrl-C can stop.
+
+Python runs a signal handler in the main thread, at the next bytecode it executes. While an engine
+(HiGHS, SCIP, GLOP, ...) solves, the main thread is inside C++; the handler runs when the call comes
+back, inside the Python code that turns the engine's result into objects. Part of that code is
+protobuf's, which calls back into Python and drops the exception the handler raises: measured with
+OR-Tools 9.15, a SIGINT one second into a 3 s HiGHS or SCIP solve is lost, no ``KeyboardInterrupt``
+ever follows, and ``gpuplan solve`` ran on to its time limit.
+
+``call_engine`` runs the engine's call on a helper thread and waits for it on the main thread, where a
+Ctrl-C raises ``KeyboardInterrupt`` at once (as does any exception another signal's handler raises). The engine is then asked to stop through MathOpt's
+``SolveInterrupter`` (SCIP and CP-SAT return within 10 ms); HiGHS ignores the interrupter
+and runs on to its own time limit on the helper thread, a daemon thread whose result nobody reads and
+which does not hold the process when it exits.
+
+Off the main thread (an API server's worker threads, the scheduler's jobs, a Dask worker), or when
+SIGINT is not handled by Python (the subproblems' worker processes ignore it), the call runs in place:
+no handler there could raise.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from ortools.util.python.solve_interrupter import SolveInterrupter
+
+T = TypeVar("T")
+
+#: How long an interrupted call waits for the engine to honour its interrupter before it gives up on it.
+STOP_GRACE_S = 0.5
+
+_running_lock = threading.Lock()
+_running: set[threading.Thread] = set()
+
+
+def call_engine(call: Callable[[SolveInterrupter | None], T]) -> T:
+    """``call(interrupter)`` with Ctrl-C raising ``KeyboardInterrupt`` while the engine works.
+
+    ``call`` hands the interrupter to the engine (``mathopt.solve(..., interrupter=...)``); it receives
+    ``None`` when the call runs in place. Exceptions of ``call`` are raised here as they are."""
+    if threading.current_thread() is not threading.main_thread() or not callable(
+        signal.getsignal(signal.SIGINT)
+    ):
+        return call(None)
+    interrupter = SolveInterrupter()
+    done = threading.Event()
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(call(interrupter))
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            failure.append(exc)
+        finally:
+            with _running_lock:
+                _running.discard(threading.current_thread())
+            done.set()
+
+    helper = threading.Thread(target=work, name="gpuplan-engine", daemon=True)
+    with _running_lock:
+        _running.add(helper)
+    helper.start()
+    try:
+        # A timed wait: a Ctrl-C interrupts it on every platform.
+        while not done.wait(0.2):
+            pass
+    except BaseException:  # KeyboardInterrupt, or whatever another signal's handler raises
+        interrupter.interrupt()
+        done.wait(STOP_GRACE_S)
+        raise
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def engines_running() -> int:
+    """Engine calls still running on helper threads: those a Ctrl-C gave up on and HiGHS ignored."""
+    with _running_lock:
+        return len(_running)
