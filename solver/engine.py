@@ -8,10 +8,12 @@ OR-Tools 9.15, a SIGINT one second into a 3 s HiGHS or SCIP solve is lost, no ``
 ever follows, and ``gpuplan solve`` ran on to its time limit.
 
 ``call_engine`` runs the engine's call on a helper thread and waits for it on the main thread, where a
-Ctrl-C raises ``KeyboardInterrupt`` at once (as does any exception another signal's handler raises). The engine is then asked to stop through MathOpt's
-``SolveInterrupter`` (SCIP and CP-SAT return within 10 ms); HiGHS ignores the interrupter
-and runs on to its own time limit on the helper thread, a daemon thread whose result nobody reads and
-which does not hold the process when it exits.
+Ctrl-C raises ``KeyboardInterrupt`` at once (as does any exception another signal's handler raises).
+The engine is then asked to stop through MathOpt's ``SolveInterrupter``, which the caller hands on:
+CP-SAT and GLOP stop within milliseconds. HiGHS ignores it, and gSCIP is given none (it fails to
+register its interrupt event, printing two error lines per call, and its plans on the benchmark's M
+were worse with it); both run on to their own time limit on the helper thread, a daemon thread whose
+result nobody reads and which does not hold the process when it exits.
 
 Off the main thread (an API server's worker threads, the scheduler's jobs, a Dask worker), or when
 SIGINT is not handled by Python (the subproblems' worker processes ignore it), the call runs in place:

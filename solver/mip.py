@@ -294,9 +294,17 @@ class PlacementMip:
         model_params = mathopt.ModelSolveParameters()
         if hint is not None and self.options.integral:
             model_params = mathopt.ModelSolveParameters(solution_hints=[self._hint(hint)])
+        # gSCIP in OR-Tools 9.15 fails to register its interrupt event on every call (two error lines
+        # on stderr, and plans measured worse on M): SCIP gets no interrupter; its calls are the
+        # search's short steps, which end at their own limit after a Ctrl-C.
+        stoppable = solver is not mathopt.SolverType.GSCIP
         result = call_engine(
             lambda interrupter: mathopt.solve(
-                self.model, solver, params=params, model_params=model_params, interrupter=interrupter
+                self.model,
+                solver,
+                params=params,
+                model_params=model_params,
+                interrupter=interrupter if stoppable else None,
             )
         )
         return self._read(result)
