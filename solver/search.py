@@ -502,6 +502,7 @@ def improve(
     stale = 0
     tried: dict[str, int] = {}
     gained: dict[str, float] = {}
+    spent: dict[str, float] = {}
     slowest_overhead = 0.0
     models = sorted(search.index.demand)
     limit_rounds = DETERMINISTIC_ROUNDS_PER_MODEL * len(models) if search.deterministic else None
@@ -536,6 +537,7 @@ def improve(
         slowest_overhead = max(slowest_overhead, time.perf_counter() - step_started - limit)
         cost = cost_of(candidate) if candidate is not None else None
         tried[kind] = tried.get(kind, 0) + 1
+        spent[kind] = spent.get(kind, 0.0) + time.perf_counter() - step_started
         if cost is not None and cost < best_cost - 1e-6:
             gained[kind] = gained.get(kind, 0.0) + (best_cost - cost) / MICRO
             best, best_cost = candidate, cost  # type: ignore[assignment]
@@ -545,7 +547,8 @@ def improve(
         else:
             stale += 1
     search.stats["lns_kinds"] = ", ".join(
-        f"{kind} {tried[kind]} tried, ${gained.get(kind, 0.0):,.2f}/h gained" for kind in sorted(tried)
+        f"{kind} {tried[kind]} tried in {spent[kind]:.1f} s, ${gained.get(kind, 0.0):,.2f}/h gained"
+        for kind in sorted(tried)
     )
     search.stats["lns_slowest_overhead_s"] = round(slowest_overhead, 3)
     search.stats["lns_stale_at_end"] = stale

@@ -6,6 +6,7 @@ $2.00 without limit; 1,800 tokens/s need two replicas of 1,000 tokens/s."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from ortools.math_opt.python import mathopt
@@ -106,6 +107,9 @@ def _kinds(focus_models: int) -> str:
 
 def test_every_fourth_neighbourhood_after_the_sweep_is_focused_where_it_is_a_part_of_the_models() -> None:
     # Four models: a sweep of four singles, then four neighbourhoods (deterministic: two per model).
-    assert "focus 1 tried" in _kinds(focus_models=1)
+    kinds = _kinds(focus_models=1)
+    assert "focus 1 tried in " in kinds
+    # Each kind reports the steps it took, the seconds they took and what they gained.
+    assert re.search(r"single 4 tried in \d+\.\d s, \$[\d,.]+/h gained", kinds), kinds
     assert "focus" not in _kinds(focus_models=0)  # switched off
     assert "focus" not in _kinds(focus_models=2)  # half the models: the whole problem, nearly
