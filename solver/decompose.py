@@ -24,7 +24,7 @@ from typing import Any
 
 from ortools.math_opt.python import mathopt
 
-from solver.engine import call_engine
+from solver.engine import interruptible_solve
 from solver.hall import HallCut, initial_cuts, violated_cuts
 from solver.index import Pool, ProblemIndex, build_index
 from solver.mip import MipOptions, MipSolution, PlacementMip
@@ -223,11 +223,7 @@ def availability_prices(
         usage = mip.sum(mip.gpus_per_replica(m, slot.gpu_type) / slot.gpus * var for m, var in users)
         constraints[slot_id] = mip.model.add_linear_constraint(usage <= slot.availability)
     params = mathopt.SolveParameters(time_limit=_timedelta(time_limit_s), enable_output=False)
-    result = call_engine(
-        lambda interrupter: mathopt.solve(
-            mip.model, mathopt.SolverType.GLOP, params=params, interrupter=interrupter
-        )
-    )
+    result = interruptible_solve(mip.model, mathopt.SolverType.GLOP, params=params)
     prices: dict[int, float] = {}
     bound = None
     if result.termination.reason == mathopt.TerminationReason.OPTIMAL and result.has_dual_feasible_solution():

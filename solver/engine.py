@@ -9,8 +9,8 @@ ever follows, and ``gpuplan solve`` ran on to its time limit.
 
 ``call_engine`` runs the engine's call on a helper thread and waits for it on the main thread, where a
 Ctrl-C raises ``KeyboardInterrupt`` at once (as does any exception another signal's handler raises).
-The engine is then asked to stop through MathOpt's ``SolveInterrupter``, which the caller hands on:
-CP-SAT and GLOP stop within milliseconds. HiGHS ignores it, and gSCIP is given none (it fails to
+The engines in ``STOPPABLE`` (CP-SAT and GLOP, which stop within milliseconds) are then asked to stop
+through MathOpt's ``SolveInterrupter``. HiGHS ignores one, and gSCIP is given none (it fails to
 register its interrupt event, printing two error lines per call, and its plans on the benchmark's M
 were worse with it); both run on to their own time limit on the helper thread, a daemon thread whose
 result nobody reads and which does not hold the process when it exits.
@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from ortools.math_opt.python import mathopt
 from ortools.util.python.solve_interrupter import SolveInterrupter
 
 T = TypeVar("T")
@@ -34,20 +35,41 @@ T = TypeVar("T")
 #: How long an interrupted call waits for the engine to honour its interrupter before it gives up on it.
 STOP_GRACE_S = 0.5
 
+#: Engines that stop when their interrupter fires (measured, OR-Tools 9.15). HiGHS ignores it; gSCIP fails
+#: to register it (two error lines per call, worse plans on M); others are not measured.
+STOPPABLE = frozenset({mathopt.SolverType.GLOP, mathopt.SolverType.CP_SAT})
+
 _running_lock = threading.Lock()
 _running: set[threading.Thread] = set()
 
 
-def call_engine(call: Callable[[SolveInterrupter | None], T]) -> T:
+def interruptible_solve(
+    model: mathopt.Model,
+    solver: mathopt.SolverType,
+    *,
+    params: mathopt.SolveParameters,
+    model_params: mathopt.ModelSolveParameters | None = None,
+) -> mathopt.SolveResult:
+    """``mathopt.solve`` through ``call_engine``."""
+    return call_engine(
+        solver,
+        lambda interrupter: mathopt.solve(
+            model, solver, params=params, model_params=model_params, interrupter=interrupter
+        ),
+    )
+
+
+def call_engine(solver: mathopt.SolverType, call: Callable[[SolveInterrupter | None], T]) -> T:
     """``call(interrupter)`` with Ctrl-C raising ``KeyboardInterrupt`` while the engine works.
 
     ``call`` hands the interrupter to the engine (``mathopt.solve(..., interrupter=...)``); it receives
-    ``None`` when the call runs in place. Exceptions of ``call`` are raised here as they are."""
+    ``None`` when the call runs in place or ``solver`` is not in ``STOPPABLE``. Exceptions of ``call``
+    are raised here as they are."""
     if threading.current_thread() is not threading.main_thread() or not callable(
         signal.getsignal(signal.SIGINT)
     ):
         return call(None)
-    interrupter = SolveInterrupter()
+    interrupter = SolveInterrupter() if solver in STOPPABLE else None
     done = threading.Event()
     outcome: list[T] = []
     failure: list[BaseException] = []
@@ -71,8 +93,9 @@ def call_engine(call: Callable[[SolveInterrupter | None], T]) -> T:
         while not done.wait(0.2):
             pass
     except BaseException:  # KeyboardInterrupt, or whatever another signal's handler raises
-        interrupter.interrupt()
-        done.wait(STOP_GRACE_S)
+        if interrupter is not None:
+            interrupter.interrupt()
+            done.wait(STOP_GRACE_S)
         raise
     if failure:
         raise failure[0]

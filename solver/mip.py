@@ -25,7 +25,7 @@ from ortools.math_opt.python import mathopt
 
 from solver.constraints import availability, budgets, churn, demand, packing, redundancy, spot
 from solver.domain import GpuType
-from solver.engine import call_engine
+from solver.engine import interruptible_solve
 from solver.hall import HallCut, in_domain, initial_cuts, neighbourhood
 from solver.index import Pool, ProblemIndex
 from solver.scale import KTOK, MICRO
@@ -294,19 +294,7 @@ class PlacementMip:
         model_params = mathopt.ModelSolveParameters()
         if hint is not None and self.options.integral:
             model_params = mathopt.ModelSolveParameters(solution_hints=[self._hint(hint)])
-        # gSCIP in OR-Tools 9.15 fails to register its interrupt event on every call (two error lines
-        # on stderr, and plans measured worse on M): SCIP gets no interrupter; its calls are the
-        # search's short steps, which end at their own limit after a Ctrl-C.
-        stoppable = solver is not mathopt.SolverType.GSCIP
-        result = call_engine(
-            lambda interrupter: mathopt.solve(
-                self.model,
-                solver,
-                params=params,
-                model_params=model_params,
-                interrupter=interrupter if stoppable else None,
-            )
-        )
+        result = interruptible_solve(self.model, solver, params=params, model_params=model_params)
         return self._read(result)
 
     def _hint(self, hint: MipSolution) -> mathopt.SolutionHint:

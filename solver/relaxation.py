@@ -393,6 +393,7 @@ def _solve(solver: Any, solver_type: mathopt.SolverType, time_limit_s: float) ->
     model_params = mathopt.ModelSolveParameters().to_proto()
     registration = callback_pb2.CallbackRegistrationProto()
     return call_engine(
+        solver_type,
         lambda interrupter: solver.solve(
             params_proto,
             model_params,
@@ -400,7 +401,7 @@ def _solve(solver: Any, solver_type: mathopt.SolverType, time_limit_s: float) ->
             registration,
             None,
             interrupter.pybind_interrupter if interrupter is not None else None,
-        )
+        ),
     )
 
 

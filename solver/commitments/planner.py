@@ -47,7 +47,7 @@ from solver.commitments.result import (
     CommitmentStatus,
     HourlyCapacity,
 )
-from solver.engine import call_engine
+from solver.engine import interruptible_solve
 from solver.problem import Problem
 from solver.units import HOURS_PER_YEAR
 
@@ -296,11 +296,7 @@ def _solve(index: CommitmentIndex, clock: _Clock, stats: dict[str, float | int |
 
 
 def _highs(model: mathopt.Model, params: mathopt.SolveParameters) -> mathopt.SolveResult:
-    return call_engine(
-        lambda interrupter: mathopt.solve(
-            model, mathopt.SolverType.HIGHS, params=params, interrupter=interrupter
-        )
-    )
+    return interruptible_solve(model, mathopt.SolverType.HIGHS, params=params)
 
 
 def _positive(counts: dict[Any, int]) -> dict[Any, int]:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from ortools.math_opt.python import mathopt
 
-from solver.engine import STOP_GRACE_S, call_engine, engines_running
+from solver.engine import STOP_GRACE_S, call_engine, engines_running, interruptible_solve
 from solver.index import build_index
 from solver.mip import PlacementMip
 from solver.problem import SolveParams
@@ -77,9 +77,7 @@ def _solve_with_signal(solver: mathopt.SolverType) -> float:
     timer.start()
     try:
         with pytest.raises(SignalledError):
-            call_engine(
-                lambda interrupter: mathopt.solve(model, solver, params=params, interrupter=interrupter)
-            )
+            interruptible_solve(model, solver, params=params)
     finally:
         timer.cancel()
     return time.monotonic() - sent[0]
@@ -87,7 +85,7 @@ def _solve_with_signal(solver: mathopt.SolverType) -> float:
 
 @pytest.mark.usefixtures("stop_on_sigusr1")
 def test_a_signal_during_a_highs_solve_raises_at_once() -> None:
-    # HiGHS ignores the interrupter: the exception comes after the grace, before HiGHS's own limit.
+    # HiGHS ignores interrupters: the exception comes at once, long before HiGHS's own limit.
     after = _solve_with_signal(mathopt.SolverType.HIGHS)
     assert after < STOP_GRACE_S + 0.8 < ENGINE_LIMIT_S - SIGNAL_AT_S
     _wait_for_helpers(ENGINE_LIMIT_S)  # HiGHS runs on to its limit on the helper thread
@@ -109,8 +107,9 @@ def test_the_engine_runs_on_a_helper_thread_from_the_main_thread_only() -> None:
         seen.append((threading.current_thread().name, interrupter is not None))
         return 7
 
-    assert call_engine(call) == 7
-    worker = threading.Thread(target=lambda: seen.append(("result", call_engine(call) == 7)))
+    glop = mathopt.SolverType.GLOP
+    assert call_engine(glop, call) == 7
+    worker = threading.Thread(target=lambda: seen.append(("result", call_engine(glop, call) == 7)))
     worker.start()
     worker.join()
     assert seen[0] == ("gpuplan-engine", True)
@@ -118,11 +117,20 @@ def test_the_engine_runs_on_a_helper_thread_from_the_main_thread_only() -> None:
     assert engines_running() == 0
 
 
+def test_only_engines_that_stop_are_given_an_interrupter() -> None:
+    given: dict[str, bool] = {}
+    for solver in (mathopt.SolverType.GLOP, mathopt.SolverType.HIGHS, mathopt.SolverType.GSCIP):
+        call_engine(
+            solver, lambda interrupter, name=solver.name: given.update({name: interrupter is not None})
+        )
+    assert given == {"GLOP": True, "HIGHS": False, "GSCIP": False}
+
+
 def test_with_sigint_ignored_the_call_runs_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
     # As in the subproblems' worker processes, which leave Ctrl-C to their parent.
     monkeypatch.setattr(signal, "getsignal", lambda signum: signal.SIG_IGN)
     names: list[str] = []
-    call_engine(lambda interrupter: names.append(threading.current_thread().name))
+    call_engine(mathopt.SolverType.GLOP, lambda interrupter: names.append(threading.current_thread().name))
     assert names == [threading.current_thread().name]
 
 
@@ -131,7 +139,7 @@ def test_errors_of_the_engine_call_reach_the_caller() -> None:
         raise ValueError("engine said no")
 
     with pytest.raises(ValueError, match="engine said no"):
-        call_engine(broken)
+        call_engine(mathopt.SolverType.HIGHS, broken)
 
 
 def _tiny_mip() -> PlacementMip:
