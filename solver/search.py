@@ -37,8 +37,6 @@ DETERMINISTIC_NODES = 200
 DETERMINISTIC_TIME_S = 30.0
 DETERMINISTIC_ROUNDS_PER_MODEL = 2
 CONSTRUCT_MIN_S = 0.5
-FOCUS_EVERY = 4
-"""After the first sweep, every fourth neighbourhood is a focused one (``focused_neighbourhood``)."""
 
 
 @dataclass
@@ -65,6 +63,10 @@ class Search:
     """Size of the focused neighbourhoods (``focused_neighbourhood``); 0: none."""
     focus_step_s: float = 3.0
     """Time limit of a focused neighbourhood's MIP."""
+    focus_share: float = 0.4
+    """After the first sweep, the next neighbourhood is a focused one while focused ones have taken at
+    most this share of the search's steps' time (allotted time in deterministic mode, so reruns agree);
+    0: none."""
     stop_below: float = 0.0
     """A plan costing at most this is good enough (the bound with the gap asked for): the search stops.
     ``tick`` may raise it as a stronger bound comes in."""
@@ -503,6 +505,8 @@ def improve(
     tried: dict[str, int] = {}
     gained: dict[str, float] = {}
     spent: dict[str, float] = {}
+    # Per kind, the steps' time that decides when to focus: measured, or allotted when deterministic.
+    share_time: dict[str, float] = {}
     slowest_overhead = 0.0
     models = sorted(search.index.demand)
     limit_rounds = DETERMINISTIC_ROUNDS_PER_MODEL * len(models) if search.deterministic else None
@@ -512,7 +516,7 @@ def improve(
     focused: dict[int, int] = {}
     # Focused neighbourhoods where they are a part of the models (with all models, or nearly, a group
     # of them is the whole MIP again, at three times the time of the others).
-    focus = bool(search.priced_floor) and 0 < search.focus_models < len(models) / 2
+    focus = bool(search.priced_floor) and 0 < search.focus_models < len(models) / 2 and search.focus_share > 0
     while stale < 3 * max(1, len(models)):
         search.tick()
         if best_cost <= max(stop_below, search.stop_below):
@@ -524,7 +528,7 @@ def improve(
         step = step_s
         if rounds < len(sweep):
             group, kind = [sweep[rounds]], "single"
-        elif focus and (rounds - len(sweep)) % FOCUS_EVERY == 0:
+        elif focus and share_time.get("focus", 0.0) <= search.focus_share * sum(share_time.values()):
             group, kind = focused_neighbourhood(search, best, focused)
             step = search.focus_step_s
         else:
@@ -537,7 +541,9 @@ def improve(
         slowest_overhead = max(slowest_overhead, time.perf_counter() - step_started - limit)
         cost = cost_of(candidate) if candidate is not None else None
         tried[kind] = tried.get(kind, 0) + 1
-        spent[kind] = spent.get(kind, 0.0) + time.perf_counter() - step_started
+        elapsed = time.perf_counter() - step_started
+        spent[kind] = spent.get(kind, 0.0) + elapsed
+        share_time[kind] = share_time.get(kind, 0.0) + (limit if search.deterministic else elapsed)
         if cost is not None and cost < best_cost - 1e-6:
             gained[kind] = gained.get(kind, 0.0) + (best_cost - cost) / MICRO
             best, best_cost = candidate, cost  # type: ignore[assignment]

@@ -515,6 +515,7 @@ def _primal(state: SearchState, run: BoundRun | None = None) -> None:
         search.priced_floor[m] = max(search.priced_floor.get(m, 0.0), model_solution.bound * MICRO)
     search.focus_models = params.tuning.lns_focus_models
     search.focus_step_s = params.tuning.lns_focus_step_s
+    search.focus_share = params.tuning.lns_focus_share
     ensure_initial_cuts(search)
     search.tick()
     candidate_count = sum(len(v) for v in search.candidates.values())

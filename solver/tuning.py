@@ -94,13 +94,18 @@ class SolverTuning:
     lns_step_s: float = 1.0
     """Time limit of one neighbourhood MIP."""
     lns_focus_models: int = 8
-    """Size of the focused neighbourhoods, every fourth after the first sweep: one of the models furthest
+    """Size of the focused neighbourhoods (see ``lns_focus_share`` for how often): one of the models furthest
     above their bound at the LP's stock prices, with the models holding most of the offers its
     subproblem chose (0: none), on problems with more than twice as many models. Measured on M at
     120 s: $3,213-3,238/h against $3,317/h without; on L at 120 s not established either way (separate
     runs $120-290/h worse, the `--all` run $122/h better; docs/benchmarks.md)."""
     lns_focus_step_s: float = 3.0
     """Time limit of a focused neighbourhood's MIP."""
+    lns_focus_share: float = 0.4
+    """After the first sweep, the next neighbourhood is a focused one while focused ones have taken at
+    most this share of the steps' time so far (the time allotted to them in deterministic mode). Every
+    fourth step, as before, gave focused ones 16-18 s of M's 22 s search; at 0.4, 7 of 9 paired runs on
+    M and L were cheaper (docs/benchmarks.md, 2026-12-04 late)."""
 
     # ---------------------------------------------------------------- result, explanations, diagnosis
     result_reserve_s: float = 1.0
@@ -138,6 +143,7 @@ class SolverTuning:
             "explain_share": self.explain_share,
             "explain_plan_share": self.explain_plan_share,
             "result_reserve_share": self.result_reserve_share,
+            "lns_focus_share": self.lns_focus_share,
         }
         for name, value in shares.items():
             if not 0.0 <= value <= 1.0:

@@ -86,9 +86,10 @@ def test_the_model_furthest_above_its_bound_comes_with_the_holders_of_what_it_wa
     assert focused == {a: 1, d: 1}
 
 
-def _kinds(focus_models: int) -> str:
+def _kinds(focus_models: int, focus_share: float = 0.4) -> str:
     index, _ = _index()
     search = _search(index, focus_models=focus_models, deterministic=True)
+    search.focus_share = focus_share
     ensure_initial_cuts(search)
     search.preferred = {m: set(index.slots_of_model[m]) for m in index.demand}
     search.priced_floor = dict.fromkeys(index.demand, 0.0)
@@ -105,11 +106,16 @@ def _kinds(focus_models: int) -> str:
     return str(search.stats["lns_kinds"])
 
 
-def test_every_fourth_neighbourhood_after_the_sweep_is_focused_where_it_is_a_part_of_the_models() -> None:
-    # Four models: a sweep of four singles, then four neighbourhoods (deterministic: two per model).
+def test_focused_neighbourhoods_take_their_share_of_the_steps_time_after_the_sweep() -> None:
+    # Four models: a sweep of four singles (1 s each, allotted: the search is deterministic), then four
+    # more steps. Focused ones (3 s) while they have had at most 40% of the time: the first (0 of 4 s),
+    # not the second (3 of 7 s), the third (3 of 8 s), not the fourth (6 of 11 s).
     kinds = _kinds(focus_models=1)
-    assert "focus 1 tried in " in kinds
+    assert "focus 2 tried in " in kinds, kinds
+    assert "all 2 tried in " in kinds, kinds  # four models: the others are the whole problem
     # Each kind reports the steps it took, the seconds they took and what they gained.
     assert re.search(r"single 4 tried in \d+\.\d s, \$[\d,.]+/h gained", kinds), kinds
+    assert "focus 4 tried in " in _kinds(focus_models=1, focus_share=1.0)  # every step after the sweep
+    assert "focus" not in _kinds(focus_models=1, focus_share=0.0)  # switched off
     assert "focus" not in _kinds(focus_models=0)  # switched off
     assert "focus" not in _kinds(focus_models=2)  # half the models: the whole problem, nearly
