@@ -194,16 +194,18 @@ def reoptimise(
         if solution.objective is None:
             return None
         caps = capacities(index, solution.replicas)
-        missing = [
-            cut
-            for m in free
-            for cut in violated_cuts(index, m, dict(caps.get(m, {})))
-            if cut not in search.cuts[m]
-        ]
-        if not missing:
+        violated = [cut for m in free for cut in violated_cuts(index, m, dict(caps.get(m, {})))]
+        if not violated:
             merged = {k: v for k, v in base.items() if k[0] not in free_set}
             merged.update(solution.replicas)
             return merged
+        missing = [cut for cut in violated if cut not in search.cuts[cut.model]]
+        if not missing:
+            # The MIP had these cuts and kept them only within its tolerance, yet the model does not
+            # route: no plan from this neighbourhood (taken, every later plan would inherit the fault
+            # and fail the final check).
+            _add_count(search, "lns_within_tolerance")
+            return None
         for cut in missing:
             search.cuts[cut.model].add(cut)
         previous = solution.replicas
@@ -212,6 +214,10 @@ def reoptimise(
 
 def _add_seconds(search: Search, name: str, seconds: float) -> None:
     search.stats[name] = round(float(search.stats.get(name, 0.0)) + seconds, 3)
+
+
+def _add_count(search: Search, name: str) -> None:
+    search.stats[name] = int(search.stats.get(name, 0)) + 1
 
 
 def construct(search: Search, order: list[int], *, time_limit_s: float) -> Replicas | None:
@@ -248,16 +254,19 @@ def repair(search: Search, replicas: Replicas, *, time_limit_s: float) -> Replic
         sizes = [(_gpus(index, m, slot_id), current[(m, slot_id)]) for m in models]
         if (instances_needed(sizes, index.slots[slot_id].gpus) or 0) <= limit:
             continue
-        # Keep whole replicas, largest replicas first, while they fit in the available instances.
-        free_gpus = limit * index.slots[slot_id].gpus
+        # Keep whole replicas, largest replicas first, while they fit in the available instances (counted
+        # as instances, not GPUs: nine 2-GPU replicas need nine 3-GPU instances, not six).
+        kept: list[tuple[int, int]] = []
         for m in sorted(models, key=lambda mm: -_gpus(index, mm, slot_id)):
             size = _gpus(index, m, slot_id)
-            keep = min(current[(m, slot_id)], free_gpus // size)
+            keep = current[(m, slot_id)]
+            while keep and (instances_needed([*kept, (size, keep)], index.slots[slot_id].gpus) or 0) > limit:
+                keep -= 1
             if keep < current[(m, slot_id)]:
                 affected.add(m)
-            free_gpus -= keep * size
             if keep:
                 current[(m, slot_id)] = keep
+                kept.append((size, keep))
             else:
                 del current[(m, slot_id)]
     search.stats["repair_models"] = len(affected)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from solver.assemble import build_plan, capacities, instances_for
@@ -87,6 +88,8 @@ class SearchState:
     """Whether the policy costs can be estimated in the time kept for explanations (``_policy_costs_fit``);
     when not, that time goes to the search and only the plan is explained."""
     bound: float = 0.0
+    rejected: str = ""
+    """Why ``_evaluate`` last rejected a placement."""
     stats: dict[str, float | int | str] = field(default_factory=dict)
 
     @property
@@ -439,27 +442,34 @@ def _cost(index: ProblemIndex, replicas: Replicas) -> int:
 
 
 def _evaluate(state: SearchState, replicas: Replicas) -> float | None:
-    """Cost (with churn penalty) of a placement that keeps every rule, else None."""
+    """Cost (with churn penalty) of a placement that keeps every rule, else None (``state.rejected``
+    says which rule it breaks)."""
     index = state.index
     caps = capacities(index, replicas)
     for m in index.demand:
         if violated_cuts(index, m, dict(caps.get(m, {}))):
+            state.rejected = f"model {index.models[m].name} does not route (normally or after a loss)"
             return None
     instances = instances_for(index, replicas)
     for slot_id, count in instances.items():
         limit = index.slots[slot_id].availability
         if limit is not None and count > limit:
+            state.rejected = f"{count} instances of {index.slots[slot_id].offer.key}, {limit} available"
             return None
     plan = build_plan(index, replicas, instances)
-    if validate(index.problem, plan, purchase_options=state.params.purchase_options):
+    violations = validate(index.problem, plan, purchase_options=state.params.purchase_options)
+    if violations:
+        state.rejected = f"the checker: {violations[0].kind.value}: {violations[0].message}"
         return None
     return plan_cost(index.problem, plan) + _penalty(index, plan)
 
 
 def _consider(state: SearchState, replicas: Replicas | None, label: str) -> bool:
     if replicas is None:
+        _mark(state, f"{label}: none")
         return False
     cost = _evaluate(state, replicas)
+    _mark(state, f"{label}: {f'rejected, {state.rejected}' if cost is None else f'{cost / MICRO:.2f}'}")
     if cost is not None and cost < state.best_cost:
         if state.best_replicas is None:
             state.stats["first_plan"] = (
@@ -470,6 +480,14 @@ def _consider(state: SearchState, replicas: Replicas | None, label: str) -> bool
         state.stats["incumbent_from"] = label
         return True
     return False
+
+
+def _mark(state: SearchState, event: str) -> None:
+    """Add ``event`` with the seconds since the solve started to ``stats["plans"]``: where a solve's time
+    went before and between its candidate plans."""
+    entry = f"{event} at {time.perf_counter() - state.started:.1f} s"
+    previous = state.stats.get("plans")
+    state.stats["plans"] = f"{previous}; {entry}" if previous else entry
 
 
 def _penalty_of(index: ProblemIndex, replicas: Replicas) -> int:
@@ -518,6 +536,7 @@ def _primal(state: SearchState, run: BoundRun | None = None) -> None:
     search.focus_share = params.tuning.lns_focus_share
     ensure_initial_cuts(search)
     search.tick()
+    _mark(state, "search starts")
     candidate_count = sum(len(v) for v in search.candidates.values())
     state.stats["candidate_slots"] = candidate_count
     if index.problem.current_fleet is not None and index.problem.current_fleet.placements:
@@ -614,11 +633,34 @@ def _primal(state: SearchState, run: BoundRun | None = None) -> None:
         step_s=params.tuning.lns_step_s,
         group_size=params.tuning.lns_max_models,
     )
-    for candidate in reversed(search.accepted):  # newest (cheapest) first
-        if _consider(state, candidate, "large-neighbourhood search"):
-            break
-        state.stats["lns_rejected"] = int(state.stats.get("lns_rejected", 0)) + 1
+    chosen, checks = newest_passing(
+        len(search.accepted), lambda i: _consider(state, search.accepted[i], "large-neighbourhood search")
+    )
+    if checks > 1 or chosen is None:
+        taken = "none" if chosen is None else f"number {chosen + 1}"
+        state.stats["lns_rejected"] = f"{checks} checked of {len(search.accepted)}, {taken} taken"
     state.stats.update(search.stats)
+
+
+def newest_passing(count: int, passes: Callable[[int], bool]) -> tuple[int | None, int]:
+    """The search's accepted plans 0..count-1 (newest, cheapest, last) against the full check: the newest,
+    and if it fails, one found by bisection between the plan the search started from (which passed) and
+    the newest, so at most about log2(count) + 1 checks (each check of a large plan takes a second or
+    more). A plan inherits a fault from the one it improved on, so bisection finds a passing plan next to
+    a failing one. Returns the index of the plan taken (None: none) and the number of checks."""
+    if count == 0:
+        return None, 0
+    if passes(count - 1):
+        return count - 1, 1
+    checks, good, bad = 1, -1, count - 1
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        checks += 1
+        if passes(middle):
+            good = middle
+        else:
+            bad = middle
+    return (good if good >= 0 else None), checks
 
 
 # ----------------------------------------------------------------------------------------- result

@@ -11,9 +11,10 @@ import time
 
 from ortools.math_opt.python import mathopt
 
+from solver.assemble import instances_for
 from solver.index import build_index
 from solver.problem import SolveParams
-from solver.search import Search, greedy_fill
+from solver.search import Search, greedy_fill, repair
 from tests.solver.helpers import DUB, FRA, TinyProblem
 
 
@@ -37,3 +38,26 @@ def test_greedy_widens_a_model_s_candidates_when_they_cannot_cover_its_demand() 
     assert replicas == {(0, slot_of[frankfurt]): 1, (0, slot_of[dublin]): 1}
     assert search.stats["greedy_widened"] == 1
     assert "greedy_failed_model" not in search.stats
+
+
+def test_repair_keeps_what_fits_in_the_available_instances_not_in_their_gpu_count() -> None:
+    # Two 3-GPU instances in Frankfurt (6 GPUs): three 2-GPU replicas fit in the GPUs, but only two in
+    # the instances (a replica does not span instances). Dublin has no limit.
+    tiny = TinyProblem()
+    tiny.source("berlin", rtt_ms={FRA: 10, DUB: 25})
+    frankfurt = tiny.offer(FRA, 3, gpus=3, availability=2)
+    dublin = tiny.offer(DUB, 9, gpus=3)
+    tiny.model("llama", gpus=2)
+    tiny.demand("llama", "berlin", 2700)
+    index = build_index(tiny.build(), SolveParams(time_limit_s=5, seed=0))
+    slot_of = {slot.offer.key: slot.index for slot in index.slots}
+    search = Search(
+        index=index, solver=mathopt.SolverType.GSCIP, seed=0, deadline=time.perf_counter() + 10, cuts={}
+    )
+    search.candidates = {0: sorted(slot_of.values())}
+
+    replicas = repair(search, {(0, slot_of[frankfurt]): 3}, time_limit_s=0.0)
+
+    assert replicas == {(0, slot_of[frankfurt]): 2, (0, slot_of[dublin]): 1}
+    assert search.stats["repair_models"] == 1
+    assert instances_for(index, replicas)[slot_of[frankfurt]] == 2
