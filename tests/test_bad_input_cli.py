@@ -389,6 +389,9 @@ def test_ctrl_c_sent_to_a_running_gpuplan_is_one_line(tmp_path: Path) -> None:
     """A real SIGINT to the installed command while it solves: one line, exit 130."""
     gpuplan = Path(sys.executable).with_name("gpuplan")
     env = {**os.environ, "GPUPLAN_DATA_DIR": str(tmp_path / "data")}
+    # SIGINT as in a terminal even when the tests run in the background, which ignores it: a signal the
+    # parent handles is reset to its default in the child, one it ignores stays ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     process = subprocess.Popen(
         [str(gpuplan), "solve", "sample", "--time-limit", "300", "--no-baselines"],
         env=env,
@@ -397,6 +400,7 @@ def test_ctrl_c_sent_to_a_running_gpuplan_is_one_line(tmp_path: Path) -> None:
         text=True,
         start_new_session=True,
     )
+    signal.signal(signal.SIGINT, previous)
     try:
         # Wait for the first line (the solve has started): a signal that arrives before the interpreter
         # has installed its own handler kills the process the operating system's way, which is not what

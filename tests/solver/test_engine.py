@@ -34,6 +34,17 @@ class SignalledError(Exception):
     """What the test's signal handler raises (not KeyboardInterrupt, which would end pytest)."""
 
 
+@pytest.fixture(autouse=True)
+def python_handles_sigint() -> Iterator[None]:
+    """Python's own SIGINT handler, as in an interactive run: a test runner started in the background
+    (``cmd &``) inherits SIGINT ignored, and the engine then runs in place by design."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def stop_on_sigusr1() -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
