@@ -105,7 +105,8 @@ class SolverTuning:
     """After the first sweep, the next neighbourhood is a focused one while focused ones have taken at
     most this share of the steps' time so far (the time allotted to them in deterministic mode). Every
     fourth step, as before, gave focused ones 16-18 s of M's 22 s search; at 0.4, 7 of 9 paired runs on
-    M and L were cheaper (docs/benchmarks.md, 2026-12-04 late)."""
+    M and L were cheaper, and 4 of 6 on a slower machine, L in all four pairs (docs/benchmarks.md,
+    2026-12-04 late and 2026-12-05)."""
 
     # ---------------------------------------------------------------- result, explanations, diagnosis
     result_reserve_s: float = 1.0
