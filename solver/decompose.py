@@ -302,13 +302,30 @@ class ModelBatch:
 
     With one worker (or one model) nothing runs in the background: ``wait`` solves in the caller."""
 
-    def __init__(self, context: _SubproblemContext, model_ids: list[int], *, workers: int) -> None:
+    def __init__(
+        self,
+        context: _SubproblemContext,
+        model_ids: list[int],
+        *,
+        workers: int,
+        stall_after_s: float | None = None,
+    ) -> None:
         self.context = context
         self.model_ids = list(model_ids)
         self.solutions: dict[int, ModelSolution] = {}
         self._pool: Any = None
         self._pending: Any = None
         self._closed = False
+        self.stalled = False
+        """Whether a wait without a deadline gave up at ``stall_deadline`` (see there)."""
+        # A wait without a deadline (deterministic mode) still ends: a worker that never answers (one
+        # killed by the operating system, whose task a pool never re-runs; one stuck after the fork) must
+        # not hold the solve for ever. By default ten times what the subproblems could take, one after the
+        # other on each worker, and a minute: far past any answer that is merely slow.
+        if stall_after_s is None:
+            rounds = -(-len(self.model_ids) // max(1, workers))
+            stall_after_s = 60.0 + 10.0 * rounds * context.time_limit_s
+        self.stall_deadline = time.perf_counter() + stall_after_s
         if workers > 1 and len(self.model_ids) > 1:
             fork = multiprocessing.get_context("fork")
             self._pool = fork.Pool(processes=workers, initializer=_init_pool_worker, initargs=(context,))
@@ -347,12 +364,15 @@ class ModelBatch:
                 new.append(solution)
             return new
         while not self.done:
-            wait: float | None = 0.0
+            wait = 0.0
             if block:
-                wait = None if deadline is None else max(0.01, deadline - time.perf_counter())
+                until = self.stall_deadline if deadline is None else deadline
+                wait = max(0.01, until - time.perf_counter())
             try:
                 solution = self._pending.next(timeout=wait)
             except multiprocessing.TimeoutError:
+                if block and deadline is None:
+                    self.stalled = True
                 break
             self.solutions[solution.model_id] = solution
             new.append(solution)

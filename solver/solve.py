@@ -370,7 +370,10 @@ def _finish_bound(state: SearchState, run: BoundRun, *, wait: bool) -> None:
         floors=floors,
         model_ids=tuple(models),
     )
-    state.stats["subproblems"] = f"{len(solutions)} solved of {len(run.order)} started, {len(models)} models"
+    stalled = "; the workers stopped answering" if run.batch.stalled else ""
+    state.stats["subproblems"] = (
+        f"{len(solutions)} solved of {len(run.order)} started, {len(models)} models{stalled}"
+    )
     if not lp.prices and complete:
         # Without priced availability each model's relaxed optimum is its GPUs' cheapest cost, which is
         # what a team is charged: a lower bound per team.
