@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -406,6 +407,8 @@ def test_ctrl_c_sent_to_a_running_gpuplan_is_one_line(tmp_path: Path) -> None:
         # has installed its own handler kills the process the operating system's way, which is not what
         # this test is about (start-up interrupts are tested in process above).
         assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 120)  # a bounded wait, on a loaded machine too
+        assert ready, "gpuplan solve printed nothing in 120 s"
         first = process.stdout.readline()
         assert first.startswith("solving"), first
         time.sleep(0.5)

@@ -24,6 +24,17 @@ from tests.cli_helpers import invoker
 STARTUP_S = 60
 
 
+def _stop(server: subprocess.Popen[str]) -> str:
+    """Ctrl-C to the server, as an operator would; if it has not ended in 20 s, kill its whole process
+    group, so that no worker process it forked keeps its output open (reading would wait for ever)."""
+    server.send_signal(signal.SIGINT)
+    try:
+        return server.communicate(timeout=20)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        return server.communicate(timeout=20)[0]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -51,7 +62,9 @@ def test_serve_answers_over_http_with_a_key(tmp_path: Path) -> None:
         "GPUPLAN_LOG_LEVEL": "DEBUG",
     }
     command = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--port", str(port)]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_S
@@ -74,12 +87,7 @@ def test_serve_answers_over_http_with_a_key(tmp_path: Path) -> None:
             assert client.get("/v1/offers?limit=1").json()["items"] == []  # no catalog loaded
         assert httpx2.get(f"{base}/v1/offers").status_code == 401
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            output = server.communicate(timeout=20)[0]
-        except subprocess.TimeoutExpired:
-            server.kill()
-            output = server.communicate()[0]
+        output = _stop(server)
     assert server.returncode == 0, output
     assert f"gpuplan API on http://127.0.0.1:{port}" in output
     assert "GET /v1/keys" in output  # the access log, through the app's logging
@@ -124,7 +132,9 @@ def test_serve_solves_a_queued_plan_with_its_process_pool(tmp_path: Path) -> Non
         "GPUPLAN_DATABASE_URL": url,
     }
     command = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--port", str(port)]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_S
@@ -147,9 +157,4 @@ def test_serve_solves_a_queued_plan_with_its_process_pool(tmp_path: Path) -> Non
             assert job["status"] == "done", job
             assert client.get(job["plan_url"]).status_code == 200
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.communicate()
+        _stop(server)
