@@ -284,7 +284,7 @@ class _Filling:
         self.replicas: Replicas = {}
         self.by_model: dict[int, dict[int, int]] = defaultdict(dict)
         self.sizes: dict[int, dict[int, int]] = defaultdict(dict)
-        self.instances: dict[int, int] = {}
+        self.instances = instances_for(index, replicas)
         for (m, slot_id), count in replicas.items():
             self.replicas[(m, slot_id)] = count
             self.by_model[m][slot_id] = count
@@ -292,8 +292,6 @@ class _Filling:
                 size = _gpus(index, m, slot_id)
                 on_slot = self.sizes[slot_id]
                 on_slot[size] = on_slot.get(size, 0) + count
-        for slot_id, on_slot in self.sizes.items():
-            self.instances[slot_id] = instances_needed(on_slot.items(), index.slots[slot_id].gpus) or 0
 
     def add(self, m: int, slot_id: int, delta: int) -> None:
         """``delta`` more (or fewer) replicas of ``m`` on ``slot_id``; a pair at zero leaves the plan."""
