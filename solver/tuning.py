@@ -107,6 +107,19 @@ class SolverTuning:
     fourth step, as before, gave focused ones 16-18 s of M's 22 s search; at 0.4, 7 of 9 paired runs on
     M and L were cheaper, and 4 of 6 on a slower machine, L in all four pairs (docs/benchmarks.md,
     2026-12-04 late and 2026-12-05)."""
+    lns_focus_share_min: float = 0.4
+    lns_focus_share_max: float = 0.4
+    """Bounds of the focused share once it follows gains: when they differ, after focused neighbourhoods
+    and the others (after the sweep) have each taken ``lns_focus_min_steps`` steps, the share is the
+    focused steps' gain per second over that of both sides (each over its last ``lns_focus_window``
+    steps), within these bounds. Equal (the default): the fixed share ``lns_focus_share``. Following
+    gains within 0.1..0.7 was measured in paired runs (2026-12-06): M at 30 s, 2 of 4 cheaper (means
+    $3,347/h against $3,357/h); L at 120 s, 0 of 2 ($17,642/h against $17,338/h, $17,340/h against
+    $17,298/h): not better, so not the default (docs/benchmarks.md)."""
+    lns_focus_window: int = 6
+    """Steps of each side the focused share is judged on (the most recent)."""
+    lns_focus_min_steps: int = 2
+    """Steps each side takes before the focused share follows gains (``lns_focus_share`` until then)."""
 
     # ---------------------------------------------------------------- result, explanations, diagnosis
     result_reserve_s: float = 1.0
@@ -145,6 +158,8 @@ class SolverTuning:
             "explain_plan_share": self.explain_plan_share,
             "result_reserve_share": self.result_reserve_share,
             "lns_focus_share": self.lns_focus_share,
+            "lns_focus_share_min": self.lns_focus_share_min,
+            "lns_focus_share_max": self.lns_focus_share_max,
         }
         for name, value in shares.items():
             if not 0.0 <= value <= 1.0:
@@ -157,6 +172,7 @@ class SolverTuning:
             "trim_min_s": self.trim_min_s,
             "lns_step_s": self.lns_step_s,
             "lns_focus_step_s": self.lns_focus_step_s,
+            "lns_focus_window": self.lns_focus_window,
             "diagnosis_step_s": self.diagnosis_step_s,
             "relaxation_step_s": self.relaxation_step_s,
         }
@@ -170,8 +186,14 @@ class SolverTuning:
             "global_mip_max_slots": self.global_mip_max_slots,
             "lns_max_models": self.lns_max_models,
             "lns_focus_models": self.lns_focus_models,
+            "lns_focus_min_steps": self.lns_focus_min_steps,
             "overlap_max_models": self.overlap_max_models,
         }
         for name, count in counts.items():
             if count < 0:
                 raise ValueError(f"SolverTuning.{name} must not be negative, got {count}")
+        if self.lns_focus_share_min > self.lns_focus_share_max:
+            raise ValueError(
+                "SolverTuning.lns_focus_share_min must not be above lns_focus_share_max, got "
+                f"{self.lns_focus_share_min} > {self.lns_focus_share_max}"
+            )

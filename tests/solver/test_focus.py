@@ -13,10 +13,12 @@ from ortools.math_opt.python import mathopt
 
 from solver.index import ProblemIndex, build_index
 from solver.problem import SolveParams
+from solver.scale import MICRO
 from solver.search import (
     Replicas,
     Search,
     ensure_initial_cuts,
+    focus_share_now,
     focused_neighbourhood,
     greedy_fill,
     improve,
@@ -26,11 +28,11 @@ from tests.solver.helpers import DUB, FRA, IAD, TinyProblem
 MODELS = ("a", "b", "c", "d")
 
 
-def _index() -> tuple[ProblemIndex, dict[str, int]]:
+def _index(models: tuple[str, ...] = MODELS) -> tuple[ProblemIndex, dict[str, int]]:
     tiny = TinyProblem()
     tiny.source("berlin", rtt_ms={FRA: 10, DUB: 25, IAD: 90})
     keys = {"fra": tiny.offer(FRA, 1, availability=2), "dub": tiny.offer(DUB, 3), "iad": tiny.offer(IAD, 2)}
-    for name in MODELS:
+    for name in models:
         tiny.model(name)
         tiny.demand(name, "berlin", 1800)
     index = build_index(tiny.build(), SolveParams(time_limit_s=5, seed=0))
@@ -119,3 +121,59 @@ def test_focused_neighbourhoods_take_their_share_of_the_steps_time_after_the_swe
     assert "focus" not in _kinds(focus_models=1, focus_share=0.0)  # switched off
     assert "focus" not in _kinds(focus_models=0)  # switched off
     assert "focus" not in _kinds(focus_models=2)  # half the models: the whole problem, nearly
+
+
+def test_the_focused_share_follows_what_focused_steps_gain_per_second() -> None:
+    index, _ = _index()
+    search = _search(index, focus_models=1)
+    search.focus_share, search.focus_share_min, search.focus_share_max = 0.4, 0.1, 0.7
+    search.focus_min_steps = 2
+    # (USD/h gained, seconds) per step.
+    paying = [(6.0, 3.0), (0.0, 3.0)]  # $1/h per second
+    # Too few steps on one side: the starting share.
+    assert focus_share_now(search, paying, [(1.0, 1.0)]) == 0.4
+    # Others gain $1/h per second too: half each.
+    assert focus_share_now(search, paying, [(1.0, 1.0), (1.0, 1.0)]) == 0.5
+    # Others gain $3/h per second: a quarter; $9/h: a tenth, not less than the floor.
+    assert focus_share_now(search, paying, [(3.0, 1.0), (3.0, 1.0)]) == 0.25
+    assert focus_share_now(search, paying, [(18.0, 1.0), (0.0, 1.0)]) == 0.1
+    # Focused steps that gain nothing: the floor; others that gain nothing: the ceiling.
+    assert focus_share_now(search, [(0.0, 3.0), (0.0, 3.0)], [(1.0, 1.0), (0.0, 1.0)]) == 0.1
+    assert focus_share_now(search, paying, [(0.0, 1.0), (0.0, 1.0)]) == 0.7
+    # Neither gains: the starting share.
+    assert focus_share_now(search, [(0.0, 3.0), (0.0, 3.0)], [(0.0, 1.0), (0.0, 1.0)]) == 0.4
+
+
+def test_the_search_gives_focused_steps_less_time_when_they_gain_less_per_second() -> None:
+    # Twelve models, deterministic (twelve 1 s singles, then twelve steps, time allotted). Every step
+    # gains $1/h, so focused steps (3 s) gain a third as much per second as the others (1 s): once each
+    # side has had two steps, the focused share drops from 0.4 to a quarter. Fixed at 0.4 they get five
+    # of the twelve steps (F F F O O F O O O O F O); following gains, three (F F F, then others only).
+    adapted = _search_kinds(low=0.1, high=0.7)
+    fixed = _search_kinds(low=0.4, high=0.4)
+    assert "focus 3 tried in " in adapted[0], adapted
+    assert adapted[1] == 0.25
+    assert "focus 5 tried in " in fixed[0], fixed
+    assert fixed[1] == 0.4
+
+
+def _search_kinds(*, low: float, high: float) -> tuple[str, float]:
+    index, _ = _index(tuple(f"m{i:02d}" for i in range(12)))
+    search = _search(index, focus_models=1, deterministic=True)
+    search.focus_share, search.focus_share_min, search.focus_share_max = 0.4, low, high
+    ensure_initial_cuts(search)
+    search.preferred = {m: set(index.slots_of_model[m]) for m in index.demand}
+    search.priced_floor = dict.fromkeys(index.demand, 0.0)
+    start = greedy_fill(search, {}, sorted(index.demand))
+    assert start is not None
+    calls = iter(range(10**6))
+    improve(
+        search,
+        start,
+        lambda _: 1e12 - next(calls) * MICRO,  # every plan found is $1/h cheaper than the one before
+        stop_below=0.0,
+        step_s=1.0,
+        group_size=4,
+    )
+    return str(search.stats["lns_kinds"]), float(search.stats["lns_focus_share_end"])
+

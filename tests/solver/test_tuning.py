@@ -33,11 +33,24 @@ def test_the_solver_reads_no_environment() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("lp_share", 1.5), ("bound_share", -0.1), ("lns_step_s", 0.0), ("lp_max_rounds", -1)],
+    [
+        ("lp_share", 1.5),
+        ("bound_share", -0.1),
+        ("lns_step_s", 0.0),
+        ("lp_max_rounds", -1),
+        ("lns_focus_share_max", 1.2),
+        ("lns_focus_window", 0),
+    ],
 )
 def test_bad_tuning_is_refused_with_its_name(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         SolverTuning(**{field: value})
+
+
+def test_focus_share_bounds_must_be_in_order() -> None:
+    with pytest.raises(ValueError, match="lns_focus_share_min must not be above lns_focus_share_max"):
+        SolverTuning(lns_focus_share_min=0.5, lns_focus_share_max=0.2)
+    assert SolverTuning(lns_focus_share_min=0.3, lns_focus_share_max=0.3).lns_focus_share_max == 0.3
 
 
 def test_engines_name_mathopt_solvers() -> None:
