@@ -67,6 +67,10 @@ class Search:
     """After the first sweep, the next neighbourhood is a focused one while focused ones have taken at
     most this share of the search's steps' time (allotted time in deterministic mode, so reruns agree);
     0: none. The starting share when ``focus_share_min`` < ``focus_share_max``: see ``focus_share_now``."""
+    resweep_gain: float = 1.0
+    """After a sweep re-placing each model alone that gained at least this share of the plan's cost,
+    another sweep (the dearest models first again) before the neighbourhoods of several models: what a
+    model moved early in a sweep could not take may be free by its end. 1: one sweep only."""
     focus_share_min: float = 0.4
     focus_share_max: float = 0.4
     focus_window: int = 6
@@ -554,9 +558,11 @@ def improve(
     slowest_overhead = 0.0
     models = sorted(search.index.demand)
     limit_rounds = DETERMINISTIC_ROUNDS_PER_MODEL * len(models) if search.deterministic else None
-    # First a sweep re-placing each model alone, the dearest first (cheap, fixes what the construction did
-    # badly), then groups that share instances or scarce offers.
+    # First sweeps re-placing each model alone, the dearest first (cheap, they fix what the construction
+    # did badly), then groups that share instances or scarce offers.
     sweep = sorted(models, key=lambda m: -_model_cost(search.index, best, m))
+    sweep_started_cost = best_cost
+    swept = 0  # steps of the sweeps after the first (not counted in ``limit_rounds``)
     focused: dict[int, int] = {}
     # Focused neighbourhoods where they are a part of the models (with all models, or nearly, a group
     # of them is the whole MIP again, at three times the time of the others).
@@ -571,13 +577,21 @@ def improve(
         search.tick()
         if best_cost <= max(stop_below, search.stop_below):
             break
-        if limit_rounds is not None and rounds >= limit_rounds:
+        if limit_rounds is not None and rounds - swept >= limit_rounds:
             break
         if limit_rounds is None and search.remaining() <= max(0.1, 1.5 * slowest_overhead):
             break  # another step would overrun the search's time (building the MIP is not in its limit)
         step = step_s
+        if (
+            rounds == len(sweep)
+            and sweep_started_cost - best_cost >= search.resweep_gain * sweep_started_cost
+        ):
+            sweep += sorted(models, key=lambda m: -_model_cost(search.index, best, m))
+            sweep_started_cost = best_cost
         if rounds < len(sweep):
-            group, kind = [sweep[rounds]], "single"
+            later = rounds >= len(models)
+            swept += later
+            group, kind = [sweep[rounds]], (f"sweep {rounds // len(models) + 1}" if later else "single")
         elif focus and share_time.get("focus", 0.0) <= share * sum(share_time.values()):
             group, kind = focused_neighbourhood(search, best, focused)
             step = search.focus_step_s
@@ -604,7 +618,7 @@ def improve(
             stale = 0
         else:
             stale += 1
-        if focus and kind != "single":
+        if focus and kind != "single" and not kind.startswith("sweep"):
             recent[kind == "focus"].append((gain, limit if search.deterministic else elapsed))
             share = focus_share_now(search, recent[True], recent[False])
     search.stats["lns_kinds"] = ", ".join(

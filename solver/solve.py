@@ -537,6 +537,7 @@ def _primal(state: SearchState, run: BoundRun | None = None) -> None:
     search.focus_models = params.tuning.lns_focus_models
     search.focus_step_s = params.tuning.lns_focus_step_s
     search.focus_share = params.tuning.lns_focus_share
+    search.resweep_gain = params.tuning.lns_resweep_gain
     search.focus_share_min = params.tuning.lns_focus_share_min
     search.focus_share_max = params.tuning.lns_focus_share_max
     search.focus_window = params.tuning.lns_focus_window

@@ -176,4 +176,3 @@ def _search_kinds(*, low: float, high: float) -> tuple[str, float]:
         group_size=4,
     )
     return str(search.stats["lns_kinds"]), float(search.stats["lns_focus_share_end"])
-
