@@ -20,10 +20,13 @@ Solves use ``PARAMS`` (5 s limit, seed 0, deterministic); each tiny problem solv
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import FrameType
+
+from ortools.math_opt.python import mathopt
 
 from solver.domain import (
     Budget,
@@ -49,8 +52,10 @@ from solver.domain import (
     ReservedTerm,
     Route,
 )
+from solver.index import ProblemIndex
 from solver.problem import Problem, RttMeasurement, SolveParams
 from solver.result import SolveResult, SolveStatus
+from solver.search import Search
 from solver.solve import solve
 from solver.units import HOURS_PER_MONTH, usd_to_micro
 from solver.validate import validate
@@ -471,3 +476,18 @@ def assert_infeasible(result: SolveResult, *mentions: str) -> None:
     told = " ".join(e.text for e in result.explanations).lower()
     for word in mentions:
         assert word.lower() in told, f"{word!r} not in the diagnosis:\n{text}"
+
+
+def new_search(index: ProblemIndex, *, deterministic: bool = False) -> Search:
+    """A large-neighbourhood search over ``index`` with every model's offers as its candidates (SCIP,
+    seed 0, 30 s), as the search's own tests drive it."""
+    search = Search(
+        index=index,
+        solver=mathopt.SolverType.GSCIP,
+        seed=0,
+        deadline=time.perf_counter() + 30,
+        cuts={},
+        deterministic=deterministic,
+    )
+    search.candidates = {m: list(index.slots_of_model[m]) for m in index.demand}
+    return search

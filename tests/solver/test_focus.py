@@ -7,9 +7,6 @@ $2.00 without limit; 1,800 tokens/s need two replicas of 1,000 tokens/s."""
 from __future__ import annotations
 
 import re
-import time
-
-from ortools.math_opt.python import mathopt
 
 from solver.index import ProblemIndex, build_index
 from solver.problem import SolveParams
@@ -23,7 +20,7 @@ from solver.search import (
     greedy_fill,
     improve,
 )
-from tests.solver.helpers import DUB, FRA, IAD, TinyProblem
+from tests.solver.helpers import DUB, FRA, IAD, TinyProblem, new_search
 
 MODELS = ("a", "b", "c", "d")
 
@@ -41,16 +38,8 @@ def _index(models: tuple[str, ...] = MODELS) -> tuple[ProblemIndex, dict[str, in
 
 
 def _search(index: ProblemIndex, *, focus_models: int, deterministic: bool = False) -> Search:
-    search = Search(
-        index=index,
-        solver=mathopt.SolverType.GSCIP,
-        seed=0,
-        deadline=time.perf_counter() + 30,
-        cuts={},
-        deterministic=deterministic,
-    )
+    search = new_search(index, deterministic=deterministic)
     search.focus_models = focus_models
-    search.candidates = {m: list(index.slots_of_model[m]) for m in index.demand}
     return search
 
 

@@ -12,15 +12,12 @@ gain). Only a second sweep moves a to Frankfurt, which b freed after a's turn ($
 from __future__ import annotations
 
 import re
-import time
-
-from ortools.math_opt.python import mathopt
 
 from solver.index import ProblemIndex, build_index
 from solver.problem import SolveParams
 from solver.scale import MICRO
-from solver.search import Replicas, Search, ensure_initial_cuts, improve
-from tests.solver.helpers import DUB, FRA, IAD, TinyProblem
+from solver.search import Replicas, ensure_initial_cuts, improve
+from tests.solver.helpers import DUB, FRA, IAD, TinyProblem, new_search
 
 
 def _index() -> tuple[ProblemIndex, dict[str, int], dict[str, int]]:
@@ -45,15 +42,7 @@ def _index() -> tuple[ProblemIndex, dict[str, int], dict[str, int]]:
 def _sweep(resweep_gain: float) -> tuple[Replicas, str]:
     index, slot, model = _index()
     a, b = model["a"], model["b"]
-    search = Search(
-        index=index,
-        solver=mathopt.SolverType.GSCIP,
-        seed=0,
-        deadline=time.perf_counter() + 30,
-        cuts={},
-        deterministic=True,
-    )
-    search.candidates = {m: list(index.slots_of_model[m]) for m in index.demand}
+    search = new_search(index, deterministic=True)
     search.resweep_gain = resweep_gain
     ensure_initial_cuts(search)
     start: Replicas = {(a, slot["dub"]): 2, (b, slot["fra"]): 2}
