@@ -70,11 +70,13 @@ class Search:
     resweep_gain: float = 1.0
     """After a sweep re-placing each model alone that gained at least this share of the plan's cost,
     another sweep (the dearest models first again) before the neighbourhoods of several models: what a
-    model moved early in a sweep could not take may be free by its end. 1: one sweep only."""
+    model moved early in a sweep could not take may be free by its end. A sweep that gained nothing is
+    the last. 1: one sweep only."""
     focus_share_min: float = 0.4
     focus_share_max: float = 0.4
     focus_window: int = 6
     focus_min_steps: int = 2
+    """How the focused share follows gains (``focus_share_now``; ``SolverTuning.lns_focus_share_min``)."""
     stop_below: float = 0.0
     """A plan costing at most this is good enough (the bound with the gap asked for): the search stops.
     ``tick`` may raise it as a stronger bound comes in."""
@@ -584,6 +586,7 @@ def improve(
         step = step_s
         if (
             rounds == len(sweep)
+            and best_cost < sweep_started_cost
             and sweep_started_cost - best_cost >= search.resweep_gain * sweep_started_cost
         ):
             sweep += sorted(models, key=lambda m: -_model_cost(search.index, best, m))

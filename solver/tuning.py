@@ -95,11 +95,11 @@ class SolverTuning:
     """Time limit of one neighbourhood MIP."""
     lns_resweep_gain: float = 0.01
     """The search starts with a sweep re-placing each model alone (the rest fixed), the dearest first;
-    while a sweep gains at least this share of the plan's cost, another follows (1: one sweep only): a
-    model re-placed early could not take what later ones freed. On M the second sweep gains $107-120/h
-    in 1-2 s, the third $2-9/h; paired runs (2026-12-06), M at 30 s cheaper in 7 of 8 (means $3,283/h
-    against $3,331/h), L at 120 s in 4 of 6 (with this threshold 2 of 2; at 0.005, a third sweep of
-    9 s on L, 0 of 2)."""
+    while a sweep gains something and at least this share of the plan's cost, another follows (1: one
+    sweep only): a model re-placed early could not take what later ones freed. On M the second sweep
+    gains $107-120/h in 1-2 s, the third $2-9/h; paired runs (2026-12-06), M at 30 s cheaper in 7 of 8
+    (means $3,283/h against $3,331/h), L at 120 s in 4 of 6 (with this threshold 2 of 2; at 0.005, a
+    third sweep of 9 s on L, 0 of 2)."""
     lns_focus_models: int = 8
     """Size of the focused neighbourhoods (see ``lns_focus_share`` for how often): one of the models furthest
     above their bound at the LP's stock prices, with the models holding most of the offers its

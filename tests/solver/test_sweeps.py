@@ -68,3 +68,23 @@ def test_no_second_sweep_when_the_first_gained_less_than_asked() -> None:
     _, kinds = _sweep(resweep_gain=0.2)  # 12.5% is less
     assert "sweep 2" not in kinds, kinds
     assert re.search(r"single 2 tried in [\d.]+ s, \$1\.00/h gained", kinds), kinds
+
+
+def test_a_sweep_that_gains_nothing_is_the_last_even_at_a_zero_threshold() -> None:
+    # From the optimum ($3/h) no sweep gains; with a threshold of 0 a fruitless sweep must not start
+    # another (sweeps would then run until the search gives up on three fruitless sweeps).
+    index, slot, model = _index()
+    search = new_search(index, deterministic=True)
+    search.resweep_gain = 0.0
+    ensure_initial_cuts(search)
+    optimum: Replicas = {(model["a"], slot["fra"]): 2, (model["b"], slot["iad"]): 2}
+    improve(
+        search,
+        optimum,
+        lambda r: float(sum(index.slots[s].price * n for (_, s), n in r.items())),
+        stop_below=0.0,
+        step_s=1.0,
+        group_size=1,
+    )
+    kinds = str(search.stats["lns_kinds"])
+    assert "single 2 tried" in kinds and "sweep 2" not in kinds, kinds
