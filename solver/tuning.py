@@ -98,7 +98,7 @@ class SolverTuning:
     while a sweep gains something and at least this share of the plan's cost, another follows (1: one
     sweep only): a model re-placed early could not take what later ones freed. On M the second sweep
     gains $107-120/h in 1-2 s, the third $2-9/h; paired runs (2026-12-06), M at 30 s cheaper in 7 of 8
-    (means $3,283/h against $3,331/h), L at 120 s in 4 of 6 (with this threshold 2 of 2; at 0.005, a
+    (means $3,283/h against $3,331/h), L at 120 s in 5 of 8 (with this threshold 3 of 4; at 0.005, a
     third sweep of 9 s on L, 0 of 2)."""
     lns_focus_models: int = 8
     """Size of the focused neighbourhoods (see ``lns_focus_share`` for how often): one of the models furthest
