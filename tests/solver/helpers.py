@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import FrameType
@@ -491,3 +491,8 @@ def new_search(index: ProblemIndex, *, deterministic: bool = False) -> Search:
     )
     search.candidates = {m: list(index.slots_of_model[m]) for m in index.demand}
     return search
+
+
+def instance_cost(index: ProblemIndex) -> Callable[[dict[tuple[int, int], int]], float]:
+    """A search's ``cost_of`` for 1-GPU offers: every replica buys one instance at its list price."""
+    return lambda replicas: float(sum(index.slots[s].price * n for (_, s), n in replicas.items()))

@@ -20,7 +20,7 @@ from solver.search import (
     greedy_fill,
     improve,
 )
-from tests.solver.helpers import DUB, FRA, IAD, TinyProblem, new_search
+from tests.solver.helpers import DUB, FRA, IAD, TinyProblem, instance_cost, new_search
 
 MODELS = ("a", "b", "c", "d")
 
@@ -89,7 +89,7 @@ def _kinds(focus_models: int, focus_share: float = 0.4) -> str:
     improve(
         search,
         start,
-        lambda r: float(sum(index.slots[s].price * n for (_, s), n in r.items())),
+        instance_cost(index),
         stop_below=0.0,
         step_s=1.0,
         group_size=4,

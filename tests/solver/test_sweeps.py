@@ -17,7 +17,7 @@ from solver.index import ProblemIndex, build_index
 from solver.problem import SolveParams
 from solver.scale import MICRO
 from solver.search import Replicas, ensure_initial_cuts, improve
-from tests.solver.helpers import DUB, FRA, IAD, TinyProblem, new_search
+from tests.solver.helpers import DUB, FRA, IAD, TinyProblem, instance_cost, new_search
 
 
 def _index() -> tuple[ProblemIndex, dict[str, int], dict[str, int]]:
@@ -39,18 +39,18 @@ def _index() -> tuple[ProblemIndex, dict[str, int], dict[str, int]]:
     return index, {name: slot_of[key] for name, key in keys.items()}, model_of
 
 
-def _sweep(resweep_gain: float) -> tuple[Replicas, str]:
+def _sweep(resweep_gain: float, *, from_optimum: bool = False) -> tuple[Replicas, str]:
     index, slot, model = _index()
     a, b = model["a"], model["b"]
     search = new_search(index, deterministic=True)
     search.resweep_gain = resweep_gain
     ensure_initial_cuts(search)
-    start: Replicas = {(a, slot["dub"]): 2, (b, slot["fra"]): 2}
-
-    def cost_of(replicas: Replicas) -> float:
-        return float(sum(index.slots[s].price * n for (_, s), n in replicas.items()))
-
-    assert cost_of(start) == 8 * MICRO
+    if from_optimum:
+        start: Replicas = {(a, slot["fra"]): 2, (b, slot["iad"]): 2}
+    else:
+        start = {(a, slot["dub"]): 2, (b, slot["fra"]): 2}
+    cost_of = instance_cost(index)
+    assert cost_of(start) == (3 if from_optimum else 8) * MICRO
     best = improve(search, start, cost_of, stop_below=0.0, step_s=1.0, group_size=1)
     # Only the sweeps (a group of one model is a single again): the search ends after two rounds per
     # model without counting the sweeps after the first.
@@ -73,18 +73,5 @@ def test_no_second_sweep_when_the_first_gained_less_than_asked() -> None:
 def test_a_sweep_that_gains_nothing_is_the_last_even_at_a_zero_threshold() -> None:
     # From the optimum ($3/h) no sweep gains; with a threshold of 0 a fruitless sweep must not start
     # another (sweeps would then run until the search gives up on three fruitless sweeps).
-    index, slot, model = _index()
-    search = new_search(index, deterministic=True)
-    search.resweep_gain = 0.0
-    ensure_initial_cuts(search)
-    optimum: Replicas = {(model["a"], slot["fra"]): 2, (model["b"], slot["iad"]): 2}
-    improve(
-        search,
-        optimum,
-        lambda r: float(sum(index.slots[s].price * n for (_, s), n in r.items())),
-        stop_below=0.0,
-        step_s=1.0,
-        group_size=1,
-    )
-    kinds = str(search.stats["lns_kinds"])
+    _, kinds = _sweep(resweep_gain=0.0, from_optimum=True)
     assert "single 2 tried" in kinds and "sweep 2" not in kinds, kinds
