@@ -20,14 +20,15 @@ import signal
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ortools.math_opt.python import mathopt
 
+from solver.assemble import capacities
 from solver.engine import interruptible_solve
 from solver.hall import HallCut, initial_cuts, violated_cuts
 from solver.index import Pool, ProblemIndex, build_index
-from solver.mip import MipOptions, MipSolution, PlacementMip
+from solver.mip import MipOptions, MipSolution, MipStatus, PlacementMip
 from solver.problem import Problem, SolveParams
 from solver.scale import KTOK, MICRO
 
@@ -276,13 +277,64 @@ class _SubproblemContext:
         )
 
 
+@dataclass
+class WholeSolution:
+    """The whole MIP of a problem (every model, every offer) solved for a while on a worker."""
+
+    bound: float | None
+    """Proven lower bound (USD/h, the straddle allowance taken off) on every plan: the MIP is a
+    relaxation of the problem (it lacks only Hall cuts its plans may violate)."""
+    replicas: dict[tuple[int, int], int] | None
+    """Its best plan, when it routes normally and after every loss (else None)."""
+    objective: float | None
+    """Its best plan's cost as the MIP counts it (USD/h), whether or not it routes."""
+    wall_time_s: float
+
+
+@dataclass(frozen=True)
+class _WholeContext:
+    """The whole MIP a worker solves: the index, the Hall cuts to start from and the solve settings."""
+
+    index: ProblemIndex
+    cuts: dict[int, set[HallCut]]
+    time_limit_s: float
+    relative_gap: float
+    seed: int
+    solver: mathopt.SolverType
+
+    def solve(self, _: int) -> WholeSolution:
+        started = time.perf_counter()
+        models = sorted(self.index.demand)
+        mip = PlacementMip(self.index, models, options=MipOptions(cuts=dict(self.cuts)))
+        remaining = self.time_limit_s - (time.perf_counter() - started)
+        solution = mip.solve(
+            time_limit_s=max(0.05, remaining),
+            relative_gap=self.relative_gap,
+            seed=self.seed,
+            solver=self.solver,
+        )
+        bound = None
+        if solution.bound is not None and solution.status is not MipStatus.INFEASIBLE:
+            bound = max(0.0, solution.bound - straddle_allowance(self.index, models) / MICRO)
+        replicas = None
+        if solution.objective is not None:
+            caps = capacities(self.index, solution.replicas)
+            if not any(violated_cuts(self.index, m, dict(caps.get(m, {}))) for m in models):
+                replicas = solution.replicas
+        return WholeSolution(bound, replicas, solution.objective, time.perf_counter() - started)
+
+
+class _Context(Protocol):
+    def solve(self, model_id: int) -> Any: ...
+
+
 # A pool worker's context, set once by the pool initializer in each forked process. Only worker
 # processes write it: the calling process (which may run several solves at once on threads, as a
 # Dask worker does) never reads or writes it.
-_POOL_CONTEXT: list[_SubproblemContext] = []
+_POOL_CONTEXT: list[_Context] = []
 
 
-def _init_pool_worker(context: _SubproblemContext) -> None:
+def _init_pool_worker(context: _Context) -> None:
     # A forked worker inherits the parent's Python signal handlers: in a server (uvicorn) or the
     # scheduler process, SIGTERM would ask the *parent's* loop to shut down instead of ending the
     # worker, and ``Pool.terminate`` would wait for it for ever. Workers end on SIGTERM, and leave
@@ -292,7 +344,7 @@ def _init_pool_worker(context: _SubproblemContext) -> None:
     _POOL_CONTEXT[:] = [context]
 
 
-def _solve_in_pool_worker(model_id: int) -> ModelSolution:
+def _solve_in_pool_worker(model_id: int) -> Any:
     return _POOL_CONTEXT[0].solve(model_id)
 
 
@@ -455,3 +507,61 @@ def relaxed_bound(
         solver=solver,
     )
     return sum(ms.bound for ms in solutions.values()) * MICRO + index.sunk_cost, solutions, index
+
+
+class WholeRun:
+    """The whole MIP solving on a forked worker process while the caller goes on (the search, the
+    subproblems): ``result`` collects it. On problems a little too large for the whole MIP before the
+    search, its dual bound is much stronger than the per-model subproblems' (it keeps the integrality of
+    stock and instances shared between models): on the benchmark's S, SCIP's bound after 3 s is
+    $314/h where the subproblems prove $302.7/h (docs/benchmarks.md)."""
+
+    def __init__(self, context: _WholeContext) -> None:
+        self.context = context
+        fork = multiprocessing.get_context("fork")
+        self._pool: Any = fork.Pool(processes=1, initializer=_init_pool_worker, initargs=(context,))
+        self._pending: Any = self._pool.apply_async(_solve_in_pool_worker, (0,))
+        self.solution: WholeSolution | None = None
+
+    @property
+    def done(self) -> bool:
+        """Collected or stopped: nothing more will come."""
+        return self._pool is None
+
+    def poll(self) -> WholeSolution | None:
+        """The solution if the worker has just finished (collected once), without waiting."""
+        if self._pool is None or not self._pending.ready():
+            return None
+        return self.result(time.perf_counter())
+
+    def result(self, deadline: float) -> WholeSolution | None:
+        """The whole MIP's solution, waiting for it until ``deadline`` (``time.perf_counter``); None if
+        it is not back by then (it is then stopped). An error in the worker is raised here."""
+        if self._pool is None:
+            return self.solution
+        try:
+            self.solution = self._pending.get(timeout=max(0.0, deadline - time.perf_counter()))
+        except multiprocessing.TimeoutError:
+            self.solution = None
+        finally:
+            self.close()
+        return self.solution
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+
+def start_whole(
+    index: ProblemIndex,
+    cuts: dict[int, set[HallCut]],
+    *,
+    time_limit_s: float,
+    relative_gap: float,
+    seed: int,
+    solver: mathopt.SolverType,
+) -> WholeRun:
+    """Start the whole MIP (every model over every offer, from ``cuts``) on a forked worker process."""
+    return WholeRun(_WholeContext(index, cuts, time_limit_s, relative_gap, seed, solver))

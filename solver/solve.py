@@ -30,9 +30,12 @@ from solver.costing import plan_cost, replicas_moved
 from solver.decompose import (
     Decomposition,
     ModelBatch,
+    WholeRun,
+    WholeSolution,
     lambda_term,
     solve_models,
     start_models,
+    start_whole,
     straddle_allowance,
 )
 from solver.diagnose import (
@@ -69,6 +72,10 @@ from solver.search import (
 from solver.units import format_usd
 from solver.validate import validate
 
+WHOLE_GRACE_S = 0.5
+"""How long past the search's end the whole MIP's worker may take to hand its answer back (its own time
+limit ends with the search; building the answer and sending it take a little more)."""
+
 
 @dataclass
 class SearchState:
@@ -88,6 +95,8 @@ class SearchState:
     """Whether the policy costs can be estimated in the time kept for explanations (``_policy_costs_fit``);
     when not, that time goes to the search and only the plan is explained."""
     bound: float = 0.0
+    whole: WholeRun | None = None
+    """The whole MIP running on a worker beside the search (``_start_whole``), if any."""
     rejected: str = ""
     """Why ``_evaluate`` last rejected a placement."""
     stats: dict[str, float | int | str] = field(default_factory=dict)
@@ -139,7 +148,13 @@ def solve(problem: Problem, params: SolveParams | None = None) -> SolveResult:
         and not small
         and len(index.demand) <= params.tuning.overlap_max_models
     )
-    run = _start_bound(state, overlap=overlap)
+    state.whole = _start_whole(state) if overlap else None
+    try:
+        run = _start_bound(state, overlap=overlap)
+    except BaseException:
+        if state.whole is not None:
+            state.whole.close()
+        raise
     if overlap and not state.lp_infeasible and not budget_findings(problem, state.bound, {}):
         # The per-model subproblems run on the workers while the search starts from the LP's plans; their
         # bound and their plans join the search as they finish.
@@ -147,10 +162,13 @@ def solve(problem: Problem, params: SolveParams | None = None) -> SolveResult:
             _primal(state, run)
         except BaseException:
             _finish_bound(state, run, wait=False)  # stops the workers
+            if state.whole is not None:
+                state.whole.close()
             raise
         # A search that ended early (nothing left to improve) waits for the subproblems' bound, until
         # their own deadline.
         _finish_bound(state, run, wait=True)
+        _finish_whole(state)
         state.stats["primal_s"] = round(time.perf_counter() - started, 3)
         failed = _proofs(state)
         if failed is not None:
@@ -158,6 +176,8 @@ def solve(problem: Problem, params: SolveParams | None = None) -> SolveResult:
         result = _result(state)
         state.stats["result_s"] = round(time.perf_counter() - started - float(state.stats["primal_s"]), 3)
         return result
+    if state.whole is not None:
+        state.whole.close()
     _finish_bound(state, run, wait=True)
     failed = _proofs(state)
     if failed is not None:
@@ -228,6 +248,83 @@ def _exact(state: SearchState) -> bool:
         mip.add_cuts(missing)
     state.stats["exact_bound_usd_h"] = round(state.bound / MICRO, 4)
     return True
+
+
+def _start_whole(state: SearchState) -> WholeRun | None:
+    """On problems a little above the small ones, the whole MIP over every offer on a worker of its own
+    for the search's time (``SolverTuning.whole_max_replica_vars``): its dual bound keeps what the
+    per-model subproblems relax (stock and instances shared between models)."""
+    index, params = state.index, state.params
+    tuning = params.tuning
+    variables = sum(len(index.slots_of_model[m]) for m in index.demand)
+    if (
+        params.workers < 2
+        or params.deterministic
+        or not variables <= tuning.whole_max_replica_vars
+        or state.remaining() < tuning.whole_min_s
+    ):
+        return None
+    cuts = {
+        m: initial_cuts(index, m, {index.slots[s].pool for s in index.slots_of_model[m]})
+        for m in sorted(index.demand)
+    }
+    return start_whole(
+        index,
+        cuts,
+        time_limit_s=state.remaining(),
+        relative_gap=params.relative_gap,
+        seed=params.seed,
+        solver=engine(tuning.whole_mip),
+    )
+
+
+def _finish_whole(state: SearchState) -> None:
+    """Wait for the whole MIP until the search's time is up (unless the plan is proven already), then
+    take what it found."""
+    whole = state.whole
+    if whole is None or whole.done:
+        return
+    if state.best_replicas is not None and state.best_cost <= state.bound * (1 + state.params.relative_gap):
+        whole.close()
+        state.stats["whole_mip"] = "not needed: the plan was proven within the gap first"
+        return
+    solution = whole.result(max(time.perf_counter(), state.started + state.search_limit_s) + WHOLE_GRACE_S)
+    if solution is None:
+        state.stats["whole_mip"] = "not back in time"
+        return
+    _take_whole(state, solution)
+
+
+def _poll_whole(state: SearchState, search: Search) -> None:
+    """Between the search's steps: a whole MIP that has finished gives its bound (the search stops once
+    its plan is proven within the gap) and its plan."""
+    if state.whole is None:
+        return
+    solution = state.whole.poll()
+    if solution is not None:
+        _take_whole(state, solution)
+        enough = state.bound * (1 + state.params.relative_gap)
+        search.stop_below = max(search.stop_below, enough)
+        if state.best_cost <= enough:
+            search.deadline = min(search.deadline, time.perf_counter())  # its plan is proven: done
+
+
+def _take_whole(state: SearchState, solution: WholeSolution) -> None:
+    """The whole MIP's bound where stronger, and its plan where it routes and is cheaper."""
+    parts = [f"{solution.wall_time_s:.1f} s"]
+    if solution.bound is not None:
+        parts.append(f"bound {solution.bound:.2f}")
+        value = solution.bound * MICRO + state.index.sunk_cost
+        if value > state.bound:
+            state.bound = value
+            state.stats["bound_from"] = "whole MIP"
+    if solution.objective is not None:
+        routes = "routes" if solution.replicas is not None else "does not route"
+        parts.append(f"plan {solution.objective:.2f} ({routes})")
+    parts.append(f"done at {time.perf_counter() - state.started:.1f} s")
+    state.stats["whole_mip"] = ", ".join(parts)
+    if solution.replicas is not None:
+        _consider(state, solution.replicas, "whole MIP")
 
 
 def _infeasible(state: SearchState, explanations: list[Explanation]) -> SolveResult:
@@ -386,7 +483,8 @@ def _finish_bound(state: SearchState, run: BoundRun, *, wait: bool) -> None:
     if lp.bound is not None:
         bound = max(bound, lp.bound)
     from_lp = lp.bound is not None and lp.bound >= state.decomposition.lower_bound
-    state.stats["bound_from"] = "LP relaxation" if from_lp else "per-model subproblems"
+    if bound * MICRO + index.sunk_cost >= state.bound:  # else the whole MIP's bound, in first, stands
+        state.stats["bound_from"] = "LP relaxation" if from_lp else "per-model subproblems"
     state.bound = max(state.bound, bound * MICRO + index.sunk_cost)
     state.stats["bound_decomposition_usd_h"] = round(state.decomposition.lower_bound, 4)
     state.stats["bound_s"] = round(time.perf_counter() - state.started, 3)
@@ -523,7 +621,12 @@ def _primal(state: SearchState, run: BoundRun | None = None) -> None:
         search.preferred[m] = {s for (_, s), n in model_solution.solution.replicas.items() if n > 0}
     search.stop_below = state.bound * (1 + params.relative_gap)
     if run is not None:
-        search.tick = lambda: _collect(state, run, search)
+
+        def tick() -> None:
+            _collect(state, run, search)
+            _poll_whole(state, search)
+
+        search.tick = tick
     # How cheap each model could be: its share of the LP relaxation (at list prices, no Lagrange prices).
     for (m, slot_id), value in state.lp_replicas.items():
         slot = index.slots[slot_id]

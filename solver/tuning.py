@@ -80,6 +80,18 @@ class SolverTuning:
     """Share of the search time the whole MIP may take on a small problem."""
     max_cut_rounds: int = 10
     """Rounds of Hall cuts added to the whole MIP of a small problem."""
+    whole_max_replica_vars: int = 8000
+    """Above ``exact_max_replica_vars`` and up to this many replica variables, with two workers or more
+    and the subproblems beside the search (``overlap_bound``), the whole MIP over every offer runs on a
+    worker of its own for the search's time, for its dual bound (and its plan, kept if it routes and is
+    cheaper). 0: never. Measured on the benchmark's S (5,164 variables, 5 s): SCIP's bound after 3 s is
+    about $314/h where the per-model subproblems prove $302.7/h (docs/benchmarks.md)."""
+    whole_min_s: float = 8.0
+    """That whole MIP runs only when the search has at least this long: on S at 5 s, with the cores
+    shared by the subproblems and the search, SCIP's bound stayed below the subproblems' in two runs of
+    three while the search's plans came out dearer."""
+    whole_mip: MipBackend = MipBackend.GSCIP
+    """Engine of that whole MIP (on S, HiGHS's bound after 3 s was $295/h, SCIP's $308-314/h)."""
 
     # ---------------------------------------------------------------- primal search
     global_mip_max_slots: int = 1000
@@ -178,6 +190,7 @@ class SolverTuning:
             "min_model_s": self.min_model_s,
             "bound_min_s": self.bound_min_s,
             "trim_min_s": self.trim_min_s,
+            "whole_min_s": self.whole_min_s,
             "lns_step_s": self.lns_step_s,
             "lns_focus_step_s": self.lns_focus_step_s,
             "lns_focus_window": self.lns_focus_window,
@@ -196,6 +209,7 @@ class SolverTuning:
             "lns_focus_models": self.lns_focus_models,
             "lns_focus_min_steps": self.lns_focus_min_steps,
             "overlap_max_models": self.overlap_max_models,
+            "whole_max_replica_vars": self.whole_max_replica_vars,
         }
         for name, count in counts.items():
             if count < 0:

@@ -15,7 +15,9 @@ budget, sometimes one committed (reserved, already paid) instance of the first o
       here independently) is diagnosed as infeasible, naming the model and the source; a problem
       without coupling rules (availability, budgets, redundancy, spot caps) in which every demand has an
       eligible offer gets a plan;
-(v)   with ``deterministic=True`` a repeated solve returns the same status, plan, cost and bound.
+(v)   with ``deterministic=True`` a repeated solve returns the same status, plan, cost and bound;
+(vi)  (i) and (ii) hold as well where the whole MIP runs on a worker beside the search (its bound and
+      its plan taken at the end).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from hypothesis import strategies as st
 
 from solver.costing import plan_cost
 from solver.domain import OfferFlag, Redundancy
-from solver.problem import Problem
+from solver.problem import Problem, SolveParams
 from solver.result import SolveResult, SolveStatus
+from solver.tuning import SolverTuning
 from solver.validate import validate
 from tests.solver.helpers import (
     DUB,
@@ -327,3 +330,15 @@ def test_deterministic_solves_repeat_exactly(scenario: Scenario) -> None:
         second.cost_micro_usd_per_hour,
         second.lower_bound_micro_usd_per_hour,
     ), f"first:\n{describe(first)}\nsecond:\n{describe(second)}"
+
+
+@PROPERTY_SETTINGS
+@given(scenarios())
+def test_the_whole_mip_beside_the_search_keeps_plans_above_the_bound(scenario: Scenario) -> None:
+    # (vi): the path of problems a little too large for the whole MIP before the search.
+    problem = scenario.problem()
+    tuning = SolverTuning(exact_max_replica_vars=0, whole_min_s=0.1)
+    params = SolveParams(time_limit_s=2, seed=0, workers=2, explain=False, tuning=tuning)
+    result = solve_tiny(problem, params)
+    event(f"status {result.status.value}; bound from {result.stats.get('bound_from')}")
+    _check_returned_plan(problem, result)
