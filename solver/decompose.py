@@ -522,6 +522,9 @@ class WholeRun:
         self._pool: Any = fork.Pool(processes=1, initializer=_init_pool_worker, initargs=(context,))
         self._pending: Any = self._pool.apply_async(_solve_in_pool_worker, (0,))
         self.solution: WholeSolution | None = None
+        self.error: str | None = None
+        """What went wrong in the worker, if it raised: the bound is an extra, so the solve goes on
+        without it and reports this (``stats["whole_mip"]``) instead of failing."""
 
     @property
     def done(self) -> bool:
@@ -536,13 +539,16 @@ class WholeRun:
 
     def result(self, deadline: float) -> WholeSolution | None:
         """The whole MIP's solution, waiting for it until ``deadline`` (``time.perf_counter``); None if
-        it is not back by then (it is then stopped). An error in the worker is raised here."""
+        it is not back by then (it is then stopped) or the worker raised (``error`` says what)."""
         if self._pool is None:
             return self.solution
         try:
             self.solution = self._pending.get(timeout=max(0.0, deadline - time.perf_counter()))
         except multiprocessing.TimeoutError:
             self.solution = None
+        except Exception as error:  # any failure of the worker's MIP is reported, not raised
+            self.solution = None
+            self.error = f"{type(error).__name__}: {error}"
         finally:
             self.close()
         return self.solution

@@ -290,7 +290,7 @@ def _finish_whole(state: SearchState) -> None:
         return
     solution = whole.result(max(time.perf_counter(), state.started + state.search_limit_s) + WHOLE_GRACE_S)
     if solution is None:
-        state.stats["whole_mip"] = "not back in time"
+        state.stats["whole_mip"] = f"failed: {whole.error}" if whole.error else "not back in time"
         return
     _take_whole(state, solution)
 
@@ -301,6 +301,8 @@ def _poll_whole(state: SearchState, search: Search) -> None:
     if state.whole is None:
         return
     solution = state.whole.poll()
+    if state.whole.error:
+        state.stats["whole_mip"] = f"failed: {state.whole.error}"
     if solution is not None:
         _take_whole(state, solution)
         enough = state.bound * (1 + state.params.relative_gap)

@@ -124,3 +124,14 @@ def test_a_whole_mip_run_answers_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert run.poll() is None and not run.done
     assert run.result(time.perf_counter() + 0.2) is None
     assert run.done and run.result(time.perf_counter() + 5.0) is None
+
+
+def test_a_whole_mip_that_fails_is_reported_and_the_solve_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(self: object, _: int) -> WholeSolution:
+        raise RuntimeError("the engine broke")
+
+    monkeypatch.setattr(decompose._WholeContext, "solve", failing)
+    result = solve_tiny(_one_gpu_on_a_big_instance_or_a_small_one(), _params(BESIDE))
+    assert result.plan is not None and result.violations == (), describe(result)
+    assert result.cost_micro_usd_per_hour == usd(4), describe(result)
+    assert result.stats["whole_mip"] == "failed: RuntimeError: the engine broke", describe(result)
