@@ -167,6 +167,24 @@ class SolverTuning:
         return min(self.result_reserve_s, self.result_reserve_share * time_limit_s)
 
     def __post_init__(self) -> None:
+        # Engines may be given by name (``SolverTuning(lp="PDLP")`` from a notebook or a JSON file):
+        # they become the enum here, or are refused naming the field and the engines there are.
+        engines: dict[str, type[MipBackend] | type[LpBackend]] = {
+            "subproblem_mip": MipBackend,
+            "neighbourhood_mip": MipBackend,
+            "global_mip": MipBackend,
+            "whole_mip": MipBackend,
+            "lp": LpBackend,
+        }
+        for name, kind in engines.items():
+            value = getattr(self, name)
+            if isinstance(value, kind):
+                continue
+            try:
+                object.__setattr__(self, name, kind(value))
+            except ValueError:
+                known = ", ".join(member.value for member in kind)
+                raise ValueError(f"SolverTuning.{name} must be one of {known}, got {value!r}") from None
         shares = {
             "lp_share": self.lp_share,
             "bound_share": self.bound_share,

@@ -53,6 +53,17 @@ def test_focus_share_bounds_must_be_in_order() -> None:
     assert SolverTuning(lns_focus_share_min=0.3, lns_focus_share_max=0.3).lns_focus_share_max == 0.3
 
 
+def test_engines_may_be_named_and_unknown_ones_are_refused() -> None:
+    tuning = SolverTuning(global_mip="GSCIP", lp="PDLP")  # type: ignore[arg-type]
+    assert tuning.global_mip is MipBackend.GSCIP and tuning.lp is LpBackend.PDLP
+    assert engine(tuning.global_mip).name == "GSCIP"
+    unknown = "SolverTuning.whole_mip must be one of GSCIP, HIGHS, CP_SAT, got 'GUROBI'"
+    with pytest.raises(ValueError, match=re.escape(unknown)):
+        SolverTuning(whole_mip="GUROBI")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=re.escape("SolverTuning.lp must be one of GLOP, PDLP")):
+        SolverTuning(lp="HIGHS")  # type: ignore[arg-type]
+
+
 def test_engines_name_mathopt_solvers() -> None:
     assert {engine(b).name for b in MipBackend} == {"GSCIP", "HIGHS", "CP_SAT"}
     assert {engine(b).name for b in LpBackend} == {"GLOP", "PDLP"}
