@@ -257,11 +257,12 @@ def _start_whole(state: SearchState) -> WholeRun | None:
     index, params = state.index, state.params
     tuning = params.tuning
     variables = sum(len(index.slots_of_model[m]) for m in index.demand)
+    limit_s = min(state.remaining(), tuning.whole_share * state.search_limit_s)
     if (
         params.workers < 2
         or params.deterministic
         or not variables <= tuning.whole_max_replica_vars
-        or state.remaining() < tuning.whole_min_s
+        or limit_s < tuning.whole_min_s
     ):
         return None
     cuts = {
@@ -271,7 +272,7 @@ def _start_whole(state: SearchState) -> WholeRun | None:
     return start_whole(
         index,
         cuts,
-        time_limit_s=state.remaining(),
+        time_limit_s=limit_s,
         relative_gap=params.relative_gap,
         seed=params.seed,
         solver=engine(tuning.whole_mip),

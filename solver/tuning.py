@@ -86,6 +86,9 @@ class SolverTuning:
     worker of its own for the search's time, for its dual bound (and its plan, kept if it routes and is
     cheaper). 0: never. Measured on the benchmark's S (5,164 variables, 5 s): SCIP's bound after 3 s is
     about $314/h where the per-model subproblems prove $302.7/h (docs/benchmarks.md)."""
+    whole_share: float = 0.4
+    """Share of the search time that whole MIP may take (SCIP's bound on S rises little after its first
+    10-20 s, and a solve whose search ends early waits for it)."""
     whole_min_s: float = 8.0
     """That whole MIP runs only when the search has at least this long: on S at 5 s, with the cores
     shared by the subproblems and the search, SCIP's bound stayed below the subproblems' in two runs of
@@ -191,6 +194,7 @@ class SolverTuning:
             "overlap_bound_share": self.overlap_bound_share,
             "exact_share": self.exact_share,
             "global_mip_share": self.global_mip_share,
+            "whole_share": self.whole_share,
             "explain_share": self.explain_share,
             "explain_plan_share": self.explain_plan_share,
             "result_reserve_share": self.result_reserve_share,
