@@ -252,8 +252,8 @@ def _exact(state: SearchState) -> bool:
 
 def _start_whole(state: SearchState) -> WholeRun | None:
     """On problems a little above the small ones, the whole MIP over every offer on a worker of its own
-    for the search's time (``SolverTuning.whole_max_replica_vars``): its dual bound keeps what the
-    per-model subproblems relax (stock and instances shared between models)."""
+    for a share of the search's time (``SolverTuning.whole_max_replica_vars``, ``whole_share``): its dual
+    bound keeps what the per-model subproblems relax (stock and instances shared between models)."""
     index, params = state.index, state.params
     tuning = params.tuning
     variables = sum(len(index.slots_of_model[m]) for m in index.demand)
@@ -280,8 +280,8 @@ def _start_whole(state: SearchState) -> WholeRun | None:
 
 
 def _finish_whole(state: SearchState) -> None:
-    """Wait for the whole MIP until the search's time is up (unless the plan is proven already), then
-    take what it found."""
+    """Wait for the whole MIP (at most until the search's time is up, and not if the plan is proven
+    already), then take what it found."""
     whole = state.whole
     if whole is None or whole.done:
         return
