@@ -84,15 +84,15 @@ class SolverTuning:
     """Above ``exact_max_replica_vars`` and up to this many replica variables, with two workers or more
     and the subproblems beside the search (``overlap_bound``), the whole MIP over every offer runs on a
     worker of its own for ``whole_share`` of the search's time, for its dual bound (and its plan, kept if
-    it routes and is cheaper). 0: never. Measured on the benchmark's S (5,164 variables, 5 s): SCIP's bound after 3 s is
-    about $314/h where the per-model subproblems prove $302.7/h (docs/benchmarks.md)."""
+    it routes and is cheaper). 0: never. Measured on the benchmark's S (5,164 variables): SCIP's bound
+    after 3 s is about $314/h where the per-model subproblems prove $302.7/h (docs/benchmarks.md)."""
     whole_share: float = 0.4
     """Share of the search time that whole MIP may take (SCIP's bound on S rises little after its first
     10-20 s, and a solve whose search ends early waits for it)."""
     whole_min_s: float = 8.0
-    """That whole MIP runs only when its share of the search's time is at least this long: on S at 5 s, with the cores
-    shared by the subproblems and the search, SCIP's bound stayed below the subproblems' in two runs of
-    three while the search's plans came out dearer."""
+    """That whole MIP runs only when its share of the search's time is at least this long: on S at 5 s,
+    with the cores shared by the subproblems and the search, SCIP's bound stayed below the subproblems'
+    in two runs of three while the search's plans came out dearer."""
     whole_mip: MipBackend = MipBackend.GSCIP
     """Engine of that whole MIP (on S, HiGHS's bound after 3 s was $295/h, SCIP's $308-314/h)."""
 
