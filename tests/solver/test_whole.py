@@ -9,12 +9,13 @@ import pytest
 
 from solver import decompose
 from solver.decompose import WholeSolution, start_whole
+from solver.domain import ChurnPolicy
 from solver.hall import initial_cuts
 from solver.index import build_index
 from solver.mip import engine
 from solver.problem import Problem, SolveParams
 from solver.tuning import MipBackend, SolverTuning
-from tests.solver.helpers import DUB, FRA, TinyProblem, describe, solve_tiny, usd
+from tests.solver.helpers import DUB, FRA, TinyProblem, describe, placement, plan, route, solve_tiny, usd
 
 # The path of problems a little too large for the whole MIP before the search (any problem is "not
 # small" at 0), with the whole MIP allowed however short the search.
@@ -135,3 +136,22 @@ def test_a_whole_mip_that_fails_is_reported_and_the_solve_goes_on(monkeypatch: p
     assert result.plan is not None and result.violations == (), describe(result)
     assert result.cost_micro_usd_per_hour == usd(4), describe(result)
     assert result.stats["whole_mip"] == "failed: RuntimeError: the engine broke", describe(result)
+
+
+def test_the_whole_mip_keeps_the_disruption_budget_of_a_replan() -> None:
+    # Two replicas run in Frankfurt at $3; Dublin sells at $2.90 and nothing may move (a disruption budget
+    # of 0): the third replica goes to Dublin, $8.90/h. The whole MIP, with the current fleet and its
+    # churn rules, proves exactly that: its bound is that plan's cost, not the cheaper plan that moves.
+    tiny = TinyProblem(churn=ChurnPolicy(penalty_micro_usd_per_replica_move=usd(1), max_moved_share=0.0))
+    tiny.source("berlin", rtt_ms={FRA: 10, DUB: 25})
+    fra = tiny.offer(FRA, 3)
+    tiny.offer(DUB, "2.9")
+    tiny.model("llama")
+    tiny.demand("llama", "berlin", 3000)
+    tiny.current_fleet = plan(placement(fra, 2, llama=2), routes=[route("llama", "berlin", FRA)])
+    result = solve_tiny(tiny.build(), _params(BESIDE))
+    assert result.plan is not None and result.violations == (), describe(result)
+    assert result.cost_micro_usd_per_hour == usd("8.9"), describe(result)
+    assert result.stats["replicas_moved"] == 0, describe(result)
+    assert result.stats["bound_from"] == "whole MIP", describe(result)
+    assert result.lower_bound_micro_usd_per_hour == usd("8.9"), describe(result)
