@@ -293,10 +293,10 @@ class WholeSolution:
 
 @dataclass(frozen=True)
 class _WholeContext:
-    """The whole MIP a worker solves: the index, the Hall cuts to start from and the solve settings."""
+    """The whole MIP a worker solves: the index and the solve settings (the MIP starts from each model's
+    initial Hall cuts, built in the worker)."""
 
     index: ProblemIndex
-    cuts: dict[int, set[HallCut]]
     time_limit_s: float
     relative_gap: float
     seed: int
@@ -305,7 +305,7 @@ class _WholeContext:
     def solve(self, _: int) -> WholeSolution:
         started = time.perf_counter()
         models = sorted(self.index.demand)
-        mip = PlacementMip(self.index, models, options=MipOptions(cuts=dict(self.cuts)))
+        mip = PlacementMip(self.index, models)  # cuts=None: every model's initial Hall cuts
         remaining = self.time_limit_s - (time.perf_counter() - started)
         solution = mip.solve(
             time_limit_s=max(0.05, remaining),
@@ -562,12 +562,12 @@ class WholeRun:
 
 def start_whole(
     index: ProblemIndex,
-    cuts: dict[int, set[HallCut]],
     *,
     time_limit_s: float,
     relative_gap: float,
     seed: int,
     solver: mathopt.SolverType,
 ) -> WholeRun:
-    """Start the whole MIP (every model over every offer, from ``cuts``) on a forked worker process."""
-    return WholeRun(_WholeContext(index, cuts, time_limit_s, relative_gap, seed, solver))
+    """Start the whole MIP (every model over every offer, from the models' initial Hall cuts) on a
+    forked worker process."""
+    return WholeRun(_WholeContext(index, time_limit_s, relative_gap, seed, solver))

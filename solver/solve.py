@@ -265,13 +265,8 @@ def _start_whole(state: SearchState) -> WholeRun | None:
         or limit_s < tuning.whole_min_s
     ):
         return None
-    cuts = {
-        m: initial_cuts(index, m, {index.slots[s].pool for s in index.slots_of_model[m]})
-        for m in sorted(index.demand)
-    }
     return start_whole(
         index,
-        cuts,
         time_limit_s=limit_s,
         relative_gap=params.relative_gap,
         seed=params.seed,

@@ -10,7 +10,6 @@ import pytest
 from solver import decompose
 from solver.decompose import WholeSolution, start_whole
 from solver.domain import ChurnPolicy
-from solver.hall import initial_cuts
 from solver.index import build_index
 from solver.mip import engine
 from solver.problem import Problem, SolveParams
@@ -108,12 +107,8 @@ def test_a_whole_mip_not_back_in_time_is_stopped_and_the_solve_goes_on(
 def test_a_whole_mip_run_answers_once(monkeypatch: pytest.MonkeyPatch) -> None:
     problem = _one_gpu_on_a_big_instance_or_a_small_one()
     index = build_index(problem, _params(BESIDE))
-    cuts = {
-        m: initial_cuts(index, m, {index.slots[s].pool for s in index.slots_of_model[m]})
-        for m in index.demand
-    }
     solver = engine(MipBackend.GSCIP)
-    run = start_whole(index, cuts, time_limit_s=30.0, relative_gap=1e-4, seed=0, solver=solver)
+    run = start_whole(index, time_limit_s=30.0, relative_gap=1e-4, seed=0, solver=solver)
     solution = run.result(time.perf_counter() + 30.0)
     assert solution is not None and solution.bound is not None
     assert abs(solution.bound - 4.0) < 1e-6
@@ -121,7 +116,7 @@ def test_a_whole_mip_run_answers_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert run.done and run.poll() is None  # collected: nothing more comes
     # One that is not back by its deadline is stopped, and gives nothing later either.
     _slow_whole_mip(monkeypatch)
-    run = start_whole(index, cuts, time_limit_s=30.0, relative_gap=1e-4, seed=0, solver=solver)
+    run = start_whole(index, time_limit_s=30.0, relative_gap=1e-4, seed=0, solver=solver)
     assert run.poll() is None and not run.done
     assert run.result(time.perf_counter() + 0.2) is None
     assert run.done and run.result(time.perf_counter() + 5.0) is None
