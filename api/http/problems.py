@@ -30,6 +30,7 @@ from scheduler.services.plans import (
     PlanNotFoundError,
     StalePlanError,
 )
+from scheduler.services.reference import ReferenceDataBusyError
 from scheduler.services.solvequeue import SolveJobNotFoundError
 from solver.errors import InputError
 
@@ -182,6 +183,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     async def _input(request: Request, exc: InputError) -> JSONResponse:
         return problem_response(_input_error_status(exc), str(exc), request=request)
+
+    @app.exception_handler(ReferenceDataBusyError)
+    async def _reference_busy(request: Request, exc: ReferenceDataBusyError) -> JSONResponse:
+        # another writer of reference data (a catalog load) holds its lock: retry later
+        log.warning("reference data busy", error=str(exc))
+        return problem_response(
+            503,
+            "reference data is being written by another process; retry later",
+            request=request,
+            headers={"Retry-After": "30"},
+        )
 
     @app.exception_handler(DatabaseError)
     async def _database(request: Request, exc: DatabaseError) -> JSONResponse:

@@ -3,7 +3,9 @@
 Functions flush and never commit; the caller owns the transaction. Writers of reference data (a catalog
 load, storing a collector's result, a fleet load) take ``lock_reference_data`` first, so that two of them
 at once (two ``gpuplan catalog load`` on a fresh database) run one after the other instead of both
-inserting the same rows and one failing on a unique constraint.
+inserting the same rows and one failing on a unique constraint. A writer waits for the lock at most
+``REFERENCE_LOCK_WAIT_S``; past that it fails with ``ReferenceDataBusyError``, which names the session that
+holds the lock, instead of waiting for ever behind a transaction left open.
 """
 
 from __future__ import annotations
@@ -14,24 +16,76 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from scheduler.db.models import GpuTypeRow, InstanceTypeRow, ProviderRow, RegionRow
+from scheduler.db.session import DatabaseError
 from solver.domain import GPU_SPECS, GpuType, InstanceType, Provider, Region
 
 REFERENCE_LOCK_KEY = 0x67707570_6C616E  # "gpuplan": one key for every writer of reference data
+REFERENCE_LOCK_WAIT_S = 120.0
+"""How long a writer of reference data waits for another to finish. A catalog load of the shipped catalog
+holds the lock for seconds; minutes mean a transaction left open (a stopped process, a console session)."""
+
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock wait that ran past lock_timeout
 
 
-def lock_reference_data(session: Session) -> None:
+class ReferenceDataBusyError(DatabaseError):
+    """Another transaction has held the reference-data lock for longer than this writer would wait."""
+
+
+def lock_reference_data(session: Session, *, wait_s: float = REFERENCE_LOCK_WAIT_S) -> None:
     """Wait until no other transaction writes reference data, and hold that until this one ends.
 
     Call it first in the transaction, before reading what exists. PostgreSQL: a transaction-level advisory
     lock (``pg_advisory_xact_lock``), released at commit or rollback; each later statement sees what the
-    transaction before committed. SQLite: a write that changes nothing takes the database's write lock now
-    (other writers wait up to the busy timeout), not at the first insert after the reads.
+    transaction before committed. The wait is bounded by ``wait_s`` (``lock_timeout`` for this one
+    statement, in a savepoint, so the transaction stays usable and keeps its own ``lock_timeout``);
+    past it, ``ReferenceDataBusyError`` names the backend that holds the lock. SQLite: a write that changes
+    nothing takes the database's write lock now (other writers wait up to the busy timeout), not at the
+    first insert after the reads.
     """
+    if wait_s <= 0:
+        raise ValueError(f"wait_s must be positive, got {wait_s}")
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFERENCE_LOCK_KEY})
+        _lock_postgres(session, wait_s)
     elif dialect == "sqlite":
         session.execute(sa.update(GpuTypeRow).where(sa.false()).values(name=GpuTypeRow.name))
+
+
+def _lock_postgres(session: Session, wait_s: float) -> None:
+    timeout = f"{max(1, round(wait_s * 1000))}ms"
+    try:
+        with session.begin_nested():
+            previous = session.execute(sa.text("SELECT current_setting('lock_timeout')")).scalar_one()
+            session.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": timeout})
+            session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFERENCE_LOCK_KEY})
+            session.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": previous})
+    except sa.exc.OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            raise
+        # the savepoint is rolled back: the transaction goes on, and can say who holds the lock
+        raise ReferenceDataBusyError(
+            f"waited {wait_s:g} s for the reference-data lock, held by {reference_lock_holder(session)}; "
+            "retry when that transaction ends, or end it"
+        ) from exc
+
+
+def reference_lock_holder(session: Session) -> str:
+    """Who holds the reference-data lock on PostgreSQL, in words ("nobody" once it is free)."""
+    row = session.execute(
+        sa.text(
+            "SELECT a.pid, a.application_name, a.state, "
+            "extract(epoch FROM now() - a.xact_start)::int AS open_s "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.classid::bigint = :high AND l.objid::bigint = :low "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ),
+        {"high": REFERENCE_LOCK_KEY >> 32, "low": REFERENCE_LOCK_KEY & 0xFFFFFFFF},
+    ).first()
+    if row is None:
+        return "nobody now"
+    application = f" ({row.application_name})" if row.application_name else ""
+    return f"PostgreSQL backend {row.pid}{application}, {row.state}, in a transaction open for {row.open_s} s"
 
 
 def instance_shapes(session: Session) -> dict[tuple[str, str], tuple[GpuType, int]]:

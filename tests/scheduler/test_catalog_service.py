@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -16,7 +18,14 @@ from scheduler.db.models import AuditLogRow, CollectionRunRow, CollectionStatus,
 from scheduler.db.session import Database, create_db_engine
 from scheduler.services.catalog import CatalogLoadResult, OfferFilter, list_offers
 from scheduler.services.catalog import load_catalog as load_into_db
+from scheduler.services.reference import (
+    REFERENCE_LOCK_KEY,
+    ReferenceDataBusyError,
+    lock_reference_data,
+    reference_lock_holder,
+)
 from solver.domain import GpuType, PurchaseOption
+from tests.conftest import BACKENDS
 
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
 
@@ -128,6 +137,43 @@ def test_two_loads_at_once_on_a_fresh_database_both_succeed(database_url: str, c
         assert _count(session, PriceObservationRow) == len(catalog.offers)
         assert _count(session, CollectionRunRow) == 2
     engine.dispose()
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b.id == "postgres"])
+def test_a_writer_waits_for_the_reference_lock_so_long_and_names_who_holds_it(engine: sa.Engine) -> None:
+    """A transaction left open with the lock (a stopped process, a console session) makes the next
+    writer fail after its wait with an error naming that backend, not wait for ever; the failed writer's
+    transaction goes on with its own lock_timeout, and once the holder ends the lock is taken."""
+    with engine.connect() as holder:
+        holder.begin()
+        holder.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFERENCE_LOCK_KEY})
+        pid = holder.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        with Session(engine) as session:
+            session.execute(sa.text("SET LOCAL lock_timeout = '7s'"))
+            started = time.perf_counter()
+            with pytest.raises(ReferenceDataBusyError) as raised:
+                lock_reference_data(session, wait_s=0.3)
+            assert time.perf_counter() - started < 60  # the 0.3 s asked for, not the default wait
+            message = str(raised.value)
+            held = rf"held by PostgreSQL backend {pid}\b[^;]*, idle in transaction, "
+            assert re.search(held, message), message
+            assert message.startswith("waited 0.3 s for the reference-data lock")
+            assert session.execute(sa.text("SHOW lock_timeout")).scalar_one() == "7s"
+            session.rollback()
+        holder.rollback()
+    with Session(engine) as session:
+        session.execute(sa.text("SET LOCAL lock_timeout = '7s'"))
+        lock_reference_data(session, wait_s=60)  # another worker's test may hold it for a while
+        own = session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        assert re.match(rf"PostgreSQL backend {own}\b", reference_lock_holder(session))
+        assert session.execute(sa.text("SHOW lock_timeout")).scalar_one() == "7s"
+        session.rollback()
+        assert not re.match(rf"PostgreSQL backend {own}\b", reference_lock_holder(session))
+
+
+def test_a_wait_for_the_reference_lock_must_be_positive(session: Session) -> None:
+    with pytest.raises(ValueError, match="wait_s must be positive, got 0"):
+        lock_reference_data(session, wait_s=0)
 
 
 def test_a_catalog_whose_instance_type_is_stored_with_other_gpus_is_refused_whole(
