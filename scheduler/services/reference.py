@@ -31,17 +31,19 @@ class ReferenceDataBusyError(DatabaseError):
     """Another transaction has held the reference-data lock for longer than this writer would wait."""
 
 
-def lock_reference_data(session: Session, *, wait_s: float = REFERENCE_LOCK_WAIT_S) -> None:
+def lock_reference_data(session: Session, *, wait_s: float | None = None) -> None:
     """Wait until no other transaction writes reference data, and hold that until this one ends.
 
     Call it first in the transaction, before reading what exists. PostgreSQL: a transaction-level advisory
     lock (``pg_advisory_xact_lock``), released at commit or rollback; each later statement sees what the
-    transaction before committed. The wait is bounded by ``wait_s`` (``lock_timeout`` for this one
-    statement, in a savepoint, so the transaction stays usable and keeps its own ``lock_timeout``);
-    past it, ``ReferenceDataBusyError`` names the backend that holds the lock. SQLite: a write that changes
-    nothing takes the database's write lock now (other writers wait up to the busy timeout), not at the
-    first insert after the reads.
+    transaction before committed. The wait is bounded by ``wait_s`` (default ``REFERENCE_LOCK_WAIT_S``,
+    read at the call; ``lock_timeout`` for this one statement, in a savepoint, so the transaction stays
+    usable and keeps its own ``lock_timeout``); past it, ``ReferenceDataBusyError`` names the backend that
+    holds the lock. SQLite: a write that changes nothing takes the database's write lock now (other
+    writers wait up to the busy timeout), not at the first insert after the reads.
     """
+    if wait_s is None:
+        wait_s = REFERENCE_LOCK_WAIT_S
     if wait_s <= 0:
         raise ValueError(f"wait_s must be positive, got {wait_s}")
     dialect = session.get_bind().dialect.name

@@ -27,10 +27,11 @@ from scheduler.db.models import (
     PlanStatus,
     ServedModelRow,
 )
-from scheduler.services import plans, workloads
+from scheduler.services import plans, reference, workloads
 from scheduler.services.planning import planning_snapshot
 from solver.fleetspec import BudgetSpec
 from tests.api.http.conftest import ApiUnderTest
+from tests.conftest import BACKENDS
 
 NOW = dt.datetime(2026, 12, 2, 9, tzinfo=dt.UTC)
 
@@ -558,3 +559,22 @@ def test_patching_a_sources_country_derives_its_jurisdictions_again(api: ApiUnde
     assert response.status_code == 200, response.text
     assert response.json()["jurisdictions"] == ["CH", "DACH"]
     assert response.json()["residency"] is None
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b.id == "postgres"])
+def test_a_write_behind_a_reference_lock_left_held_is_503_and_loses_nothing(
+    api: ApiUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reference, "REFERENCE_LOCK_WAIT_S", 0.3)
+    client = api.client(ApiRole.APPROVER)
+    with api.database.engine.connect() as holder:
+        holder.begin()
+        holder.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": reference.REFERENCE_LOCK_KEY})
+        refused = client.post("/v1/models", json=MODEL)
+        holder.rollback()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"] == "30"
+    assert refused.json()["detail"] == "reference data is being written by another process; retry later"
+    assert all(item["name"] != MODEL["name"] for item in client.get("/v1/models").json()["items"])
+    created = client.post("/v1/models", json=MODEL)
+    assert created.status_code == 201, created.text
