@@ -72,12 +72,14 @@ def _lock_postgres(session: Session, wait_s: float) -> None:
 
 
 def reference_lock_holder(session: Session) -> str:
-    """Who holds the reference-data lock on PostgreSQL, in words ("nobody" once it is free)."""
+    """Who holds the reference-data lock on PostgreSQL, in words ("nobody now" once it is free). What
+    another role's session is doing is visible only to superusers and members of ``pg_read_all_stats``:
+    then only its backend is named."""
     row = session.execute(
         sa.text(
-            "SELECT a.pid, a.application_name, a.state, "
+            "SELECT l.pid, a.application_name, a.state, "
             "extract(epoch FROM now() - a.xact_start)::int AS open_s "
-            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
             "AND l.classid::bigint = :high AND l.objid::bigint = :low "
             "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
@@ -86,8 +88,15 @@ def reference_lock_holder(session: Session) -> str:
     ).first()
     if row is None:
         return "nobody now"
+    if row.pid is None:
+        return "a prepared transaction (see pg_prepared_xacts)"
     application = f" ({row.application_name})" if row.application_name else ""
-    return f"PostgreSQL backend {row.pid}{application}, {row.state}, in a transaction open for {row.open_s} s"
+    parts = [f"PostgreSQL backend {row.pid}{application}"]
+    if row.state:
+        parts.append(str(row.state))
+    if row.open_s is not None:
+        parts.append(f"in a transaction open for {row.open_s} s")
+    return ", ".join(parts)
 
 
 def instance_shapes(session: Session) -> dict[tuple[str, str], tuple[GpuType, int]]:
