@@ -8,12 +8,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from api.cli.status import ExitStatus
 from pricing.catalog import shipped_catalog_dir
 from scheduler.db import migrate
+from scheduler.db.session import create_db_engine
+from scheduler.services import reference
 from scheduler.settings import get_settings
 from tests.cli_helpers import Invoke, invoker, table_rows
+from tests.conftest import BACKENDS
 
 
 @pytest.fixture
@@ -102,6 +106,28 @@ def test_malformed_catalog_is_reported_and_writes_nothing(run: Invoke, tmp_path:
     assert code == ExitStatus.BAD_INPUT
     assert "offers.csv:6" in out and "price_usd_per_hour" in out and "twelve" in out
     assert run("offers")[1].startswith("no offers match")
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b.id == "postgres"])
+def test_a_catalog_load_behind_a_held_reference_lock_says_who_holds_it(
+    run: Invoke, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run("db", "upgrade")[0] == 0
+    monkeypatch.setattr(reference, "REFERENCE_LOCK_WAIT_S", 0.3)
+    engine = create_db_engine(database_url)
+    with engine.connect() as holder:
+        holder.begin()
+        holder.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": reference.REFERENCE_LOCK_KEY})
+        pid = holder.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        code, out = run("catalog", "load")
+        holder.rollback()
+    engine.dispose()
+    assert code == ExitStatus.DATABASE, out
+    said = rf"waited 0\.3 s for the reference-data lock, held by PostgreSQL backend {pid}\b"
+    assert re.search(said, out), out
+    assert run("offers")[1].startswith("no offers match")  # nothing written
+    code, out = run("catalog", "load")
+    assert code == 0 and "catalog loaded" in out, out
 
 
 def test_unreachable_database_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
