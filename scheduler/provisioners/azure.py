@@ -62,6 +62,7 @@ from scheduler.provisioners.base import (
     ThrottledError,
     check_deployment,
     check_terminable,
+    launched,
     listing_filter,
     matches,
 )
@@ -340,19 +341,14 @@ class AzureProvisioner:
             mapped = map_error(exc, Operation.LAUNCH, action)
             mapped.instances = tuple(existing.values())
             raise mapped from exc
-        if failure is not None:
-            failure.instances = tuple(made.values())
-            raise failure
-        missing = [name for name in names if name not in made]
-        if missing:
-            raise OutcomeUnknownError(
-                PROVIDER,
-                Operation.LAUNCH,
-                f"{len(missing)} VM(s) not found after their creation finished ({missing[0]} ...)",
-                action=action,
-                instances=tuple(made.values()),
-            )
-        return [made[name] for name in names]
+        return launched(
+            PROVIDER,
+            names,
+            made,
+            failure,
+            action=action,
+            unseen="VM(s) not found after their creation finished",
+        )
 
     def _vm(
         self,

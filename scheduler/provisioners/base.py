@@ -493,6 +493,34 @@ class Provisioner(Protocol):
 # -------------------------------------------------------------------------------------------- helpers
 
 
+def launched(
+    provider: str,
+    names: Sequence[str],
+    made: Mapping[str, CloudInstance],
+    failure: ProvisionerError | None,
+    *,
+    action: str,
+    unseen: str,
+) -> list[CloudInstance]:
+    """The end of a find-or-create launch of ``names``: their instances in that order. Otherwise the
+    first failure is raised carrying every instance made (a later launch finds them), or, when some
+    creations finished but their instances were not found, an ``OutcomeUnknownError`` (``unseen`` says
+    what was not found after what, e.g. "VM(s) not found after their creation finished")."""
+    if failure is not None:
+        failure.instances = tuple(made.values())
+        raise failure
+    missing = [name for name in names if name not in made]
+    if missing:
+        raise OutcomeUnknownError(
+            provider,
+            Operation.LAUNCH,
+            f"{len(missing)} {unseen} ({missing[0]} ...)",
+            action=action,
+            instances=tuple(made.values()),
+        )
+    return [made[name] for name in names]
+
+
 def check_deployment(deployment: str) -> str:
     if not DEPLOYMENT_PATTERN.match(deployment):
         raise ValueError(

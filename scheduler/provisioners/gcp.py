@@ -53,6 +53,7 @@ from scheduler.provisioners.base import (
     ThrottledError,
     check_deployment,
     check_terminable,
+    launched,
     listing_filter,
     matches,
 )
@@ -300,19 +301,14 @@ class GcpProvisioner:
             mapped = map_error(exc, Operation.LAUNCH, action)
             mapped.instances = tuple(existing.values())
             raise mapped from exc
-        if failure is not None:
-            failure.instances = tuple(made.values())
-            raise failure
-        missing = [name for name in names if name not in made]
-        if missing:
-            raise OutcomeUnknownError(
-                PROVIDER,
-                Operation.LAUNCH,
-                f"{len(missing)} instance(s) not listed after their insert finished ({missing[0]} ...)",
-                action=action,
-                instances=tuple(made.values()),
-            )
-        return [made[name] for name in names]
+        return launched(
+            PROVIDER,
+            names,
+            made,
+            failure,
+            action=action,
+            unseen="instance(s) not listed after their insert finished",
+        )
 
     def _instance_resource(self, request: LaunchRequest, name: str, zone: str, labels: dict[str, str]) -> Any:
         settings = self._settings

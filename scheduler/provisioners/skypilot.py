@@ -46,6 +46,7 @@ from scheduler.provisioners.base import (
     SdkMissingError,
     Tag,
     check_deployment,
+    launched,
     listing_filter,
     matches,
 )
@@ -255,19 +256,14 @@ class SkyPilotProvisioner:
             mapped = map_error(exc, provider, Operation.LAUNCH, action)
             mapped.instances = tuple(found.values())
             raise mapped from exc
-        if failure is not None:
-            failure.instances = tuple(made.values())
-            raise failure
-        missing = [name for name in names if name not in made]
-        if missing:
-            raise OutcomeUnknownError(
-                provider,
-                Operation.LAUNCH,
-                f"{len(missing)} cluster(s) not listed after their launch finished ({missing[0]} ...)",
-                action=action,
-                instances=tuple(made.values()),
-            )
-        return [made[name] for name in names]
+        return launched(
+            provider,
+            names,
+            made,
+            failure,
+            action=action,
+            unseen="cluster(s) not listed after their launch finished",
+        )
 
     # ------------------------------------------------------------------------------------ terminate
 

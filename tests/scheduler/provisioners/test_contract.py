@@ -25,6 +25,7 @@ from scheduler.provisioners.base import (
     Tag,
     ThrottledError,
     action_key,
+    launched,
     listing_filter,
 )
 from scheduler.provisioners.naming import aws_client_token, gcp_request_id, instance_name, instance_names
@@ -141,6 +142,40 @@ def test_errors_are_one_line_naming_provider_operation_and_action() -> None:
     assert error.retryable and OutcomeUnknownError.retryable
     assert not InsufficientCapacityError.retryable
     assert str(SdkMissingError("gcp", Operation.LIST, "x")) == "gcp list: SDK missing: x"
+
+
+def test_the_end_of_a_launch_returns_the_instances_in_request_order() -> None:
+    made = {"b": instance(instance_id="b"), "a": instance(instance_id="a")}
+    got = launched("aws", ["a", "b"], made, None, action="plan-1-action-2", unseen="x")
+    assert [i.instance_id for i in got] == ["a", "b"]
+
+
+def test_the_end_of_a_launch_raises_its_first_failure_carrying_what_was_made() -> None:
+    failure = InsufficientCapacityError("gcp", Operation.LAUNCH, "ZONE_RESOURCE_POOL_EXHAUSTED")
+    made = {"a": instance(instance_id="a")}
+    with pytest.raises(InsufficientCapacityError) as error:
+        launched("gcp", ["a", "b"], made, failure, action="plan-1-action-2", unseen="x")
+    assert error.value is failure
+    assert [i.instance_id for i in error.value.instances] == ["a"]
+
+
+def test_the_end_of_a_launch_with_instances_not_found_is_an_unknown_outcome() -> None:
+    made = {"a": instance(instance_id="a")}
+    with pytest.raises(OutcomeUnknownError) as error:
+        launched(
+            "azure",
+            ["a", "b", "c"],
+            made,
+            None,
+            action="plan-1-action-2",
+            unseen="VM(s) not found after their creation finished",
+        )
+    assert str(error.value) == (
+        "azure launch plan-1-action-2: outcome unknown: "
+        "2 VM(s) not found after their creation finished (b ...)"
+    )
+    assert error.value.retryable  # a retry lists by tag first: nothing is launched twice
+    assert [i.instance_id for i in error.value.instances] == ["a"]
 
 
 def test_listing_filter_always_holds_managed_and_deployment() -> None:
