@@ -14,6 +14,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.db import migrate
 from scheduler.db.session import create_db_engine
+from scheduler.services.reference import REFERENCE_LOCK_KEY
 from scheduler.settings import get_settings
 
 POSTGRES_URL = os.environ.get(
@@ -54,6 +56,19 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@contextmanager
+def reference_lock_held(engine: Engine) -> Iterator[int]:
+    """The reference-data lock held on PostgreSQL by a transaction of its own, as a writer left open (a
+    stopped process, a console session) holds it, until the block ends; yields that backend's pid."""
+    with engine.connect() as holder:
+        holder.begin()
+        holder.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFERENCE_LOCK_KEY})
+        try:
+            yield holder.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        finally:
+            holder.rollback()
 
 
 def worker_name() -> str:

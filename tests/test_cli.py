@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from api.cli.status import ExitStatus
 from pricing.catalog import shipped_catalog_dir
@@ -17,7 +16,7 @@ from scheduler.db.session import create_db_engine
 from scheduler.services import reference
 from scheduler.settings import get_settings
 from tests.cli_helpers import Invoke, invoker, table_rows
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, reference_lock_held
 
 
 @pytest.fixture
@@ -115,12 +114,8 @@ def test_a_catalog_load_behind_a_held_reference_lock_says_who_holds_it(
     assert run("db", "upgrade")[0] == 0
     monkeypatch.setattr(reference, "REFERENCE_LOCK_WAIT_S", 0.3)
     engine = create_db_engine(database_url)
-    with engine.connect() as holder:
-        holder.begin()
-        holder.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": reference.REFERENCE_LOCK_KEY})
-        pid = holder.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+    with reference_lock_held(engine) as pid:
         code, out = run("catalog", "load")
-        holder.rollback()
     engine.dispose()
     assert code == ExitStatus.DATABASE, out
     said = rf"waited 0\.3 s for the reference-data lock, held by PostgreSQL backend {pid}\b"

@@ -18,14 +18,9 @@ from scheduler.db.models import AuditLogRow, CollectionRunRow, CollectionStatus,
 from scheduler.db.session import Database, create_db_engine
 from scheduler.services.catalog import CatalogLoadResult, OfferFilter, list_offers
 from scheduler.services.catalog import load_catalog as load_into_db
-from scheduler.services.reference import (
-    REFERENCE_LOCK_KEY,
-    ReferenceDataBusyError,
-    lock_reference_data,
-    reference_lock_holder,
-)
+from scheduler.services.reference import ReferenceDataBusyError, lock_reference_data, reference_lock_holder
 from solver.domain import GpuType, PurchaseOption
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, reference_lock_held
 
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
 
@@ -144,23 +139,18 @@ def test_a_writer_waits_for_the_reference_lock_so_long_and_names_who_holds_it(en
     """A transaction left open with the lock (a stopped process, a console session) makes the next
     writer fail after its wait with an error naming that backend, not wait for ever; the failed writer's
     transaction goes on with its own lock_timeout, and once the holder ends the lock is taken."""
-    with engine.connect() as holder:
-        holder.begin()
-        holder.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFERENCE_LOCK_KEY})
-        pid = holder.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-        with Session(engine) as session:
-            session.execute(sa.text("SET LOCAL lock_timeout = '7s'"))
-            started = time.perf_counter()
-            with pytest.raises(ReferenceDataBusyError) as raised:
-                lock_reference_data(session, wait_s=0.3)
-            assert time.perf_counter() - started < 60  # the 0.3 s asked for, not the default wait
-            message = str(raised.value)
-            held = rf"held by PostgreSQL backend {pid}\b[^;]*, idle in transaction, "
-            assert re.search(held, message), message
-            assert message.startswith("waited 0.3 s for the reference-data lock")
-            assert session.execute(sa.text("SHOW lock_timeout")).scalar_one() == "7s"
-            session.rollback()
-        holder.rollback()
+    with reference_lock_held(engine) as pid, Session(engine) as session:
+        session.execute(sa.text("SET LOCAL lock_timeout = '7s'"))
+        started = time.perf_counter()
+        with pytest.raises(ReferenceDataBusyError) as raised:
+            lock_reference_data(session, wait_s=0.3)
+        assert time.perf_counter() - started < 60  # the 0.3 s asked for, not the default wait
+        message = str(raised.value)
+        held = rf"held by PostgreSQL backend {pid}\b[^;]*, idle in transaction, "
+        assert re.search(held, message), message
+        assert message.startswith("waited 0.3 s for the reference-data lock")
+        assert session.execute(sa.text("SHOW lock_timeout")).scalar_one() == "7s"
+        session.rollback()
     with Session(engine) as session:
         session.execute(sa.text("SET LOCAL lock_timeout = '7s'"))
         lock_reference_data(session, wait_s=60)  # another worker's test may hold it for a while

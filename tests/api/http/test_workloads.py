@@ -31,7 +31,7 @@ from scheduler.services import plans, reference, workloads
 from scheduler.services.planning import planning_snapshot
 from solver.fleetspec import BudgetSpec
 from tests.api.http.conftest import ApiUnderTest
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, reference_lock_held
 
 NOW = dt.datetime(2026, 12, 2, 9, tzinfo=dt.UTC)
 
@@ -567,11 +567,8 @@ def test_a_write_behind_a_reference_lock_left_held_is_503_and_loses_nothing(
 ) -> None:
     monkeypatch.setattr(reference, "REFERENCE_LOCK_WAIT_S", 0.3)
     client = api.client(ApiRole.APPROVER)
-    with api.database.engine.connect() as holder:
-        holder.begin()
-        holder.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": reference.REFERENCE_LOCK_KEY})
+    with reference_lock_held(api.database.engine):
         refused = client.post("/v1/models", json=MODEL)
-        holder.rollback()
     assert refused.status_code == 503, refused.text
     assert refused.headers["Retry-After"] == "30"
     assert refused.json()["detail"] == "reference data is being written by another process; retry later"
